@@ -1,0 +1,175 @@
+import { z } from "zod";
+
+/**
+ * The configuration file's schema. Validated once at load (habit 7): a bad file fails
+ * fast with the path of the bad field, and nothing per request re-checks it.
+ */
+
+const positiveMs = z.number().int().positive();
+
+/** Per-provider upstream timeouts (undici). */
+const timeoutsSchema = z
+  .object({
+    /** TCP + TLS connect. */
+    connectMs: positiveMs.default(10_000),
+    /** From request sent to response headers (time to first byte). */
+    headersMs: positiveMs.default(120_000),
+    /** Longest gap between two body chunks (an idle stream). */
+    bodyIdleMs: positiveMs.default(120_000),
+  })
+  .strict();
+
+const headersSchema = z.record(z.string().min(1), z.string());
+
+const openaiProviderSchema = z
+  .object({
+    type: z.literal("openai"),
+    /** Up to and including the version segment, e.g. https://api.openai.com/v1. */
+    baseUrl: z.url({ protocol: /^https?$/ }).default("https://api.openai.com/v1"),
+    /** Sent as `Authorization: Bearer …` (or in `apiKeyHeader`). Optional for local servers. */
+    apiKey: z.string().min(1).optional(),
+    /** Header carrying the key instead of Authorization (Azure OpenAI: `api-key`). */
+    apiKeyHeader: z.string().min(1).optional(),
+    /** Query parameters added to every request (Azure OpenAI: `api-version`). */
+    query: z.record(z.string().min(1), z.string()).default({}),
+    /** Extra headers sent upstream (e.g. OpenAI-Organization). */
+    headers: headersSchema.default({}),
+    timeouts: timeoutsSchema.default({ connectMs: 10_000, headersMs: 120_000, bodyIdleMs: 120_000 }),
+    /** Max open connections to the origin. */
+    connections: z.number().int().positive().default(128),
+  })
+  .strict();
+
+const anthropicProviderSchema = z
+  .object({
+    type: z.literal("anthropic"),
+    baseUrl: z.url({ protocol: /^https?$/ }).default("https://api.anthropic.com"),
+    apiKey: z.string().min(1).optional(),
+    /** `anthropic-version` header. */
+    version: z.string().min(1).default("2023-06-01"),
+    /** `anthropic-beta` features, joined with commas. */
+    beta: z.array(z.string().min(1)).default([]),
+    headers: headersSchema.default({}),
+    timeouts: timeoutsSchema.default({ connectMs: 10_000, headersMs: 120_000, bodyIdleMs: 120_000 }),
+    connections: z.number().int().positive().default(128),
+  })
+  .strict();
+
+const demoProviderSchema = z
+  .object({
+    type: z.literal("demo"),
+    /** Pause between streamed words. */
+    wordDelayMs: z.number().int().min(0).default(20),
+  })
+  .strict();
+
+export const providerSchema = z.discriminatedUnion("type", [
+  openaiProviderSchema,
+  anthropicProviderSchema,
+  demoProviderSchema,
+]);
+
+const deploymentSchema = z
+  .object({
+    /** A key of `providers`. */
+    provider: z.string().min(1),
+    /** The provider's model id. */
+    model: z.string().min(1),
+    /** Default output limit when the request sets none (required upstream by Anthropic). */
+    maxOutputTokens: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const capabilitiesSchema = z
+  .object({
+    streaming: z.boolean().default(true),
+    tools: z.boolean().default(true),
+    vision: z.boolean().default(false),
+    structuredOutput: z.boolean().default(false),
+    reasoning: z.boolean().default(false),
+  })
+  .strict();
+
+const modelSchema = z
+  .object({
+    deployments: z.array(deploymentSchema).min(1),
+    /** Largest prompt + completion in tokens (reported by ListModels). */
+    contextWindow: z.number().int().positive().optional(),
+    capabilities: capabilitiesSchema.default({
+      streaming: true,
+      tools: true,
+      vision: false,
+      structuredOutput: false,
+      reasoning: false,
+    }),
+  })
+  .strict();
+
+const tlsSchema = z
+  .object({
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+  })
+  .strict();
+
+const serverSchema = z
+  .object({
+    /** Largest request body accepted, in bytes. */
+    maxRequestBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    /** On SIGTERM: how long in-flight calls may run before they are cancelled. */
+    drainTimeoutMs: z.number().int().min(0).default(10_000),
+    /** Time to receive a request's headers (slowloris guard, HTTP/1.1). */
+    headersTimeoutMs: positiveMs.default(30_000),
+    /** Idle keep-alive connections are closed after this long. */
+    keepAliveTimeoutMs: positiveMs.default(65_000),
+    /** TLS with ALPN h2 + http/1.1. Unset: cleartext HTTP/1.1 and h2c on the same port. */
+    tls: tlsSchema.optional(),
+  })
+  .strict();
+
+const logSchema = z
+  .object({
+    level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .strict();
+
+const listenSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080");
+
+export const configSchema = z
+  .object({
+    listen: listenSchema.default("127.0.0.1:8080"),
+    server: serverSchema.default({
+      maxRequestBytes: 4 * 1024 * 1024,
+      drainTimeoutMs: 10_000,
+      headersTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 65_000,
+    }),
+    log: logSchema.default({ level: "info" }),
+    providers: z.record(z.string().regex(/^[a-zA-Z0-9_.-]+$/, "letters, digits, _ . - only"), providerSchema),
+    models: z.record(z.string().min(1), modelSchema),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    for (const [alias, model] of Object.entries(config.models)) {
+      model.deployments.forEach((deployment, i) => {
+        if (!(deployment.provider in config.providers)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["models", alias, "deployments", i, "provider"],
+            message: `unknown provider "${deployment.provider}" (configured: ${Object.keys(config.providers).join(", ") || "none"})`,
+          });
+        }
+      });
+    }
+  });
+
+export type SluiceConfig = z.output<typeof configSchema>;
+export type ProviderConfig = z.output<typeof providerSchema>;
+export type OpenAIProviderConfig = z.output<typeof openaiProviderSchema>;
+export type AnthropicProviderConfig = z.output<typeof anthropicProviderSchema>;
+export type DemoProviderConfig = z.output<typeof demoProviderSchema>;
+export type ModelConfig = z.output<typeof modelSchema>;
+export type DeploymentConfig = z.output<typeof deploymentSchema>;
+export type ProviderTimeouts = z.output<typeof timeoutsSchema>;

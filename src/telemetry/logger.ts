@@ -1,0 +1,46 @@
+import { pino, type Logger, type DestinationStream } from "pino";
+
+export type { Logger };
+
+/**
+ * Paths redacted from every log line: credentials wherever they appear, and prompt /
+ * completion text, which is never logged (DESIGN §6).
+ */
+export const redactedPaths = [
+  "apiKey",
+  "*.apiKey",
+  "*.*.apiKey",
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  'headers["x-api-key"]',
+  'headers["api-key"]',
+  "*.headers.authorization",
+  '*.headers["x-api-key"]',
+  '*.headers["api-key"]',
+  "messages",
+  "*.messages",
+  "prompt",
+  "*.prompt",
+  "content",
+  "*.content",
+];
+
+export interface LoggerOptions {
+  readonly level: string;
+  /** Where lines go; stdout by default. Tests pass a stream to read them. */
+  readonly destination?: DestinationStream;
+}
+
+/** JSON lines via pino: fast, structured, with secrets and prompt text redacted. */
+export function createLogger(options: LoggerOptions): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { service: "sluice" },
+      redact: { paths: redactedPaths, censor: "[redacted]" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    options.destination,
+  );
+}

@@ -1,0 +1,130 @@
+/** One server-sent event (WHATWG HTML §9.2 "event stream interpretation"). */
+export interface SseEvent {
+  /** The `event:` field; "message" when absent. */
+  readonly event: string;
+  /** The `data:` lines joined with "\n". */
+  readonly data: string;
+  /** The `id:` field, or undefined. */
+  readonly id: string | undefined;
+}
+
+/**
+ * An incremental SSE parser. Feed it decoded text as it arrives, in chunks cut anywhere
+ * (inside a field, between CR and LF, inside a multi-byte character — the decoder
+ * handles that); it returns the events completed by each chunk. Comments (`:` lines),
+ * `retry:` and unknown fields are ignored; an event without data is not dispatched.
+ */
+export class SseParser {
+  private buffer = "";
+  /** The previous chunk ended with CR: a leading LF in the next one belongs to it. */
+  private pendingCR = false;
+  private eventType = "";
+  private data = "";
+  private hasData = false;
+  private lastId: string | undefined = undefined;
+  private first = true;
+
+  /** Parses one chunk of text; returns the events it completed (often none). */
+  push(chunk: string): SseEvent[] {
+    const events: SseEvent[] = [];
+    let text = chunk;
+    if (this.first && text.length > 0) {
+      this.first = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    if (this.pendingCR && text.charCodeAt(0) === 10) text = text.slice(1);
+    this.pendingCR = false;
+    let buffer = this.buffer.length > 0 ? this.buffer + text : text;
+    let start = 0;
+    for (;;) {
+      const lf = buffer.indexOf("\n", start);
+      const cr = buffer.indexOf("\r", start);
+      let end: number;
+      let next: number;
+      if (cr !== -1 && (lf === -1 || cr < lf)) {
+        end = cr;
+        if (cr + 1 < buffer.length) {
+          next = buffer.charCodeAt(cr + 1) === 10 ? cr + 2 : cr + 1;
+        } else {
+          next = cr + 1;
+          this.pendingCR = true;
+        }
+      } else if (lf !== -1) {
+        end = lf;
+        next = lf + 1;
+      } else {
+        break;
+      }
+      this.line(buffer, start, end, events);
+      start = next;
+    }
+    this.buffer = start === 0 ? buffer : buffer.slice(start);
+    buffer = "";
+    return events;
+  }
+
+  private line(buffer: string, start: number, end: number, events: SseEvent[]): void {
+    if (start === end) {
+      this.dispatch(events);
+      return;
+    }
+    if (buffer.charCodeAt(start) === 58 /* ':' comment */) return;
+    const colon = buffer.indexOf(":", start);
+    let field: string;
+    let value: string;
+    if (colon === -1 || colon > end) {
+      field = buffer.slice(start, end);
+      value = "";
+    } else {
+      field = buffer.slice(start, colon);
+      let valueStart = colon + 1;
+      if (buffer.charCodeAt(valueStart) === 32 && valueStart < end) valueStart++;
+      value = buffer.slice(valueStart, end);
+    }
+    switch (field) {
+      case "data":
+        this.data = this.hasData ? `${this.data}\n${value}` : value;
+        this.hasData = true;
+        break;
+      case "event":
+        this.eventType = value;
+        break;
+      case "id":
+        if (!value.includes("\0")) this.lastId = value;
+        break;
+      default:
+        // `retry:` and unknown fields are ignored, as the standard says.
+        break;
+    }
+  }
+
+  private dispatch(events: SseEvent[]): void {
+    if (this.hasData) {
+      events.push({ event: this.eventType || "message", data: this.data, id: this.lastId });
+    }
+    this.eventType = "";
+    this.data = "";
+    this.hasData = false;
+  }
+}
+
+/**
+ * Parses a byte stream into SSE events, yielding each as soon as its blank line arrives.
+ * A trailing event without its blank line is dropped (the standard's rule): whether a
+ * stream ended cleanly is for the caller to judge from the provider's terminal event.
+ */
+export async function* parseSseStream(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
+  const decoder = new TextDecoder("utf-8");
+  const parser = new SseParser();
+  for await (const chunk of body) {
+    const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    if (text.length === 0) continue;
+    const events = parser.push(text);
+    for (let i = 0; i < events.length; i++) yield events[i]!;
+  }
+  const rest = decoder.decode();
+  if (rest.length > 0) {
+    const events = parser.push(rest);
+    for (let i = 0; i < events.length; i++) yield events[i]!;
+  }
+}

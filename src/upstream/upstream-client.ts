@@ -1,0 +1,213 @@
+import { Pool, type Dispatcher } from "undici";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { UpstreamError } from "../errors/gateway-error.js";
+import { classifyHttpFailure, classifyNetworkError, failures } from "../errors/failure-table.js";
+import { headerGetter, parseRetryAfterMs, parseShouldRetry } from "../errors/retry-after.js";
+import type { ProviderTimeouts } from "../config/schema.js";
+
+/** What a provider's error body says, read by the adapter (provider-specific shapes). */
+export interface ProviderErrorFacts {
+  /** OpenAI `error.code` / `error.type`, Anthropic `error.type`; lower-case. */
+  readonly code?: string | undefined;
+  /** The provider's message; shown to the caller only for request errors (4xx except auth). */
+  readonly message?: string | undefined;
+}
+
+export interface UpstreamClientOptions {
+  /** Configured provider name, for errors and metrics. */
+  readonly provider: string;
+  /** Base URL up to the API version, e.g. https://api.openai.com/v1. */
+  readonly baseUrl: string;
+  /** Query parameters added to every request (Azure `api-version`). */
+  readonly query?: Readonly<Record<string, string>>;
+  readonly timeouts: ProviderTimeouts;
+  readonly connections: number;
+  /** Reads the provider's error body (already JSON-parsed, or undefined). */
+  readonly readError: (body: unknown) => ProviderErrorFacts;
+}
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: Dispatcher.ResponseData["headers"];
+  readonly body: Dispatcher.ResponseData["body"];
+}
+
+/** Error bodies are read up to this size: enough for any provider message, bounded against abuse. */
+const maxErrorBodyBytes = 64 * 1024;
+
+/**
+ * One keep-alive undici Pool per upstream origin, reused by every request to it. Sends a
+ * JSON POST and returns the 2xx response with its body unread (so streams flow chunk by
+ * chunk); turns every failure into an UpstreamError classified by the failure table.
+ */
+export class UpstreamClient {
+  readonly provider: string;
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly search: string;
+  private readonly readError: UpstreamClientOptions["readError"];
+
+  constructor(options: UpstreamClientOptions) {
+    const url = new URL(options.baseUrl);
+    this.provider = options.provider;
+    this.basePath = url.pathname.replace(/\/+$/, "");
+    const search = new URLSearchParams(url.search);
+    for (const [key, value] of Object.entries(options.query ?? {})) search.set(key, value);
+    const query = search.toString();
+    this.search = query ? `?${query}` : "";
+    this.readError = options.readError;
+    this.pool = new Pool(url.origin, {
+      connections: options.connections,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      connect: { timeout: options.timeouts.connectMs },
+      headersTimeout: options.timeouts.headersMs,
+      bodyTimeout: options.timeouts.bodyIdleMs,
+    });
+  }
+
+  /**
+   * POSTs `body` (already serialized JSON) to `path` under the base URL. Resolves with a
+   * 2xx response; rejects with UpstreamError for any other status or socket failure, or
+   * with the caller's cancel / deadline error when `signal` aborted.
+   */
+  async postJson(
+    path: string,
+    body: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<UpstreamResponse> {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.pool.request({
+        method: "POST",
+        path: this.basePath + path + this.search,
+        headers,
+        body,
+        signal,
+      });
+    } catch (err) {
+      throw this.networkError(err, signal);
+    }
+    const { statusCode, headers: responseHeaders } = response;
+    if (statusCode >= 200 && statusCode < 300) {
+      return { status: statusCode, headers: responseHeaders, body: response.body };
+    }
+    throw await this.httpError(response, signal);
+  }
+
+  /** Reads a whole 2xx JSON body (unary responses). */
+  async readJson(response: UpstreamResponse, signal: AbortSignal): Promise<unknown> {
+    let text: string;
+    try {
+      text = await response.body.text();
+    } catch (err) {
+      throw this.networkError(err, signal);
+    }
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw this.malformed("response body is not JSON");
+    }
+  }
+
+  /** An UpstreamError for a 2xx answer we cannot read. */
+  malformed(what: string): UpstreamError {
+    return new UpstreamError({
+      failure: failures.malformed,
+      provider: this.provider,
+      message: `provider ${this.provider} sent an unreadable answer: ${what}`,
+    });
+  }
+
+  /** An UpstreamError for a stream that ended before its terminal event. */
+  streamCut(what: string): UpstreamError {
+    return new UpstreamError({
+      failure: failures.streamCut,
+      provider: this.provider,
+      message: `provider ${this.provider} stream ended early: ${what}`,
+    });
+  }
+
+  /** Maps a thrown socket/undici error, or the caller's abort, to a ConnectError. */
+  networkError(err: unknown, signal: AbortSignal): ConnectError {
+    if (signal.aborted) return abortError(signal);
+    if (err instanceof ConnectError) return err;
+    const failure = classifyNetworkError(err);
+    const detail = (err as { code?: string }).code ?? (err as Error).name ?? "error";
+    return new UpstreamError({
+      failure,
+      provider: this.provider,
+      message: `provider ${this.provider} ${failure === failures.timeout ? "timed out" : "unreachable"} (${detail})`,
+      cause: err,
+    });
+  }
+
+  private async httpError(response: Dispatcher.ResponseData, signal: AbortSignal): Promise<ConnectError> {
+    const get = headerGetter(response.headers);
+    let parsed: unknown;
+    try {
+      const text = await readBounded(response.body, maxErrorBodyBytes);
+      parsed = text.length > 0 ? JSON.parse(text) : undefined;
+    } catch {
+      if (signal.aborted) return abortError(signal);
+      parsed = undefined;
+    }
+    const facts = parsed === undefined ? {} : this.readError(parsed);
+    const status = response.statusCode;
+    const failure = classifyHttpFailure({
+      status,
+      shouldRetry: parseShouldRetry(get),
+      providerCode: facts.code,
+      providerMessage: facts.message,
+    });
+    return new UpstreamError({
+      failure,
+      provider: this.provider,
+      status,
+      retryAfterMs: parseRetryAfterMs(get),
+      message: describeHttpFailure(this.provider, status, failure.reason, facts.message),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+/**
+ * The caller-facing message for an upstream HTTP failure. The provider's own message is
+ * shown for request errors — the caller needs it to fix the request — but never for auth
+ * or billing failures, whose messages can echo part of our key or account.
+ */
+function describeHttpFailure(provider: string, status: number, reason: string, providerMessage?: string): string {
+  const prefix = `provider ${provider} answered ${status}`;
+  if (reason === "UPSTREAM_AUTH") return `${prefix}: the gateway's credentials for ${provider} were refused`;
+  if (reason === "UPSTREAM_BILLING") return `${prefix}: the gateway's ${provider} account cannot be billed`;
+  if (!providerMessage) return prefix;
+  return `${prefix}: ${redactSecrets(providerMessage).slice(0, 500)}`;
+}
+
+const secretPattern = /\b(sk-[A-Za-z0-9_*-]{6,}|sk-ant-[A-Za-z0-9_*-]{6,}|Bearer\s+\S+)/g;
+
+/** Removes anything shaped like an API key from text that may reach a caller or a log. */
+export function redactSecrets(text: string): string {
+  return text.replace(secretPattern, "[redacted]");
+}
+
+/** The error for an aborted call: the caller's own reason when it is a ConnectError. */
+export function abortError(signal: AbortSignal): ConnectError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof ConnectError) return reason;
+  return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, reason);
+}
+
+async function readBounded(body: AsyncIterable<Uint8Array>, limit: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < limit) chunks.push(chunk);
+    size += chunk.byteLength;
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
+}
