@@ -60,6 +60,8 @@ const demoProviderSchema = z
     type: z.literal("demo"),
     /** Pause between streamed words. */
     wordDelayMs: z.number().int().min(0).default(20),
+    /** Pause before a unary answer and before a stream's first word (simulated model latency). */
+    responseDelayMs: z.number().int().min(0).default(0),
   })
   .strict();
 

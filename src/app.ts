@@ -1,0 +1,50 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { ChatService } from "../gen/sluice/v1/chat_service_pb.js";
+import { ModelService } from "../gen/sluice/v1/model_service_pb.js";
+import type { SluiceConfig } from "./config/schema.js";
+import type { Logger } from "./telemetry/logger.js";
+import type { Provider } from "./providers/provider.js";
+import { createProviders } from "./providers/create-providers.js";
+import { createModelCatalog, type ModelCatalog } from "./routing/model-catalog.js";
+import { createChatService } from "./api/chat-service.js";
+import { createModelService } from "./api/model-service.js";
+import { createInterceptors } from "./interceptors/index.js";
+
+export interface SluiceDeps {
+  readonly logger: Logger;
+}
+
+/** The gateway's services, independent of how they are served (server, tests, in-process transport). */
+export interface Sluice {
+  /** Registers ChatService and ModelService, with the interceptor chain, on a Connect router. */
+  registerRoutes(router: ConnectRouter): void;
+  /** The sluice.v1 services served (for health and reflection). */
+  readonly services: readonly DescService[];
+  /** Every configured provider, by configured name. */
+  readonly providers: ReadonlyMap<string, Provider>;
+  readonly catalog: ModelCatalog;
+  /** Closes provider pools. */
+  close(): Promise<void>;
+}
+
+/** Builds providers, the model catalog and the services from a validated configuration. */
+export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
+  const providers = createProviders(config);
+  const catalog = createModelCatalog(config, providers);
+  const interceptors = createInterceptors({ logger: deps.logger });
+  const chat = createChatService({ catalog });
+  const models = createModelService(catalog);
+  return {
+    services: [ChatService, ModelService],
+    providers,
+    catalog,
+    registerRoutes(router) {
+      router.service(ChatService, chat, { interceptors });
+      router.service(ModelService, models, { interceptors });
+    },
+    async close() {
+      await Promise.all([...providers.values()].map((provider) => provider.close()));
+    },
+  };
+}

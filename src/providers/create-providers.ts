@@ -1,0 +1,22 @@
+import type { ProviderConfig, SluiceConfig } from "../config/schema.js";
+import type { Provider } from "./provider.js";
+import { createDemoProvider } from "./demo/demo-provider.js";
+
+/** Builds one adapter per configured provider, by type. */
+export function createProvider(name: string, config: ProviderConfig): Provider {
+  switch (config.type) {
+    case "demo":
+      return createDemoProvider(name, config);
+    default:
+      throw new Error(`providers.${name}: type ${config.type} is not available in this build`);
+  }
+}
+
+/** Every configured provider, keyed by its configured name. */
+export function createProviders(config: SluiceConfig): Map<string, Provider> {
+  const providers = new Map<string, Provider>();
+  for (const [name, providerConfig] of Object.entries(config.providers)) {
+    providers.set(name, createProvider(name, providerConfig));
+  }
+  return providers;
+}

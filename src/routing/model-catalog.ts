@@ -1,0 +1,62 @@
+import { Code } from "@connectrpc/connect";
+import type { ModelConfig, SluiceConfig } from "../config/schema.js";
+import type { Provider } from "../providers/provider.js";
+import { gatewayError } from "../errors/gateway-error.js";
+
+/** One provider + upstream model serving an alias, resolved at startup. */
+export interface Deployment {
+  readonly provider: Provider;
+  /** The provider's model id. */
+  readonly model: string;
+  /** Output limit sent when the request sets none. */
+  readonly maxOutputTokens: number | undefined;
+}
+
+/** A model alias callers name in `CompleteRequest.model`. */
+export interface ModelRoute {
+  readonly alias: string;
+  readonly config: ModelConfig;
+  /** In configured order; the first is the primary. */
+  readonly deployments: readonly Deployment[];
+}
+
+export interface ModelCatalog {
+  /** Every alias, in configuration order. */
+  readonly routes: readonly ModelRoute[];
+  /** The route for an alias; NOT_FOUND (reason MODEL_NOT_FOUND) naming the model otherwise. */
+  resolve(alias: string): ModelRoute;
+}
+
+/** Longest model name echoed back in an error: enough to recognise, bounded against abuse. */
+const maxEchoedModelLength = 128;
+
+/**
+ * Resolves aliases to deployments once, at startup (configuration is validated by then:
+ * every deployment names a configured provider), so a request does one Map lookup.
+ */
+export function createModelCatalog(config: SluiceConfig, providers: ReadonlyMap<string, Provider>): ModelCatalog {
+  const byAlias = new Map<string, ModelRoute>();
+  for (const [alias, model] of Object.entries(config.models)) {
+    const deployments = model.deployments.map((deployment): Deployment => {
+      const provider = providers.get(deployment.provider);
+      if (provider === undefined) throw new Error(`models.${alias}: provider ${deployment.provider} was not created`);
+      return { provider, model: deployment.model, maxOutputTokens: deployment.maxOutputTokens };
+    });
+    byAlias.set(alias, { alias, config: model, deployments });
+  }
+  const routes = [...byAlias.values()];
+  return {
+    routes,
+    resolve(alias) {
+      const route = byAlias.get(alias);
+      if (route !== undefined) return route;
+      const shown = alias.length > maxEchoedModelLength ? `${alias.slice(0, maxEchoedModelLength)}…` : alias;
+      throw gatewayError(
+        Code.NotFound,
+        "MODEL_NOT_FOUND",
+        `model "${shown}" is not served by this gateway (see ModelService.ListModels)`,
+        { model: shown },
+      );
+    },
+  };
+}
