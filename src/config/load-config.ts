@@ -54,11 +54,37 @@ export function parseConfig(document: unknown, env: Env = process.env): SluiceCo
   return result.data;
 }
 
+/**
+ * `${NAME}` is not valid inside a YAML flow mapping (`{ apiKey: ${KEY} }` — braces are
+ * flow indicators), yet that is how people write it. So each placeholder is swapped for
+ * an inert token before parsing and restored in the parsed strings, where
+ * `interpolateEnv` resolves it: the documented syntax parses, and a secret's value is
+ * still never parsed as YAML.
+ */
+function protectPlaceholders(text: string): { text: string; restore: (document: unknown) => unknown } {
+  const originals: string[] = [];
+  const protectedText = text.replace(placeholder, (match) => `__sluice_env_${originals.push(match) - 1}__`);
+  if (originals.length === 0) return { text, restore: (document) => document };
+  const token = /__sluice_env_(\d+)__/g;
+  const restore = (value: unknown): unknown => {
+    if (typeof value === "string") return value.replace(token, (_m, i: string) => originals[Number(i)] ?? _m);
+    if (Array.isArray(value)) return value.map(restore);
+    if (value !== null && typeof value === "object") {
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(value)) out[key] = restore(item);
+      return out;
+    }
+    return value;
+  };
+  return { text: protectedText, restore };
+}
+
 /** Parses YAML text (the configuration file's content). */
 export function parseConfigText(text: string, env: Env = process.env, source = "config"): SluiceConfig {
   let document: unknown;
+  const guarded = protectPlaceholders(text);
   try {
-    document = parseYaml(text, { prettyErrors: true });
+    document = guarded.restore(parseYaml(guarded.text, { prettyErrors: true }));
   } catch (err) {
     throw new ConfigError(`${source}: not valid YAML: ${(err as Error).message}`);
   }

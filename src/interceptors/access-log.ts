@@ -10,7 +10,7 @@ import type { Logger } from "../telemetry/logger.js";
 export function accessLogInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const procedure = req.url.slice(req.url.lastIndexOf("/", req.url.lastIndexOf("/") - 1));
+    const procedure = `${req.service.typeName}/${req.method.name}`;
     const finish = (err: unknown): void => {
       const code = err === undefined ? "ok" : Code[(err as ConnectError).code]?.toLowerCase() ?? "unknown";
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
