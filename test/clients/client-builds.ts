@@ -1,0 +1,258 @@
+import { createHash } from "node:crypto";
+import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { delimiter, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  buildRoot,
+  classpath,
+  debianPython,
+  errorDetailsProto,
+  exists,
+  gocode,
+  here,
+  jar,
+  javaCompileJars,
+  javaRunJars,
+  localProtoRoot,
+  protoRoot,
+  repoRoot,
+  run,
+  sluiceProtos,
+  statusProto,
+  which,
+  type ClientName,
+} from "./toolchains.js";
+
+/**
+ * Code generation and builds for the cross-language gRPC clients. Generated code and
+ * binaries live in test/clients/.build/ (gitignored), one directory per client keyed by a
+ * hash of everything the build reads, so an unchanged client is not rebuilt; nothing
+ * generated is committed.
+ */
+
+/** Runs a build step; throws with the command and its output when it fails. */
+async function step(file: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const result = await run(file, args, { ...options, timeoutMs: 240_000 });
+  if (result.code !== 0) {
+    const why = result.timedOut ? "timed out" : `exited with ${result.code ?? result.signal}`;
+    throw new Error(`${file} ${args.join(" ")} ${why}:\n${result.stdout}${result.stderr}`);
+  }
+}
+
+/** Every regular file under dir, sorted, relative to dir. */
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(dir, join(entry.parentPath, entry.name)))
+    .sort();
+}
+
+/**
+ * The cache key of a client's build: the content of every input (proto/, the local
+ * status.proto, the client's sources, this file and toolchains.ts, which hold the build commands) and the
+ * identity (path, size, mtime) of every tool and library it builds with, so a package
+ * upgrade also rebuilds.
+ */
+async function buildKey(name: ClientName, tools: readonly string[]): Promise<string> {
+  const hash = createHash("sha256").update(`${name}\n`);
+  const dirs = [protoRoot, localProtoRoot, join(here, name)];
+  for (const dir of dirs) {
+    for (const file of await listFiles(dir)) {
+      hash.update(`${relative(repoRoot, join(dir, file))}\n`).update(await readFile(join(dir, file)));
+    }
+  }
+  hash.update(await readFile(fileURLToPath(import.meta.url)));
+  hash.update(await readFile(join(here, "toolchains.ts")));
+  for (const tool of tools) {
+    const info = await stat(tool).catch(() => undefined);
+    hash.update(`${tool} ${info?.size ?? "-"} ${info?.mtimeMs ?? "-"}\n`);
+  }
+  return hash.digest("hex").slice(0, 16);
+}
+
+export interface BuiltClient {
+  readonly name: ClientName;
+  /** The command that runs the client against a Sluice and a slow Sluice. */
+  command(addr: string, slowAddr: string): { file: string; args: string[] };
+  /** False when an earlier build with the same key was reused. */
+  readonly built: boolean;
+  readonly ms: number;
+  readonly dir: string;
+}
+
+interface Recipe {
+  /** Tools and libraries whose identity is part of the cache key. */
+  tools(): Promise<string[]>;
+  /** Generates and builds into `out` (a fresh directory). */
+  build(out: string): Promise<void>;
+  command(dir: string, addr: string, slowAddr: string): { file: string; args: string[] };
+}
+
+const protocArgs = (...includes: string[]): string[] => includes.map((dir) => `-I${dir}`);
+const sluiceProtoPaths = (): string[] => [...sluiceProtos, errorDetailsProto].map((p) => join(protoRoot, p));
+
+/** GOPATH import paths of the generated Go packages (protos carry no go_package option). */
+const goImport = { sluice: "sluiceclient/gen/sluicev1", rpc: "sluiceclient/gen/googlerpc" };
+const goMappings = [
+  ...sluiceProtos.map((p) => `M${p}=${goImport.sluice};sluicev1`),
+  `M${errorDetailsProto}=${goImport.rpc};googlerpc`,
+].join(",");
+
+const recipes: Record<ClientName, Recipe> = {
+  go: {
+    async tools() {
+      return [await which("go"), await which("protoc"), await which("protoc-gen-go"), await which("protoc-gen-go-grpc")]
+        .filter((t): t is string => t !== undefined)
+        .concat([`${gocode}/src/google.golang.org/grpc/version.go`]);
+    },
+    async build(out) {
+      const gopath = join(out, "gopath");
+      const src = join(gopath, "src");
+      await mkdir(src, { recursive: true });
+      await step("protoc", [
+        ...protocArgs(protoRoot),
+        `--go_out=${src}`,
+        `--go_opt=${goMappings}`,
+        `--go-grpc_out=${src}`,
+        `--go-grpc_opt=${goMappings}`,
+        ...sluiceProtoPaths(),
+      ]);
+      const cmd = join(src, "sluiceclient/cmd/sluice-go-client");
+      await cp(join(here, "go"), cmd, { recursive: true });
+      // Debian's Go 1.19 has no toolchain download and no module proxy here: GOPATH mode
+      // over the Debian-packaged sources in /usr/share/gocode. Without a C compiler, cgo
+      // must be off (Go 1.19 does not turn it off by itself).
+      const cgo = (await which("gcc")) ?? (await which("cc"));
+      await step("go", ["build", "-o", join(out, "sluice-go-client"), "sluiceclient/cmd/sluice-go-client"], {
+        cwd: out,
+        env: {
+          ...process.env,
+          GO111MODULE: "off",
+          GOPATH: [gopath, gocode].join(delimiter),
+          GOPROXY: "off",
+          GOFLAGS: "",
+          // Shared across keys: a rebuild after a proto change reuses the compiled grpc-go.
+          GOCACHE: join(buildRoot, "go-cache"),
+          CGO_ENABLED: cgo ? "1" : "0",
+        },
+      });
+    },
+    command(dir, addr, slowAddr) {
+      return { file: join(dir, "sluice-go-client"), args: ["-addr", addr, "-slow-addr", slowAddr] };
+    },
+  },
+
+  java: {
+    async tools() {
+      const tools = [await which("javac"), await which("java"), await which("protoc"), "/usr/bin/grpc_java_plugin"];
+      return tools.filter((t): t is string => t !== undefined).concat(javaRunJars.map(jar));
+    },
+    async build(out) {
+      const gen = join(out, "gen");
+      const classes = join(out, "classes");
+      await mkdir(gen, { recursive: true });
+      await mkdir(classes, { recursive: true });
+      await step("protoc", [
+        ...protocArgs(protoRoot, localProtoRoot),
+        "--plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin",
+        `--java_out=${gen}`,
+        `--grpc-java_out=${gen}`,
+        ...sluiceProtoPaths(),
+        join(localProtoRoot, statusProto),
+      ]);
+      const sources = [
+        ...(await listFiles(gen)).filter((f) => f.endsWith(".java")).map((f) => join(gen, f)),
+        ...(await listFiles(join(here, "java"))).filter((f) => f.endsWith(".java")).map((f) => join(here, "java", f)),
+      ];
+      await step("javac", ["-nowarn", "-encoding", "UTF-8", "-d", classes, "-cp", classpath(javaCompileJars), ...sources]);
+    },
+    command(dir, addr, slowAddr) {
+      return {
+        file: "java",
+        args: [
+          "-cp",
+          [join(dir, "classes"), classpath(javaRunJars)].join(delimiter),
+          "SluiceJavaClient",
+          "--addr",
+          addr,
+          "--slow-addr",
+          slowAddr,
+        ],
+      };
+    },
+  },
+
+  python: {
+    async tools() {
+      const tools = [await which("protoc"), "/usr/bin/grpc_python_plugin", debianPython];
+      return tools.filter((t): t is string => t !== undefined);
+    },
+    async build(out) {
+      const gen = join(out, "gen");
+      await mkdir(gen, { recursive: true });
+      await step("protoc", [
+        ...protocArgs(protoRoot, localProtoRoot),
+        "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+        `--python_out=${gen}`,
+        `--grpc_python_out=${gen}`,
+        ...sluiceProtoPaths(),
+        join(localProtoRoot, statusProto),
+      ]);
+    },
+    command(dir, addr, slowAddr) {
+      return {
+        file: debianPython,
+        args: [
+          join(here, "python", "sluice_python_client.py"),
+          "--gen",
+          join(dir, "gen"),
+          "--addr",
+          addr,
+          "--slow-addr",
+          slowAddr,
+        ],
+      };
+    },
+  },
+};
+
+/**
+ * Generates and builds one client, or reuses the build in .build/<name>-<key> when nothing
+ * it depends on changed. A build goes to a temporary directory renamed into place when
+ * complete, so an interrupted build is never mistaken for a finished one.
+ */
+export async function buildClient(name: ClientName): Promise<BuiltClient> {
+  const started = performance.now();
+  const recipe = recipes[name];
+  const key = await buildKey(name, await recipe.tools());
+  const dir = join(buildRoot, `${name}-${key}`);
+  const done = join(dir, "BUILD-COMPLETE");
+  let built = false;
+  if (!(await exists(done))) {
+    built = true;
+    const tmp = join(buildRoot, `tmp-${name}-${key}-${process.pid}-${Date.now()}`);
+    await mkdir(tmp, { recursive: true });
+    try {
+      await recipe.build(tmp);
+      await writeFile(join(tmp, "BUILD-COMPLETE"), `${key}\n`);
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmp, dir);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+    // Older builds of this client are dead weight once a newer one is in place.
+    for (const entry of await readdir(buildRoot)) {
+      if (entry.startsWith(`${name}-`) && entry !== `${name}-${key}` && entry !== "go-cache") {
+        await rm(join(buildRoot, entry), { recursive: true, force: true });
+      }
+    }
+  }
+  return {
+    name,
+    built,
+    dir,
+    ms: performance.now() - started,
+    command: (addr, slowAddr) => recipe.command(dir, addr, slowAddr),
+  };
+}

@@ -1,0 +1,255 @@
+// Command sluice-go-client calls Sluice over gRPC (h2c, prior knowledge) with grpc-go and
+// code generated from proto/ by protoc-gen-go and protoc-gen-go-grpc, and checks what a Go
+// caller relies on: ListModels, Complete, StreamComplete, NOT_FOUND with
+// google.rpc.ErrorInfo, and a client deadline cutting a stream short.
+//
+// Built by test/clients/cross-language.test.ts in GOPATH mode (no modules, no network).
+// Usage: sluice-go-client -addr 127.0.0.1:PORT -slow-addr 127.0.0.1:PORT2
+// where the slow server streams words slowly enough for the deadline check.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	rpcpb "sluiceclient/gen/googlerpc"
+	sluicev1 "sluiceclient/gen/sluicev1"
+)
+
+const prompt = "Hello from Go"
+
+// Bounds every ordinary call, so a hung server fails the check instead of the test run.
+const callTimeout = 10 * time.Second
+
+// Far below how long the slow server takes to stream the whole answer.
+const shortDeadline = 1 * time.Second
+
+func fail(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "go client: FAIL: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func dial(addr string) *grpc.ClientConn {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	conn, err := grpc.DialContext(ctx, addr, grpc.WithInsecure(), grpc.WithBlock())
+	if err != nil {
+		fail("dial %s: %v", addr, err)
+	}
+	return conn
+}
+
+func userRequest(model, text string) *sluicev1.CompleteRequest {
+	return &sluicev1.CompleteRequest{
+		Model: model,
+		Messages: []*sluicev1.Message{{
+			Role:    sluicev1.Role_ROLE_USER,
+			Content: []*sluicev1.ContentPart{{Part: &sluicev1.ContentPart_Text{Text: text}}},
+		}},
+	}
+}
+
+func messageText(m *sluicev1.Message) string {
+	var b strings.Builder
+	for _, part := range m.GetContent() {
+		b.WriteString(part.GetText())
+	}
+	return b.String()
+}
+
+func checkListModels(models sluicev1.ModelServiceClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	res, err := models.ListModels(ctx, &sluicev1.ListModelsRequest{})
+	if err != nil {
+		fail("ListModels: %v", err)
+	}
+	var aliases []string
+	for _, m := range res.GetModels() {
+		aliases = append(aliases, m.GetAlias())
+		if m.GetAlias() == "demo" {
+			return
+		}
+	}
+	fail("ListModels: no model with alias \"demo\" among %q", aliases)
+}
+
+func checkComplete(chat sluicev1.ChatServiceClient) string {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	res, err := chat.Complete(ctx, userRequest("demo", prompt))
+	if err != nil {
+		fail("Complete: %v", err)
+	}
+	if role := res.GetMessage().GetRole(); role != sluicev1.Role_ROLE_ASSISTANT {
+		fail("Complete: message role is %v, want ROLE_ASSISTANT", role)
+	}
+	text := messageText(res.GetMessage())
+	if text == "" {
+		fail("Complete: empty answer text")
+	}
+	if !strings.Contains(text, prompt) {
+		fail("Complete: the demo answer should quote the prompt %q, got %q", prompt, text)
+	}
+	if fr := res.GetFinishReason(); fr != sluicev1.FinishReason_FINISH_REASON_STOP {
+		fail("Complete: finish_reason is %v, want FINISH_REASON_STOP", fr)
+	}
+	if res.GetUsage().GetOutputTokens() == 0 {
+		fail("Complete: usage.output_tokens is 0")
+	}
+	return text
+}
+
+func checkStream(chat sluicev1.ChatServiceClient, unaryText string) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	stream, err := chat.StreamComplete(ctx, userRequest("demo", prompt))
+	if err != nil {
+		fail("StreamComplete: %v", err)
+	}
+	var events []*sluicev1.StreamCompleteResponse
+	for {
+		ev, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fail("StreamComplete: after %d events: %v", len(events), err)
+		}
+		events = append(events, ev)
+	}
+	if len(events) == 0 {
+		fail("StreamComplete: no events")
+	}
+	start := events[0].GetStart()
+	if start == nil {
+		fail("StreamComplete: first event is %T, want start", events[0].GetEvent())
+	}
+	if start.GetProvider() != "demo" {
+		fail("StreamComplete: start.provider is %q, want \"demo\"", start.GetProvider())
+	}
+	done := events[len(events)-1].GetDone()
+	if done == nil {
+		fail("StreamComplete: last event is %T, want done", events[len(events)-1].GetEvent())
+	}
+	if done.GetFinishReason() != sluicev1.FinishReason_FINISH_REASON_STOP {
+		fail("StreamComplete: done.finish_reason is %v, want FINISH_REASON_STOP", done.GetFinishReason())
+	}
+	if done.GetUsage().GetOutputTokens() == 0 {
+		fail("StreamComplete: done.usage.output_tokens is 0")
+	}
+	var text strings.Builder
+	deltas := 0
+	for i, ev := range events[1 : len(events)-1] {
+		d := ev.GetDelta()
+		if d == nil {
+			fail("StreamComplete: event %d is %T, want delta", i+1, ev.GetEvent())
+		}
+		deltas++
+		text.WriteString(d.GetText())
+	}
+	if deltas < 2 {
+		fail("StreamComplete: %d delta events, want at least 2", deltas)
+	}
+	if text.String() != unaryText {
+		fail("StreamComplete: deltas joined are %q, but Complete answered %q", text.String(), unaryText)
+	}
+}
+
+func checkNotFound(chat sluicev1.ChatServiceClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	_, err := chat.Complete(ctx, userRequest("no-such-model", prompt))
+	if err == nil {
+		fail("Complete(no-such-model): succeeded, want NOT_FOUND")
+	}
+	st, _ := status.FromError(err)
+	if st.Code() != codes.NotFound {
+		fail("Complete(no-such-model): code %v (%q), want NotFound", st.Code(), st.Message())
+	}
+	if !strings.Contains(st.Message(), "no-such-model") {
+		fail("Complete(no-such-model): message %q does not name the model", st.Message())
+	}
+	// Details() decodes grpc-status-details-bin; the Any resolves to our generated
+	// google.rpc.ErrorInfo through the global type registry.
+	// A detail of a type this binary does not know comes back as an error value; only
+	// ErrorInfo matters here, so those are reported but not fatal.
+	var info *rpcpb.ErrorInfo
+	var undecoded []string
+	for _, d := range st.Details() {
+		switch v := d.(type) {
+		case *rpcpb.ErrorInfo:
+			info = v
+		case error:
+			undecoded = append(undecoded, v.Error())
+		}
+	}
+	if info == nil {
+		fail("Complete(no-such-model): no google.rpc.ErrorInfo among %d status details (undecodable: %q)", len(st.Details()), undecoded)
+	}
+	if info.GetReason() != "MODEL_NOT_FOUND" || info.GetDomain() != "sluice" {
+		fail("Complete(no-such-model): ErrorInfo reason %q domain %q, want MODEL_NOT_FOUND / sluice", info.GetReason(), info.GetDomain())
+	}
+}
+
+func checkDeadline(slowChat sluicev1.ChatServiceClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), shortDeadline)
+	defer cancel()
+	stream, err := slowChat.StreamComplete(ctx, userRequest("demo", prompt))
+	if err == nil {
+		events := 0
+		for {
+			var ev *sluicev1.StreamCompleteResponse
+			ev, err = stream.Recv()
+			if err != nil {
+				break
+			}
+			events++
+			if ev.GetDone() != nil {
+				fail("deadline: the slow stream finished within %v; the deadline check needs a slower server", shortDeadline)
+			}
+		}
+		if err == io.EOF {
+			fail("deadline: the stream ended cleanly without done after %d events", events)
+		}
+		if events == 0 {
+			fail("deadline: no event before the deadline (%v); the stream never started", err)
+		}
+	}
+	// The server may see the deadline first (DEADLINE_EXCEEDED) or the client's
+	// RST_STREAM first (CANCELLED); either way the call must fail with one of these.
+	code := status.Code(err)
+	if code != codes.DeadlineExceeded && code != codes.Canceled {
+		fail("deadline: code %v (%v), want DeadlineExceeded or Canceled", code, err)
+	}
+}
+
+func main() {
+	addr := flag.String("addr", "", "host:port of a Sluice serving model \"demo\"")
+	slowAddr := flag.String("slow-addr", "", "host:port of a Sluice whose demo model streams slowly")
+	flag.Parse()
+	if *addr == "" || *slowAddr == "" {
+		fail("usage: sluice-go-client -addr HOST:PORT -slow-addr HOST:PORT")
+	}
+	conn := dial(*addr)
+	defer conn.Close()
+	slowConn := dial(*slowAddr)
+	defer slowConn.Close()
+	chat := sluicev1.NewChatServiceClient(conn)
+
+	checkListModels(sluicev1.NewModelServiceClient(conn))
+	unaryText := checkComplete(chat)
+	checkStream(chat, unaryText)
+	checkNotFound(chat)
+	checkDeadline(sluicev1.NewChatServiceClient(slowConn))
+	fmt.Println("go client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline")
+}
