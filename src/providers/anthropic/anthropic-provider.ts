@@ -1,0 +1,103 @@
+import { ConnectError } from "@connectrpc/connect";
+import type { CompleteRequest, CompleteResponse, StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
+import type { AnthropicProviderConfig } from "../../config/schema.js";
+import { parseSseStream } from "../../upstream/sse-parser.js";
+import { UpstreamClient } from "../../upstream/upstream-client.js";
+import type { Provider, UpstreamCall } from "../provider.js";
+import { readAnthropicError } from "./errors.js";
+import { toAnthropicRequest } from "./request.js";
+import { fromAnthropicMessage } from "./response.js";
+import { translateAnthropicStream } from "./stream.js";
+
+/** The Messages endpoint, under `baseUrl` (which stops before the version segment). */
+const messagesPath = "/v1/messages";
+
+/**
+ * The Anthropic Messages API adapter: request.ts / response.ts / stream.ts translate,
+ * one UpstreamClient (one undici Pool per origin) carries the call. Headers that never
+ * change are built once here, not per request (habit 7).
+ */
+export function createAnthropicProvider(name: string, config: AnthropicProviderConfig): Provider {
+  const client = new UpstreamClient({
+    provider: name,
+    baseUrl: config.baseUrl,
+    timeouts: config.timeouts,
+    connections: config.connections,
+    readError: readAnthropicError,
+  });
+
+  // Names are lower-cased so a configured "X-Api-Key" replaces ours instead of
+  // travelling beside it.
+  const fixedHeaders: Record<string, string> = {
+    "content-type": "application/json",
+    "anthropic-version": config.version,
+  };
+  if (config.apiKey !== undefined) fixedHeaders["x-api-key"] = config.apiKey;
+  if (config.beta.length > 0) fixedHeaders["anthropic-beta"] = config.beta.join(",");
+  for (const [key, value] of Object.entries(config.headers)) fixedHeaders[key.toLowerCase()] = value;
+
+  /** Per-call headers (traceparent) never override the configured ones (key, version). */
+  function headersFor(call: UpstreamCall): Record<string, string> {
+    if (call.headers === undefined) return fixedHeaders;
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(call.headers)) headers[key.toLowerCase()] = value;
+    return Object.assign(headers, fixedHeaders);
+  }
+
+  function body(request: CompleteRequest, call: UpstreamCall, stream: boolean): string {
+    // Throws INVALID_ARGUMENT before anything is sent.
+    return JSON.stringify(
+      toAnthropicRequest(request, {
+        provider: name,
+        model: call.model,
+        defaultMaxOutputTokens: call.defaultMaxOutputTokens,
+        stream,
+      }),
+    );
+  }
+
+  async function complete(request: CompleteRequest, call: UpstreamCall): Promise<CompleteResponse> {
+    const payload = body(request, call, false);
+    const response = await client.postJson(messagesPath, payload, headersFor(call), call.signal);
+    const json = await client.readJson(response, call.signal);
+    return fromAnthropicMessage(json, client);
+  }
+
+  async function* stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
+    const payload = body(request, call, true);
+    const response = await client.postJson(messagesPath, payload, headersFor(call), call.signal);
+    try {
+      yield* translateAnthropicStream(parseSseStream(response.body), client);
+    } catch (err) {
+      // The translator's own errors (event: error, cut, malformed) pass as they are.
+      // Otherwise the caller's cancel wins over whatever the torn-down socket reported,
+      // and socket and timeout errors mid-body are classified by the failure table.
+      if (!call.signal.aborted && isConnectError(err)) throw err;
+      throw client.networkError(err, call.signal);
+    } finally {
+      // After `done`, or when the caller stopped iterating early: destroying an unfinished
+      // body aborts the undici request, so the upstream socket closes at once and no
+      // tokens are generated for nobody (anthropic-provider.test.ts "cancel"). A body
+      // already complete is unaffected and its connection stays pooled.
+      if (!response.body.destroyed) response.body.destroy();
+    }
+  }
+
+  return {
+    name,
+    type: "anthropic",
+    complete,
+    stream,
+    close: () => client.close(),
+  };
+}
+
+/**
+ * `instanceof ConnectError` is false for an UpstreamError: ConnectError's static
+ * Symbol.hasInstance, inherited by subclasses, accepts only its own prototype or the
+ * name "ConnectError", and UpstreamError renames itself. The prototype chain is exact.
+ * (anthropic-provider.test.ts: an in-stream error event keeps its classification.)
+ */
+function isConnectError(err: unknown): err is ConnectError {
+  return typeof err === "object" && err !== null && ConnectError.prototype.isPrototypeOf(err);
+}
