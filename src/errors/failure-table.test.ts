@@ -77,3 +77,16 @@ describe("Retry-After", () => {
     expect(parseShouldRetry(headers({ "x-should-retry": "maybe" }))).toBeUndefined();
   });
 });
+
+describe("UpstreamError", () => {
+  it("is a ConnectError to connect (so callers see its code and details), and only UpstreamErrors are UpstreamErrors", async () => {
+    const { UpstreamError } = await import("./gateway-error.js");
+    const { ConnectError } = await import("@connectrpc/connect");
+    const err = new UpstreamError({ failure: failures.overloaded, provider: "p", message: "m", retryAfterMs: 1500 });
+    expect(err instanceof ConnectError).toBe(true);
+    expect(err instanceof UpstreamError).toBe(true);
+    expect(ConnectError.from(err)).toBe(err);
+    expect(ConnectError.from(err).code).toBe(Code.Unavailable);
+    expect(new ConnectError("x", Code.Internal) instanceof UpstreamError).toBe(false);
+  });
+});

@@ -106,13 +106,20 @@ export class UpstreamError extends ConnectError {
   readonly status: number | undefined;
   readonly retryAfterMs: number | undefined;
 
+  /** ConnectError's static check would accept every ConnectError here; look at the real chain. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && Object.prototype.isPrototypeOf.call(UpstreamError.prototype, value);
+  }
+
   constructor(init: UpstreamFailureInit) {
     const metadata: Record<string, string> = { provider: init.provider };
     if (init.status !== undefined) metadata["upstream_status"] = String(init.status);
     const details: OutgoingDetail[] = [errorInfo(init.failure.reason, metadata)];
     if (init.retryAfterMs !== undefined) details.push(retryInfo(init.retryAfterMs));
     super(init.message, init.failure.code, undefined, details, init.cause);
-    this.name = "UpstreamError";
+    // The name stays "ConnectError": ConnectError's own instanceof check accepts only its
+    // exact prototype or that name, and connect-node passes thrown errors through
+    // ConnectError.from — a renamed subclass would reach the caller as UNKNOWN.
     this.failure = init.failure;
     this.provider = init.provider;
     this.status = init.status;

@@ -1,12 +1,15 @@
 import type { ProviderConfig, SluiceConfig } from "../config/schema.js";
 import type { Provider } from "./provider.js";
 import { createDemoProvider } from "./demo/demo-provider.js";
+import { createAnthropicProvider } from "./anthropic/anthropic-provider.js";
 
 /** Builds one adapter per configured provider, by type. */
 export function createProvider(name: string, config: ProviderConfig): Provider {
   switch (config.type) {
     case "demo":
       return createDemoProvider(name, config);
+    case "anthropic":
+      return createAnthropicProvider(name, config);
     default:
       throw new Error(`providers.${name}: type ${config.type} is not available in this build`);
   }
