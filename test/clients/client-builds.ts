@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { delimiter, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -65,8 +65,10 @@ async function buildKey(name: ClientName, tools: readonly string[]): Promise<str
   hash.update(await readFile(fileURLToPath(import.meta.url)));
   hash.update(await readFile(join(here, "toolchains.ts")));
   for (const tool of tools) {
-    const info = await stat(tool).catch(() => undefined);
-    hash.update(`${tool} ${info?.size ?? "-"} ${info?.mtimeMs ?? "-"}\n`);
+    // Resolved, so the same tool reached through another PATH entry or symlink keeps the key.
+    const resolved = await realpath(tool).catch(() => tool);
+    const info = await stat(resolved).catch(() => undefined);
+    hash.update(`${resolved} ${info?.size ?? "-"} ${info?.mtimeMs ?? "-"}\n`);
   }
   return hash.digest("hex").slice(0, 16);
 }
