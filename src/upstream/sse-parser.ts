@@ -27,25 +27,34 @@ export class SseParser {
   /** Parses one chunk of text; returns the events it completed (often none). */
   push(chunk: string): SseEvent[] {
     const events: SseEvent[] = [];
+    // An empty chunk must not clear `pendingCR`: the LF that completes a CRLF may still come.
+    if (chunk.length === 0) return events;
     let text = chunk;
-    if (this.first && text.length > 0) {
+    if (this.first) {
       this.first = false;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }
     if (this.pendingCR && text.charCodeAt(0) === 10) text = text.slice(1);
     this.pendingCR = false;
-    let buffer = this.buffer.length > 0 ? this.buffer + text : text;
+    const buffer = this.buffer.length > 0 ? this.buffer + text : text;
+    const length = buffer.length;
     let start = 0;
+    // The next CR and LF positions are searched once and reused until passed: searching
+    // both on every line made a large chunk of LF-only lines cost O(lines × chunk).
+    let lf = buffer.indexOf("\n");
+    let cr = buffer.indexOf("\r");
     for (;;) {
-      const lf = buffer.indexOf("\n", start);
-      const cr = buffer.indexOf("\r", start);
+      if (lf !== -1 && lf < start) lf = buffer.indexOf("\n", start);
+      if (cr !== -1 && cr < start) cr = buffer.indexOf("\r", start);
       let end: number;
       let next: number;
       if (cr !== -1 && (lf === -1 || cr < lf)) {
         end = cr;
-        if (cr + 1 < buffer.length) {
+        if (cr + 1 < length) {
           next = buffer.charCodeAt(cr + 1) === 10 ? cr + 2 : cr + 1;
         } else {
+          // CR is the chunk's last character: an LF starting the next chunk is part of it
+          // (sse-parser.test.ts "CR at chunk end, LF in the next").
           next = cr + 1;
           this.pendingCR = true;
         }
@@ -59,7 +68,6 @@ export class SseParser {
       start = next;
     }
     this.buffer = start === 0 ? buffer : buffer.slice(start);
-    buffer = "";
     return events;
   }
 
@@ -114,7 +122,9 @@ export class SseParser {
  * stream ended cleanly is for the caller to judge from the provider's terminal event.
  */
 export async function* parseSseStream(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
-  const decoder = new TextDecoder("utf-8");
+  // ignoreBOM: the decoder keeps a leading BOM so that the parser strips exactly one, as
+  // the standard says, whether it is fed bytes or strings.
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   const parser = new SseParser();
   for await (const chunk of body) {
     const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });

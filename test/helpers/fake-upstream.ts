@@ -31,6 +31,8 @@ export interface ScriptedResponse {
   resetAfterChunks?: number;
   /** Never end the response after the chunks (a stalled stream). */
   stallAfterChunks?: boolean;
+  /** Wait after the last chunk before ending the response (the end arrives in its own packet). */
+  delayBeforeEndMs?: number;
 }
 
 export type Responder = (request: RecordedRequest, index: number) => ScriptedResponse;
@@ -46,6 +48,10 @@ export interface FakeUpstream {
   respond(responder: Responder): void;
   /** Resolves when a request's connection closes before the response ended (cancel propagated). */
   nextAbort(): Promise<RecordedRequest>;
+  /** TCP connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  readonly connectionCount: number;
+  /** Destroys every open connection now (a cut at a moment the test chooses, e.g. mid-stream). */
+  resetConnections(): void;
   close(): Promise<void>;
 }
 
@@ -78,12 +84,14 @@ export async function startFakeUpstream(responder: Responder = () => ({ status: 
   const aborted: RecordedRequest[] = [];
   const abortWaiters: Array<(r: RecordedRequest) => void> = [];
   const sockets = new Set<Socket>();
+  let connectionCount = 0;
 
   const server: Server = createServer((req, res) => {
     void handle(req, res);
   });
   server.on("connection", (socket) => {
     sockets.add(socket);
+    connectionCount++;
     socket.on("close", () => sockets.delete(socket));
   });
 
@@ -139,6 +147,10 @@ export async function startFakeUpstream(responder: Responder = () => ({ status: 
       return;
     }
     if (script.stallAfterChunks) return;
+    if (script.delayBeforeEndMs) {
+      await sleep(script.delayBeforeEndMs);
+      if (res.destroyed) return;
+    }
     finished = true;
     res.end();
   }
@@ -156,6 +168,12 @@ export async function startFakeUpstream(responder: Responder = () => ({ status: 
     },
     nextAbort() {
       return new Promise((resolve) => abortWaiters.push(resolve));
+    },
+    get connectionCount() {
+      return connectionCount;
+    },
+    resetConnections() {
+      for (const socket of sockets) socket.destroy();
     },
     async close() {
       for (const socket of sockets) socket.destroy();
