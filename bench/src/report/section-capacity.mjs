@@ -1,0 +1,67 @@
+// Report section for scenario 4 (concurrent streams, RSS per stream, RSS after load).
+import { linearFit } from "../lib/stats.mjs";
+import { check, makeCheck, num, table } from "./format.mjs";
+import { lineChart } from "./svg.mjs";
+
+const LIMITS = { streams: 10_000, kbPerStream: 30, recoveredShare: 0.25 };
+
+export function capacitySection(result) {
+  const head = ["## 4. Capacity: concurrent streams and memory", ""];
+  if (result.skipped) return { markdown: [...head, `Not measured: ${result.skipped}`, ...(result.notes ?? []).map((n) => `- ${n}`)].join("\n"), charts: [], checks: [] };
+  const isSluice = result.target.startsWith("sluice");
+  const base = result.baselineRssKb;
+  const fit = linearFit(result.steps.map((s) => ({ x: s.open, y: s.rssKb })));
+  const peak = Math.max(...result.steps.map((s) => s.rssKb));
+  const maxOpen = Math.max(...result.steps.map((s) => s.open));
+  const lastAfter = result.after.at(-1);
+  const recovered = lastAfter ? (lastAfter.rssKb - base) / Math.max(1, peak - base) : Number.NaN;
+  const failed = result.steps.at(-1)?.failed ?? 0;
+  const checks = isSluice
+    ? [
+        makeCheck(`≥ ${LIMITS.streams.toLocaleString("en-US")} concurrent streams`, result.target, `${maxOpen.toLocaleString("en-US")} open, ${failed} failed`, maxOpen >= LIMITS.streams && failed === 0),
+        makeCheck(`RSS growth ≤ ${LIMITS.kbPerStream} KB per open stream`, result.target, `${num(fit.slope)} KB/stream`, Number.isFinite(fit.slope) ? fit.slope <= LIMITS.kbPerStream : undefined),
+        makeCheck(
+          `RSS back near baseline after load (≤ ${LIMITS.recoveredShare * 100}% of the growth left)`,
+          result.target,
+          `${num((lastAfter?.rssKb ?? Number.NaN) / 1024)} MB vs baseline ${num(base / 1024)} MB (${num(recovered * 100)}% of growth left)`,
+          Number.isFinite(recovered) ? recovered <= LIMITS.recoveredShare : undefined,
+        ),
+      ]
+    : [];
+  const rows = [
+    ["baseline", "0", num(base / 1024), "0", result.baselineFds, "–", "–"],
+    ...result.steps.map((s) => [
+      `step ${s.target.toLocaleString("en-US")}`,
+      s.open.toLocaleString("en-US"),
+      num(s.rssKb / 1024),
+      num((s.rssKb - base) / 1024),
+      s.fds,
+      num(s.transitUs.p50 / 1000, 2),
+      num(s.transitUs.p99 / 1000, 2),
+    ]),
+    ...result.after.map((a) => [`${num(a.afterS, 1)} s after close`, "0", num(a.rssKb / 1024), num((a.rssKb - base) / 1024), a.fds, "–", "–"]),
+  ];
+  const markdown = [
+    ...head,
+    `Target: **${result.label}**, a fresh process. The Go client opens streams at a paced rate and holds them (the fake sends ` +
+      `one chunk every ${result.gapMs} ms), steps up, and at each step reads the proxy's VmRSS (\`/proc/PID/status\`, median ` +
+      "of 3 samples). Then it closes every stream at once and samples again. **KB per stream** is the least-squares slope " +
+      "of RSS over open streams; transit is the chunk delay while that many streams are open.",
+    "",
+    table(["", "open streams", "RSS MB", "Δ RSS MB", "fds", "transit p50 ms", "transit p99 ms"], rows),
+    "",
+    `- RSS growth: **${num(fit.slope)} KB per open stream** (fit over the steps); peak ${num(peak / 1024)} MB.`,
+    `- Streams that failed: ${failed}; ended early: ${result.endedEarly}.${result.errorSamples?.length ? ` Errors: ${result.errorSamples.join("; ")}` : ""}`,
+    ...(result.notes ?? []).map((n) => `- ${n}`),
+    ...(checks.length ? ["", table(["check", "value", "result"], checks.map((c) => [c.name, c.value, check(c.ok)]))] : []),
+    "",
+    "![capacity](CHART:capacity)",
+  ].join("\n");
+  const svg = lineChart({
+    title: `RSS vs open streams — ${result.label}`,
+    xLabel: "open streams",
+    yLabel: "RSS MB",
+    series: [{ name: "RSS", points: [{ x: 0, y: base / 1024 }, ...result.steps.map((s) => ({ x: s.open, y: s.rssKb / 1024 }))] }],
+  });
+  return { markdown, charts: [{ name: "capacity", svg }], checks };
+}

@@ -1,0 +1,76 @@
+// Report header: environment, what ran where, how noisy the machine was, and the pass/fail summary.
+import { check, num, table } from "./format.mjs";
+
+/** Every measured run of every scenario, flattened (for the noise summary). */
+function allRuns(results) {
+  const runs = [];
+  const add = (byTarget) => {
+    for (const [id, list] of Object.entries(byTarget ?? {})) for (const run of list) runs.push({ id, ...run });
+  };
+  add(results.latency?.runs);
+  for (const config of results.throughput?.configs ?? []) add(config.runs);
+  add(results.streaming?.runs);
+  return runs;
+}
+
+/**
+ * Noise: was the machine quiet before each run, and how much CPU did *others* take from the
+ * proxy core during proxy runs (core busy % minus the pinned proxy's own share).
+ */
+function noiseLines(results, cpus) {
+  const runs = allRuns(results);
+  if (runs.length === 0) return [];
+  const quiet = runs.filter((r) => r.quiet?.quiet).length;
+  const maxBusyBefore = Math.max(...runs.map((r) => Math.max(...(r.quiet?.busyPct ?? [0]))));
+  const foreign = runs
+    .filter((r) => r.cpu?.processCpuS?.proxy !== undefined && cpus.proxy !== undefined)
+    .map((r) => r.cpu.coreBusyPct[cpus.proxy] - (100 * r.cpu.processCpuS.proxy) / r.cpu.wallS);
+  const lines = [
+    `- Runs started on a quiet machine (every core ≤ threshold busy over 0.5 s, bounded wait): **${quiet}/${runs.length}**; ` +
+      `busiest core before a run: ${num(maxBusyBefore)}%.`,
+  ];
+  if (foreign.length) {
+    lines.push(
+      `- CPU others took from the proxy core during proxy runs (core busy − proxy's own): max ${num(Math.max(...foreign))}%, ` +
+        `median ${num(foreign.sort((a, b) => a - b)[foreign.length >> 1])}% (≈0 on a quiet machine; tick granularity ±2%).`,
+    );
+  }
+  return lines;
+}
+
+export function environmentSection({ env, settings, targets, results, checks }) {
+  const pin = settings.cpus.proxy === undefined ? "none (fewer than 2 cores)" : `proxy under test on CPU ${settings.cpus.proxy}; fake upstream + load generators on CPU ${settings.cpus.load} (taskset)`;
+  const skipped = targets.filter((t) => t.skip).map((t) => `- \`${t.id}\` skipped: ${t.skip}`);
+  return [
+    `# Sluice benchmark — ${env.date.slice(0, 10)} @ ${env.gitSha}${env.gitDirty ? " (uncommitted changes)" : ""}`,
+    "",
+    `Mode: **${settings.mode}**${settings.mode === "quick" ? " (smoke run: short, one repeat — not for comparison)" : ""}. ` +
+      "All traffic on 127.0.0.1. Regenerate with `cd bench && npm run bench` (see bench/README.md).",
+    "",
+    "## Summary against targets",
+    "",
+    checks.length ? table(["check", "target", "measured", "result"], checks.map((c) => [c.name, c.target, c.value, check(c.ok)])) : "No Sluice target was measured.",
+    "",
+    "## Environment",
+    "",
+    table(
+      ["", ""],
+      [
+        ["node", env.node],
+        ["CPU", `${env.cpuModel}, ${env.cores} cores, ${env.memoryGb} GB RAM`],
+        ["kernel", env.kernel],
+        ["pinning", pin],
+        ["load average at start / end", `${env.loadavgStart.join(", ")} / ${env.loadavgEnd?.join(", ") ?? "–"}`],
+        ["open files limit", String(env.openFiles)],
+        ["load generators", `${env.wrk}; ${env.h2load}; stream-client (${env.go})`],
+        ["peer", `@portkey-ai/gateway ${env.portkey} (@hono/node-server ${env.honoNodeServer}), --headless`],
+        ["pass-through", `node:http + undici ${env.undici}`],
+        ["Sluice config", "log level warn; provider `connections: 16384`; one OpenAI provider → the fake"],
+        ["repeats", `${settings.repeats} (interleaved across targets)`],
+      ],
+    ),
+    "",
+    ...noiseLines(results, settings.cpus),
+    ...(skipped.length ? ["", "Targets not measured:", "", ...skipped] : []),
+  ].join("\n");
+}

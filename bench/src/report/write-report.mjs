@@ -1,0 +1,68 @@
+// Assembles the markdown report and its SVG charts, and writes them with the raw results:
+//   results/<date>-<sha>.md, results/<date>-<sha>-<chart>.svg, results/<date>-<sha>.json, results/latest.md
+// Quick (smoke) runs go to results/quick/ instead, so they never replace a real run's latest.md.
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { capacitySection } from "./section-capacity.mjs";
+import { environmentSection } from "./section-environment.mjs";
+import { latencySection } from "./section-latency.mjs";
+import { profileSection } from "./section-profile.mjs";
+import { streamingSection } from "./section-streaming.mjs";
+import { throughputSection } from "./section-throughput.mjs";
+
+const SECTIONS = {
+  latency: latencySection,
+  throughput: throughputSection,
+  streaming: streamingSection,
+  capacity: capacitySection,
+  profile: profileSection,
+};
+
+export function writeReport({ resultsDir, env, settings, targets, results, profileFile }) {
+  const dir = settings.mode === "quick" ? join(resultsDir, "quick") : resultsDir;
+  mkdirSync(dir, { recursive: true });
+  const stem = `${env.date.slice(0, 10)}-${env.gitSha}${env.gitDirty ? "-dirty" : ""}`;
+  const sections = [];
+  const checks = [];
+  for (const [name, render] of Object.entries(SECTIONS)) {
+    const result = results[name];
+    if (!result) continue;
+    if (result.error) {
+      sections.push(`## ${name}\n\nThe scenario failed: \`${result.error.replace(/`/g, "'").slice(0, 600)}\``);
+      continue;
+    }
+    const section = render(result, targets);
+    let markdown = section.markdown;
+    for (const chart of section.charts) {
+      const file = `${stem}-${chart.name}.svg`;
+      writeFileSync(join(dir, file), chart.svg);
+      markdown = markdown.replace(`CHART:${chart.name}`, file);
+    }
+    sections.push(markdown);
+    checks.push(...section.checks);
+  }
+  const header = environmentSection({ env, settings, targets, results, checks });
+  const report = [header, ...sections, notesSection()].join("\n\n");
+  const mdPath = join(dir, `${stem}.md`);
+  writeFileSync(mdPath, `${report}\n`);
+  copyFileSync(mdPath, join(dir, "latest.md"));
+  const publicTargets = targets.map(({ id, label, role, proto, floor, skip }) => ({ id, label, role, proto, floor, skip }));
+  writeFileSync(join(dir, `${stem}.json`), `${JSON.stringify({ env, settings: { ...settings, targetFilter: undefined }, targets: publicTargets, results }, null, 1)}\n`);
+  if (profileFile) copyFileSync(profileFile, join(dir, `${stem}.cpuprofile`));
+  return { mdPath, dir, stem };
+}
+
+function notesSection() {
+  return [
+    "## How to read this",
+    "",
+    "- Every number is the median of the repeats; (min–max) is the spread. A wide spread means a noisy machine, not a result.",
+    "- Floors: `direct` (wrk → fake over HTTP/1.1) and `direct-h2` (h2load → fake over h2c) cost what the load generator and the",
+    "  fake cost alone. Added latency compares a target with the floor of the same load generator.",
+    "- gRPC is driven by h2load with a pre-built length-prefixed protobuf frame. h2load sees only HTTP statuses; each gRPC target is",
+    "  verified first (grpc-status 0 in the trailers, expected answer), and every run's DATA bytes per response are compared with the",
+    "  verified answer (`(suspect)` in the errors column when they fall short).",
+    "- The proxy under test is pinned to one core; the fake upstream and the load generator share the other. A proxy that is",
+    "  faster than the fake + load generator can feed it would be capped by that core — compare its CPU µs/req then.",
+  ].join("\n");
+}

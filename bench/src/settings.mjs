@@ -1,0 +1,77 @@
+// Run settings: full mode (the real measurement, ~15 min) and --quick (a smoke run that proves
+// the harness works: short, one repeat, small capacity steps). Every duration is bounded.
+import os from "node:os";
+import { parseArgs } from "node:util";
+
+export const SCENARIOS = ["latency", "throughput", "streaming", "capacity", "profile"];
+
+const FULL = {
+  repeats: 3,
+  warmupS: 2,
+  latencyS: 5,
+  throughputS: 4,
+  throughputConfigs: [
+    { connections: 32, workload: "unary" },
+    { connections: 256, workload: "unary" },
+    { connections: 32, workload: "unary-d20" },
+    { connections: 256, workload: "unary-d20" },
+  ],
+  streamS: 5,
+  streamConcurrency: 16,
+  streamChunks: 64,
+  streamFirstMs: 20,
+  streamGapMs: 20,
+  capacitySteps: [1000, 2000, 4000, 6000, 8000, 10000],
+  capacityRampRate: 1000,
+  capacitySettleS: 2,
+  capacityGapMs: 1000,
+  capacityAfterS: [2, 10],
+  profileS: 5,
+  quietMaxWaitMs: 10_000,
+  quietMaxBusyPct: 15,
+};
+
+const QUICK = {
+  ...FULL,
+  repeats: 1,
+  warmupS: 1,
+  latencyS: 2,
+  throughputS: 2,
+  streamS: 2,
+  streamConcurrency: 8,
+  capacitySteps: [250, 500, 1000],
+  capacitySettleS: 1,
+  capacityAfterS: [2],
+  profileS: 2,
+  quietMaxWaitMs: 3_000,
+};
+
+const USAGE = `usage: node src/run.mjs [--quick] [--only ${SCENARIOS.join(",")}] [--targets id,id] [--repeats N] [--no-build]`;
+
+export function parseSettings(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      targets: { type: "string" },
+      repeats: { type: "string" },
+      "no-build": { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const settings = { ...(values.quick ? QUICK : FULL), mode: values.quick ? "quick" : "full" };
+  if (values.repeats) settings.repeats = Math.max(1, Number(values.repeats));
+  settings.scenarios = values.only ? values.only.split(",").map((s) => s.trim()) : SCENARIOS;
+  for (const name of settings.scenarios) if (!SCENARIOS.includes(name)) throw new Error(`unknown scenario ${name}\n${USAGE}`);
+  settings.targetFilter = values.targets ? new Set(values.targets.split(",").map((s) => s.trim())) : null;
+  settings.build = !values["no-build"];
+  // Proxy under test on one core, load generator + fake on the other. Without two cores, no pinning.
+  const cores = os.availableParallelism();
+  settings.cpus = cores >= 2 ? { proxy: 0, load: 1 } : { proxy: undefined, load: undefined };
+  return settings;
+}

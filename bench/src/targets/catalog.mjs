@@ -1,0 +1,102 @@
+// The targets measured side by side, and how each one is asked for a workload.
+//
+// role: floor   — straight to the fake: what the load generator + fake cost alone
+//       ceiling — the bare Node pass-through: the best a Node proxy can do
+//       sluice  — Sluice over one protocol
+//       peer    — another gateway (Portkey)
+// proto decides the load generator: h1 → wrk, h2 → h2load. `floor` names the target an
+// "added latency" is measured against (an h2load number is compared with an h2load floor).
+import { envelope, openaiBody, openaiRouteBody, sluiceRequestJson } from "./workloads.mjs";
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+/**
+ * @param {object} servers  running servers: { fake, passThrough?, sluice?, portkey? } (absent = not started)
+ * @param {object} work     the workloads (targets/workloads.mjs)
+ * @param {(json: object) => Buffer} encodeGrpc  CompleteRequest JSON → binary protobuf
+ */
+export function buildTargets(servers, work, encodeGrpc) {
+  const { fake, passThrough, sluice, portkey } = servers;
+  const openai = (base, extraHeaders) => (name) => ({
+    url: `${base}/v1/chat/completions`,
+    headers: { ...JSON_HEADERS, authorization: "Bearer bench", ...extraHeaders },
+    body: openaiBody(work[name]),
+    streamMode: "sse",
+  });
+  return [
+    { id: "direct", label: "direct (fake)", role: "floor", proto: "h1", floor: "direct", server: fake, request: openai(fake.url, {}) },
+    {
+      id: "direct-h2",
+      label: "direct h2c (fake)",
+      role: "floor",
+      proto: "h2",
+      floor: "direct-h2",
+      server: fake,
+      unaryOnly: true,
+      request: (name) => ({ url: `${fake.h2Url}/v1/chat/completions`, headers: JSON_HEADERS, body: openaiBody(work[name]) }),
+    },
+    { id: "pass-through", label: "pass-through (node:http+undici)", role: "ceiling", proto: "h1", floor: "direct", server: passThrough, request: passThrough && openai(passThrough.url, {}) },
+    {
+      id: "sluice-connect",
+      label: "Sluice Connect JSON (h1)",
+      role: "sluice",
+      proto: "h1",
+      floor: "direct",
+      server: sluice,
+      request: (name) => {
+        const json = Buffer.from(JSON.stringify(sluiceRequestJson(work[name])));
+        return work[name].stream
+          ? {
+              url: `${sluice.url}/sluice.v1.ChatService/StreamComplete`,
+              headers: { "content-type": "application/connect+json", "connect-protocol-version": "1" },
+              body: envelope(json),
+              streamMode: "connect",
+            }
+          : {
+              url: `${sluice.url}/sluice.v1.ChatService/Complete`,
+              headers: { ...JSON_HEADERS, "connect-protocol-version": "1" },
+              body: json,
+            };
+      },
+    },
+    {
+      id: "sluice-grpc",
+      label: "Sluice gRPC (h2c)",
+      role: "sluice",
+      proto: "h2",
+      floor: "direct-h2",
+      server: sluice,
+      request: (name) => ({
+        url: `${sluice.url}/sluice.v1.ChatService/${work[name].stream ? "StreamComplete" : "Complete"}`,
+        headers: { "content-type": "application/grpc", te: "trailers" },
+        body: envelope(encodeGrpc(sluiceRequestJson(work[name]))),
+        streamMode: "grpc",
+      }),
+    },
+    {
+      id: "sluice-openai",
+      label: "Sluice OpenAI route (h1)",
+      role: "sluice",
+      proto: "h1",
+      floor: "direct",
+      server: sluice,
+      request: (name) => ({
+        url: `${sluice.url}/v1/chat/completions`,
+        headers: { ...JSON_HEADERS, authorization: "Bearer bench" },
+        body: openaiRouteBody(work[name]),
+        streamMode: "sse",
+      }),
+    },
+    {
+      id: "portkey",
+      label: "Portkey 1.15.2",
+      role: "peer",
+      proto: "h1",
+      floor: "direct",
+      server: portkey,
+      request:
+        portkey &&
+        openai(portkey.url, { "x-portkey-provider": "openai", "x-portkey-custom-host": `${fake.url}/v1` }),
+    },
+  ];
+}

@@ -1,0 +1,115 @@
+// Starting the processes under test: the fake upstream (load core), and the proxies — the
+// bare pass-through, Sluice and Portkey — each pinned to the proxy core.
+import { createServer } from "node:net";
+import { request } from "node:http";
+import { existsSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { jsonLine, startServer } from "../lib/processes.mjs";
+
+const SRC_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const BENCH_DIR = join(SRC_DIR, "..");
+export const MAIN_DIR = join(BENCH_DIR, "..");
+export const SLUICE_ENTRY = join(MAIN_DIR, "dist", "src", "main.js");
+const PORTKEY_ENTRY = join(BENCH_DIR, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js");
+
+/** A free loopback port (bind to 0, read, close; the short race is acceptable on loopback). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Ready as soon as the URL answers HTTP at all (any status): for servers that log nothing we can wait on. */
+function answersHttp(url) {
+  return new Promise((resolve) => {
+    const req = request(url, { method: "GET", agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.once("error", () => resolve(false));
+    req.once("timeout", () => req.destroy());
+    req.end();
+  });
+}
+
+export async function startFake({ cpu }) {
+  const server = await startServer({
+    name: "fake-upstream",
+    command: process.execPath,
+    args: [join(SRC_DIR, "servers", "fake-upstream.mjs")],
+    cpu,
+    ready: jsonLine("fake listening"),
+  });
+  return { ...server, url: server.ready.url, h2Url: server.ready.h2Url };
+}
+
+export async function startPassThrough({ cpu, upstreamUrl, nodeArgs = [] }) {
+  const server = await startServer({
+    name: "pass-through",
+    command: process.execPath,
+    args: [...nodeArgs, join(SRC_DIR, "servers", "pass-through.mjs"), "--upstream", upstreamUrl],
+    cpu,
+    cwd: BENCH_DIR,
+    ready: jsonLine("pass-through listening"),
+  });
+  return { ...server, url: server.ready.url };
+}
+
+export async function startPortkey({ cpu, nodeArgs = [] }) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = await startServer({
+    name: "portkey",
+    command: process.execPath,
+    args: [...nodeArgs, "--import", join(SRC_DIR, "servers", "portkey-loopback.mjs"), PORTKEY_ENTRY, "--headless", `--port=${port}`],
+    cpu,
+    cwd: BENCH_DIR,
+    ready: (line) => (line.includes("Ready for connections") ? true : undefined),
+    probe: () => answersHttp(url),
+  });
+  return { ...server, url };
+}
+
+/** Sluice's configuration for a run: one OpenAI provider (the fake), one alias per workload. */
+export function writeSluiceConfig(dir, fakeUrl, workloadList) {
+  const models = {};
+  for (const workload of workloadList) {
+    models[workload.alias] = { deployments: [{ provider: "fake", model: workload.model }] };
+  }
+  const config = {
+    listen: "127.0.0.1:0",
+    log: { level: "warn" },
+    providers: {
+      // connections: enough for the capacity scenario's 10k concurrent upstream streams.
+      fake: { type: "openai", baseUrl: `${fakeUrl}/v1`, apiKey: "bench", connections: 16384 },
+    },
+    models,
+  };
+  const path = join(dir, "sluice.yaml");
+  // JSON is valid YAML: no YAML writer needed.
+  writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
+  return path;
+}
+
+export async function startSluice({ cpu, configFile, nodeArgs = [] }) {
+  if (!existsSync(SLUICE_ENTRY)) throw new Error(`${SLUICE_ENTRY} not found (build failed or main.ts not there yet)`);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = await startServer({
+    name: "sluice",
+    command: process.execPath,
+    args: [...nodeArgs, SLUICE_ENTRY, "--config", configFile, "--listen", `127.0.0.1:${port}`],
+    cpu,
+    cwd: MAIN_DIR,
+    ready: jsonLine("sluice listening"),
+    // At log level warn the "listening" line may not be printed; the port answering is enough.
+    probe: () => answersHttp(url),
+  });
+  return { ...server, url };
+}
