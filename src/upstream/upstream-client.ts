@@ -132,7 +132,7 @@ export class UpstreamClient {
   /** Maps a thrown socket/undici error, or the caller's abort, to a ConnectError. */
   networkError(err: unknown, signal: AbortSignal): ConnectError {
     if (signal.aborted) return abortError(signal);
-    if (isConnectError(err)) return err;
+    if (err instanceof ConnectError) return err;
     const failure = classifyNetworkError(err);
     const detail = (err as { code?: string }).code ?? (err as Error).name ?? "error";
     return new UpstreamError({
@@ -195,21 +195,10 @@ export function redactSecrets(text: string): string {
   return text.replace(secretPattern, "[redacted]");
 }
 
-/**
- * Whether `err` is a ConnectError, subclasses included. `instanceof ConnectError` is false
- * for an UpstreamError: ConnectError's static Symbol.hasInstance (inherited by subclasses)
- * accepts only its own prototype or the name "ConnectError", and UpstreamError renames
- * itself — so an in-band upstream error would be re-classified as a network failure.
- */
-export function isConnectError(err: unknown): err is ConnectError {
-  if (err instanceof ConnectError) return true;
-  return typeof err === "object" && err !== null && ConnectError.prototype.isPrototypeOf(err);
-}
-
 /** The error for an aborted call: the caller's own reason when it is a ConnectError. */
 export function abortError(signal: AbortSignal): ConnectError {
   const reason: unknown = signal.reason;
-  if (isConnectError(reason)) return reason;
+  if (reason instanceof ConnectError) return reason;
   return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, reason);
 }
 

@@ -6,7 +6,6 @@ import { Role } from "../../../gen/sluice/v1/chat_pb.js";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { configSchema, type OpenAIProviderConfig } from "../../config/schema.js";
 import type { UpstreamError } from "../../errors/gateway-error.js";
-import { isConnectError } from "../../upstream/upstream-client.js";
 import type { Provider, UpstreamCall } from "../provider.js";
 import { createOpenAIProvider } from "./openai-provider.js";
 import {
@@ -77,7 +76,7 @@ async function streamFailure(stream: AsyncIterable<StreamCompleteResponse>): Pro
   try {
     for await (const event of stream) kinds.push(event.event.case ?? "none");
   } catch (err) {
-    expect(isConnectError(err), String(err)).toBe(true);
+    expect(err).toBeInstanceOf(ConnectError);
     return { error: err as ConnectError, kinds };
   }
   throw new Error(`expected the stream to fail; it yielded ${kinds.join(", ")}`);
@@ -87,7 +86,7 @@ async function rejection(promise: Promise<unknown>): Promise<ConnectError> {
   try {
     await promise;
   } catch (err) {
-    expect(isConnectError(err), String(err)).toBe(true);
+    expect(err).toBeInstanceOf(ConnectError);
     return err as ConnectError;
   }
   throw new Error("expected a rejection");

@@ -1,4 +1,4 @@
-import type { ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import type {
   CompleteRequest,
   CompleteResponse,
@@ -8,7 +8,7 @@ import type { OpenAIProviderConfig } from "../../config/schema.js";
 import { classifyNetworkError, errorCode, failures } from "../../errors/failure-table.js";
 import { UpstreamError } from "../../errors/gateway-error.js";
 import { parseSseStream } from "../../upstream/sse-parser.js";
-import { abortError, isConnectError, UpstreamClient } from "../../upstream/upstream-client.js";
+import { abortError, UpstreamClient } from "../../upstream/upstream-client.js";
 import type { Provider, UpstreamCall } from "../provider.js";
 import { inBandError, isErrorPayload, readOpenAIError } from "./errors.js";
 import { keepAliveBody, type DestroyableBody } from "./keep-alive-body.js";
@@ -99,8 +99,7 @@ export function createOpenAIProvider(
    */
   function streamFailure(err: unknown, signal: AbortSignal): ConnectError {
     if (signal.aborted) return abortError(signal);
-    // Not `instanceof`: it is false for UpstreamError (see isConnectError).
-    if (isConnectError(err)) return err;
+    if (err instanceof ConnectError) return err;
     if (classifyNetworkError(err) === failures.timeout) return client.networkError(err, signal);
     return new UpstreamError({
       failure: failures.streamCut,
