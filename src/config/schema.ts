@@ -34,6 +34,11 @@ const openaiProviderSchema = z
     query: z.record(z.string().min(1), z.string()).default({}),
     /** Extra headers sent upstream (e.g. OpenAI-Organization). */
     headers: headersSchema.default({}),
+    /**
+     * The field carrying the output limit. OpenAI's reasoning models reject `max_tokens`;
+     * some compatible servers know only `max_tokens` and ignore the newer field.
+     */
+    maxTokensField: z.enum(["max_completion_tokens", "max_tokens"]).default("max_completion_tokens"),
     timeouts: timeoutsSchema.default({ connectMs: 10_000, headersMs: 120_000, bodyIdleMs: 120_000 }),
     /** Max open connections to the origin. */
     connections: z.number().int().positive().default(128),

@@ -2,6 +2,7 @@ import type { ProviderConfig, SluiceConfig } from "../config/schema.js";
 import type { Provider } from "./provider.js";
 import { createDemoProvider } from "./demo/demo-provider.js";
 import { createAnthropicProvider } from "./anthropic/anthropic-provider.js";
+import { createOpenAIProvider } from "./openai/openai-provider.js";
 
 /** Builds one adapter per configured provider, by type. */
 export function createProvider(name: string, config: ProviderConfig): Provider {
@@ -10,8 +11,8 @@ export function createProvider(name: string, config: ProviderConfig): Provider {
       return createDemoProvider(name, config);
     case "anthropic":
       return createAnthropicProvider(name, config);
-    default:
-      throw new Error(`providers.${name}: type ${config.type} is not available in this build`);
+    case "openai":
+      return createOpenAIProvider(name, config, { maxTokensField: config.maxTokensField });
   }
 }
 

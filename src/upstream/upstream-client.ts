@@ -1,9 +1,10 @@
 import { Pool, type Dispatcher } from "undici";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UpstreamError } from "../errors/gateway-error.js";
-import { classifyHttpFailure, classifyNetworkError, failures } from "../errors/failure-table.js";
+import { classifyHttpFailure, classifyNetworkError, errorCode, failures } from "../errors/failure-table.js";
 import { headerGetter, parseRetryAfterMs, parseShouldRetry } from "../errors/retry-after.js";
 import type { ProviderTimeouts } from "../config/schema.js";
+import { keepAliveBody, type DestroyableBody } from "./keep-alive-body.js";
 
 /** What a provider's error body says, read by the adapter (provider-specific shapes). */
 export interface ProviderErrorFacts {
@@ -46,6 +47,9 @@ export class UpstreamClient {
   private readonly basePath: string;
   private readonly search: string;
   private readonly readError: UpstreamClientOptions["readError"];
+  /** Finished streams whose leftover bytes are still being read (keep-alive-body.ts). */
+  private readonly draining = new Set<DestroyableBody>();
+  private closing: Promise<void> | undefined;
 
   constructor(options: UpstreamClientOptions) {
     const url = new URL(options.baseUrl);
@@ -129,6 +133,32 @@ export class UpstreamClient {
     });
   }
 
+  /**
+   * A streaming body for one consumer: stopping before `isComplete()` destroys it (the
+   * upstream request is aborted at once); stopping after reads the leftover in the
+   * background so the keep-alive socket returns to the pool.
+   */
+  streamBody(response: UpstreamResponse, isComplete: () => boolean): AsyncIterable<Uint8Array> {
+    return keepAliveBody(response.body, isComplete, this.draining);
+  }
+
+  /**
+   * A failure while a stream's body flows. The caller's cancel wins; the adapter's own
+   * errors (in-band errors, a missing terminal event, malformed chunks) pass as they are;
+   * the body idle timeout stays a timeout; a socket lost mid-body is a cut stream.
+   */
+  streamFailure(err: unknown, signal: AbortSignal): ConnectError {
+    if (signal.aborted) return abortError(signal);
+    if (err instanceof ConnectError) return err;
+    if (classifyNetworkError(err) === failures.timeout) return this.networkError(err, signal);
+    return new UpstreamError({
+      failure: failures.streamCut,
+      provider: this.provider,
+      message: `provider ${this.provider} stream ended early: connection lost (${errorCode(err) ?? (err as Error).name ?? "error"})`,
+      cause: err,
+    });
+  }
+
   /** Maps a thrown socket/undici error, or the caller's abort, to a ConnectError. */
   networkError(err: unknown, signal: AbortSignal): ConnectError {
     if (signal.aborted) return abortError(signal);
@@ -170,8 +200,14 @@ export class UpstreamClient {
     });
   }
 
-  async close(): Promise<void> {
-    await this.pool.close();
+  /** Closes the pool; idempotent (shutdown and reload may both close a provider). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // A stalled leftover would hold the pool's close open until the body idle timeout.
+      for (const body of this.draining) body.destroy();
+      await this.pool.close();
+    })();
+    return this.closing;
   }
 }
 

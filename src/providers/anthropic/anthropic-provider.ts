@@ -1,4 +1,3 @@
-import { ConnectError } from "@connectrpc/connect";
 import type { CompleteRequest, CompleteResponse, StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
 import type { AnthropicProviderConfig } from "../../config/schema.js";
 import { parseSseStream } from "../../upstream/sse-parser.js";
@@ -66,20 +65,20 @@ export function createAnthropicProvider(name: string, config: AnthropicProviderC
   async function* stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
     const payload = body(request, call, true);
     const response = await client.postJson(messagesPath, payload, headersFor(call), call.signal);
+    let complete = false;
     try {
-      yield* translateAnthropicStream(parseSseStream(response.body), client);
+      const events = parseSseStream(client.streamBody(response, () => complete));
+      for await (const event of translateAnthropicStream(events, client)) {
+        if (event.event.case === "done") complete = true;
+        yield event;
+      }
     } catch (err) {
-      // The translator's own errors (event: error, cut, malformed) pass as they are.
-      // Otherwise the caller's cancel wins over whatever the torn-down socket reported,
-      // and socket and timeout errors mid-body are classified by the failure table.
-      if (!call.signal.aborted && isConnectError(err)) throw err;
-      throw client.networkError(err, call.signal);
+      throw client.streamFailure(err, call.signal);
     } finally {
-      // After `done`, or when the caller stopped iterating early: destroying an unfinished
-      // body aborts the undici request, so the upstream socket closes at once and no
-      // tokens are generated for nobody (anthropic-provider.test.ts "cancel"). A body
-      // already complete is unaffected and its connection stays pooled.
-      if (!response.body.destroyed) response.body.destroy();
+      // The caller stopped early or the stream failed: destroying the unfinished body
+      // aborts the undici request, so the upstream socket closes at once and no tokens
+      // are generated for nobody (anthropic-provider.test.ts "cancel").
+      if (!complete) response.body.destroy();
     }
   }
 
@@ -90,14 +89,4 @@ export function createAnthropicProvider(name: string, config: AnthropicProviderC
     stream,
     close: () => client.close(),
   };
-}
-
-/**
- * `instanceof ConnectError` is false for an UpstreamError: ConnectError's static
- * Symbol.hasInstance, inherited by subclasses, accepts only its own prototype or the
- * name "ConnectError", and UpstreamError renames itself. The prototype chain is exact.
- * (anthropic-provider.test.ts: an in-stream error event keeps its classification.)
- */
-function isConnectError(err: unknown): err is ConnectError {
-  return typeof err === "object" && err !== null && ConnectError.prototype.isPrototypeOf(err);
 }

@@ -5,13 +5,10 @@ import type {
   StreamCompleteResponse,
 } from "../../../gen/sluice/v1/chat_service_pb.js";
 import type { OpenAIProviderConfig } from "../../config/schema.js";
-import { classifyNetworkError, errorCode, failures } from "../../errors/failure-table.js";
-import { UpstreamError } from "../../errors/gateway-error.js";
 import { parseSseStream } from "../../upstream/sse-parser.js";
-import { abortError, UpstreamClient } from "../../upstream/upstream-client.js";
+import { UpstreamClient } from "../../upstream/upstream-client.js";
 import type { Provider, UpstreamCall } from "../provider.js";
 import { inBandError, isErrorPayload, readOpenAIError } from "./errors.js";
-import { keepAliveBody, type DestroyableBody } from "./keep-alive-body.js";
 import { buildChatRequest, type MaxTokensField } from "./request.js";
 import { translateCompletion } from "./response.js";
 import { translateChatStream } from "./stream.js";
@@ -81,32 +78,12 @@ export function createOpenAIProvider(
   const unaryHeaders = providerHeaders(config, "application/json");
   const streamHeaders = providerHeaders(config, "text/event-stream");
   const path = "/chat/completions";
-  /** Finished streams whose leftover bytes are still being read (keep-alive-body.ts). */
-  const draining = new Set<DestroyableBody>();
-  let closing: Promise<void> | undefined;
 
   /** Translates and serializes once; throws INVALID_ARGUMENT before anything is sent. */
   function encode(request: CompleteRequest, call: UpstreamCall, stream: boolean): string {
     return JSON.stringify(
       buildChatRequest(request, { model: call.model, stream, provider: name, maxTokensField: options.maxTokensField }),
     );
-  }
-
-  /**
-   * A failure while the stream's body flows. The caller's cancel wins; our own errors
-   * (in-band errors, a missing [DONE], malformed chunks) pass as they are; the body idle
-   * timeout stays a timeout; a socket lost mid-body is a cut stream.
-   */
-  function streamFailure(err: unknown, signal: AbortSignal): ConnectError {
-    if (signal.aborted) return abortError(signal);
-    if (err instanceof ConnectError) return err;
-    if (classifyNetworkError(err) === failures.timeout) return client.networkError(err, signal);
-    return new UpstreamError({
-      failure: failures.streamCut,
-      provider: name,
-      message: `provider ${name} stream ended early: connection lost (${errorCode(err) ?? (err as Error).name ?? "error"})`,
-      cause: err,
-    });
   }
 
   return {
@@ -132,27 +109,19 @@ export function createOpenAIProvider(
             ? inBandError(name, json)
             : client.malformed("a JSON body where an event stream was asked for");
         }
-        const events = parseSseStream(keepAliveBody(response.body, () => complete, draining));
+        const events = parseSseStream(client.streamBody(response, () => complete));
         for await (const event of translateChatStream(events, { failures: client, model: call.model })) {
           if (event.event.case === "done") complete = true;
           yield event;
         }
       } catch (err) {
-        throw streamFailure(err, call.signal);
+        throw client.streamFailure(err, call.signal);
       } finally {
         // Returning early (the caller is gone) or failing: tear the upstream request down.
         if (!complete) response.body.destroy();
       }
     },
 
-    close() {
-      // Idempotent: shutdown and config reload may both close a provider.
-      closing ??= (async () => {
-        // A stalled leftover would hold the pool's close open until the body idle timeout.
-        for (const body of draining) body.destroy();
-        await client.close();
-      })();
-      return closing;
-    },
+    close: () => client.close(),
   };
 }
