@@ -1,0 +1,93 @@
+/**
+ * Sluice's entry point: command line → configuration → logger → services → server →
+ * signal handling. Everything it wires is built by factories that tests build the same way.
+ */
+import { createSluice, type Sluice } from "./app.js";
+import { ConfigError, loadConfig } from "./config/load-config.js";
+import type { SluiceConfig } from "./config/schema.js";
+import { parseCliArgs, usage, UsageError, type CliArgs } from "./server/cli-args.js";
+import { createSluiceServer, type SluiceServer } from "./server/create-server.js";
+import { createLogger, type Logger } from "./telemetry/logger.js";
+
+/** Exit codes: 2 for a bad command line or configuration, 1 for a failure at runtime. */
+const exitUsage = 2;
+const exitFailure = 1;
+
+async function main(): Promise<void> {
+  let args: CliArgs;
+  try {
+    args = parseCliArgs(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`sluice: ${err.message}\n\n${usage}`);
+    process.exitCode = exitUsage;
+    return;
+  }
+  if (args.help) {
+    process.stdout.write(usage);
+    return;
+  }
+
+  let config: SluiceConfig;
+  try {
+    config = await loadConfig(args.configFile, process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`sluice: ${err.message}\n`);
+    process.exitCode = exitUsage;
+    return;
+  }
+  if (args.listen !== undefined) config = { ...config, listen: args.listen };
+
+  const logger = createLogger({ level: config.log.level });
+  const sluice = createSluice(config, { logger });
+  const server = createSluiceServer({ config, sluice, logger });
+  handleSignals(server, sluice, logger);
+
+  let url: string;
+  try {
+    ({ url } = await server.listen());
+  } catch (err) {
+    logger.fatal({ err, listen: config.listen }, "cannot listen");
+    await sluice.close();
+    process.exitCode = exitFailure;
+    return;
+  }
+  // Tooling (scripts, tests, the client examples) parses this line for the URL, so it is
+  // written whatever the configured log level (a child logger with its own level).
+  logger.child({}, { level: "info" }).info({ url }, "sluice listening");
+}
+
+/** First SIGTERM / SIGINT: graceful drain, then exit 0. A second one: exit at once. */
+function handleSignals(server: SluiceServer, sluice: Sluice, logger: Logger): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting now");
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    void server
+      .shutdown(signal)
+      .then(() => sluice.close())
+      .then(
+        () => {
+          process.exitCode = 0;
+          // Normally the event loop is empty by now; this only catches a stray handle.
+          setTimeout(() => process.exit(0), 1_000).unref();
+        },
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          process.exit(exitFailure);
+        },
+      );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`sluice: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(exitFailure);
+});

@@ -1,0 +1,70 @@
+import { parseArgs } from "node:util";
+import { parseListenAddress } from "./listen-address.js";
+
+/** What the command line (and its environment fallbacks) asks for. */
+export interface CliArgs {
+  /** Configuration file; undefined: the embedded default. */
+  readonly configFile: string | undefined;
+  /** Overrides the configuration's `listen`. */
+  readonly listen: string | undefined;
+  readonly help: boolean;
+}
+
+/** A bad command line; main prints the message and the usage, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export const usage = `Usage: sluice [--config FILE] [--listen HOST:PORT]
+
+Sluice: an LLM API gateway — gRPC, gRPC-Web and Connect on one port.
+
+Options:
+  --config FILE        YAML configuration (env: SLUICE_CONFIG). Default: the embedded
+                       configuration serving model "demo" (no keys, no network).
+  --listen HOST:PORT   Address to listen on, e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0
+                       (env: SLUICE_LISTEN). Overrides the configuration's "listen".
+  -h, --help           Show this help.
+
+On start one JSON log line with "msg":"sluice listening" carries the "url" served.
+SIGTERM / SIGINT drain in-flight calls (server.drainTimeoutMs) and exit 0; a second
+signal exits at once.
+`;
+
+/**
+ * Parses argv (without node and the script). Flags win over SLUICE_CONFIG /
+ * SLUICE_LISTEN; `--listen` is checked here so a typo fails before anything starts.
+ */
+export function parseCliArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CliArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: "string" },
+        listen: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const listen = values.listen ?? (env["SLUICE_LISTEN"] || undefined);
+  if (listen !== undefined) {
+    try {
+      parseListenAddress(listen);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  return {
+    configFile: values.config ?? (env["SLUICE_CONFIG"] || undefined),
+    listen,
+    help: values.help === true,
+  };
+}

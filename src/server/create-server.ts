@@ -1,0 +1,169 @@
+import { setMaxListeners } from "node:events";
+import { readFileSync } from "node:fs";
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { Socket } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import type { Sluice } from "../app.js";
+import type { SluiceConfig } from "../config/schema.js";
+import type { Logger } from "../telemetry/logger.js";
+import { createHealthService, healthWatchPath, type HealthService } from "./health-service.js";
+import { createOnePortListener, type NodeRequestHandler } from "./one-port-listener.js";
+import { createReflectionService, reflectionServices } from "./reflection-service.js";
+import { parseListenAddress, formatUrl } from "./listen-address.js";
+
+export interface SluiceServerOptions {
+  readonly config: SluiceConfig;
+  readonly sluice: Sluice;
+  readonly logger: Logger;
+  /** Serves paths no RPC matches (the OpenAI-compatible routes); default 404. */
+  readonly fallback?: ConnectNodeAdapterOptions["fallback"];
+  /** See OnePortListenerOptions.onConnection. */
+  readonly onConnection?: ((socket: Socket) => void) | undefined;
+}
+
+export interface ListeningAddress {
+  readonly host: string;
+  readonly port: number;
+  /** e.g. http://127.0.0.1:8080 (https with TLS). */
+  readonly url: string;
+}
+
+export interface SluiceServer {
+  /** Binds `config.listen` (port 0 picks a free port; the real one is returned). */
+  listen(): Promise<ListeningAddress>;
+  /**
+   * Graceful drain, then close: health NOT_SERVING, new connections refused, in-flight
+   * calls run up to `server.drainTimeoutMs`, then are cancelled with UNAVAILABLE "server is
+   * shutting down", then every connection is closed. Idempotent.
+   */
+  shutdown(reason?: string): Promise<void>;
+  readonly health: HealthService;
+  /** RPCs and requests in progress (Health.Watch streams excluded: they last as long as their caller). */
+  readonly inFlight: number;
+}
+
+/**
+ * After the drain deadline the shutdown signal aborts what is left; this bounds how long
+ * their error statuses get to reach callers before sockets are destroyed (a handler that
+ * ignores its signal cannot hold shutdown hostage).
+ */
+const cancelGraceMs = 1_000;
+
+/**
+ * The server: the Connect router (Sluice's services, health, reflection) behind one port
+ * speaking gRPC, gRPC-Web and Connect over HTTP/1.1 and HTTP/2, with graceful drain.
+ */
+export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
+  const { config, sluice, logger } = options;
+  const { host, port } = parseListenAddress(config.listen);
+  const tls = config.server.tls
+    ? { cert: readFileSync(config.server.tls.certFile), key: readFileSync(config.server.tls.keyFile) }
+    : undefined;
+
+  const health = createHealthService({ services: sluice.services.map((service) => service.typeName) });
+  const reflection = createReflectionService({ services: [...sluice.services, Health, ...reflectionServices] });
+  const shutdownController = new AbortController();
+  // Every call links its signal to this one while it runs: thousands of listeners are
+  // expected, not a leak (create-server.test: "no listener warning").
+  setMaxListeners(0, shutdownController.signal);
+
+  const rpcHandler = connectNodeAdapter({
+    routes(router) {
+      sluice.registerRoutes(router);
+      health.register(router);
+      reflection.register(router);
+    },
+    readMaxBytes: config.server.maxRequestBytes,
+    shutdownSignal: shutdownController.signal,
+    fallback: options.fallback,
+  });
+
+  let inFlight = 0;
+  let draining = false;
+  let onIdle: (() => void) | undefined;
+
+  // The hot path: one counter and one listener per request.
+  function onRequestDone(): void {
+    inFlight--;
+    if (!draining) return;
+    // The connection this response used may now be idle; during drain it is closed.
+    listener.closeIdleConnections();
+    if (inFlight === 0) onIdle?.();
+  }
+
+  function handle(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void {
+    if (req.url !== healthWatchPath) {
+      inFlight++;
+      res.once("close", onRequestDone);
+    }
+    (rpcHandler as NodeRequestHandler)(req, res);
+  }
+
+  const listener = createOnePortListener({
+    handler: handle,
+    tls,
+    headersTimeoutMs: config.server.headersTimeoutMs,
+    keepAliveTimeoutMs: config.server.keepAliveTimeoutMs,
+    logger,
+    onConnection: options.onConnection,
+  });
+
+  /** Resolves true when nothing is in flight, false after `ms`. */
+  function idleWithin(ms: number): Promise<boolean> {
+    if (inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        onIdle = undefined;
+        resolve(false);
+      }, ms);
+      onIdle = () => {
+        clearTimeout(timer);
+        onIdle = undefined;
+        resolve(true);
+      };
+    });
+  }
+
+  let listening = false;
+  let shutdownPromise: Promise<void> | undefined;
+
+  async function drainAndClose(reason: string): Promise<void> {
+    draining = true;
+    const drainTimeoutMs = config.server.drainTimeoutMs;
+    logger.info({ reason, inFlight, drainTimeoutMs }, "sluice draining");
+    health.drain();
+    listener.drain();
+    const drained = await idleWithin(drainTimeoutMs);
+    if (!drained) logger.warn({ inFlight }, "drain timeout: cancelling in-flight calls");
+    // Always aborted: it also ends Health.Watch streams, which drain does not wait for.
+    shutdownController.abort(new ConnectError("server is shutting down", Code.Unavailable));
+    if (!drained) await idleWithin(cancelGraceMs);
+    await listener.close();
+    logger.info({ reason }, "sluice stopped");
+  }
+
+  return {
+    health,
+    get inFlight() {
+      return inFlight;
+    },
+
+    async listen() {
+      if (listening || shutdownPromise) throw new Error("sluice server: listen() called twice or after shutdown");
+      listening = true;
+      const address = await listener.listen(host, port);
+      return { host, port: address.port, url: formatUrl(tls ? "https" : "http", host, address.port) };
+    },
+
+    shutdown(reason = "shutdown") {
+      shutdownPromise ??= drainAndClose(reason);
+      return shutdownPromise;
+    },
+  };
+}

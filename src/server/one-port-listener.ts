@@ -1,0 +1,254 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { once } from "node:events";
+import type { Logger } from "../telemetry/logger.js";
+
+/** A request handler both `node:http` and the `node:http2` compatibility API can call. */
+export type NodeRequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface OnePortListenerOptions {
+  readonly handler: NodeRequestHandler;
+  /** PEM cert and key: TLS with ALPN h2 + http/1.1. Unset: cleartext HTTP/1.1 and h2c prior knowledge. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer } | undefined;
+  /** HTTP/1.1: time to receive a request's headers. Also bounds the sniff and the TLS handshake. */
+  readonly headersTimeoutMs: number;
+  /** Idle HTTP/1.1 keep-alive connections and HTTP/2 sessions with no open stream close after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** HTTP/1.1: time to receive a whole request (headers and body). Default max(300 s, headersTimeoutMs). */
+  readonly requestTimeoutMs?: number | undefined;
+  /** How often HTTP/1.1 header/request timeouts are checked. Default headersTimeoutMs / 4, within 50 ms – 30 s. */
+  readonly connectionsCheckingIntervalMs?: number | undefined;
+  readonly logger?: Logger | undefined;
+  /**
+   * Called with each accepted TCP socket before any byte is read (connection metrics;
+   * tests use it to see each read the server makes and so split prefaces for certain).
+   */
+  readonly onConnection?: ((socket: net.Socket) => void) | undefined;
+}
+
+/**
+ * One listening port. Owns every connection it accepted, so shutdown can close them all
+ * (closing a `net.Server` alone leaves keep-alive connections and HTTP/2 sessions open).
+ */
+export interface OnePortListener {
+  listen(host: string, port: number): Promise<net.AddressInfo>;
+  /**
+   * Starts a graceful close: new connections are refused, HTTP/2 sessions get GOAWAY (open
+   * streams continue), idle HTTP/1.1 connections close, and busy ones close once their
+   * response is done (call `closeIdleConnections` when a response finishes).
+   */
+  drain(): void;
+  /** Closes HTTP/1.1 connections that are between requests. */
+  closeIdleConnections(): void;
+  /** Destroys every connection and session; resolves once the port is closed. */
+  close(): Promise<void>;
+  /** Open connections (TCP), whatever their protocol. */
+  readonly connectionCount: number;
+}
+
+/** The HTTP/2 client connection preface (RFC 9113 §3.4). */
+export const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/**
+ * Classifies a connection by its first bytes: "h2" once all 24 bytes of the preface are
+ * seen, "http1" as soon as one byte differs (a lone "P" may still be POST, PUT, PATCH or
+ * PRI, so it stays "undecided"), "undecided" while a matching prefix is all there is.
+ */
+export function classifyFirstBytes(bytes: Uint8Array): "h2" | "http1" | "undecided" {
+  const n = Math.min(bytes.length, http2Preface.length);
+  for (let i = 0; i < n; i++) if (bytes[i] !== http2Preface[i]) return "http1";
+  return n === http2Preface.length ? "h2" : "undecided";
+}
+
+/** Properties node's HTTP/1 code reads from whichever server handles HTTP/1.1 connections. */
+interface Http1Timeouts {
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  connectionsCheckingInterval: number;
+  closeIdleConnections(): void;
+}
+
+/**
+ * Serves HTTP/1.1 and HTTP/2 on one port. Cleartext: each connection's first bytes are
+ * sniffed (HTTP/2 prior knowledge vs HTTP/1.1) and the socket is handed to an internal
+ * `http2` or `http` server. TLS: ALPN picks the protocol (`allowHTTP1`).
+ */
+export function createOnePortListener(options: OnePortListenerOptions): OnePortListener {
+  const { handler, logger, headersTimeoutMs, keepAliveTimeoutMs } = options;
+  const requestTimeoutMs = options.requestTimeoutMs ?? Math.max(300_000, headersTimeoutMs);
+  const checkingIntervalMs =
+    options.connectionsCheckingIntervalMs ?? Math.min(30_000, Math.max(50, Math.floor(headersTimeoutMs / 4)));
+
+  const sockets = new Set<net.Socket>();
+  /** Cleartext sockets whose first bytes are still being read. */
+  const sniffing = new Map<net.Socket, () => void>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let draining = false;
+
+  function onRequest(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void {
+    // A request that reached a kept-alive HTTP/1.1 connection during drain is served,
+    // and the connection closes after it (HTTP/2 has GOAWAY for this).
+    if (draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    handler(req, res);
+  }
+
+  function trackSocket(socket: net.Socket): void {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  }
+
+  function trackSession(session: http2.ServerHttp2Session): void {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (err) => logger?.debug({ err: err.message }, "http2 session error"));
+    if (draining) {
+      session.close();
+      return;
+    }
+    // Idle sessions close like idle keep-alive connections; a session with an open stream
+    // stays even when no byte moved for a while (a model thinking before its first token).
+    let openStreams = 0;
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      openStreams++;
+      stream.once("close", () => openStreams--);
+    });
+    session.setTimeout(keepAliveTimeoutMs, () => {
+      if (openStreams === 0) session.close();
+    });
+  }
+
+  const h2Options: http2.ServerOptions = { unknownProtocolTimeout: headersTimeoutMs };
+
+  let outer: net.Server;
+  let http1: Http1Timeouts;
+  let http1Server: http.Server | undefined;
+
+  if (options.tls) {
+    const secure = http2.createSecureServer(
+      {
+        ...h2Options,
+        cert: options.tls.cert,
+        key: options.tls.key,
+        allowHTTP1: true,
+        ALPNProtocols: ["h2", "http/1.1"],
+        handshakeTimeout: headersTimeoutMs,
+      },
+      onRequest,
+    );
+    // Http2SecureServer runs node's HTTP/1 code for `http/1.1` connections and reads these
+    // properties from itself; it arms the timeout checks on its own "listening".
+    http1 = secure as unknown as Http1Timeouts;
+    secure.on("connection", (socket: net.Socket) => {
+      trackSocket(socket);
+      options.onConnection?.(socket);
+    });
+    secure.on("session", trackSession);
+    outer = secure;
+  } else {
+    const h2 = http2.createServer(h2Options, onRequest);
+    h2.on("session", trackSession);
+    const h1 = http.createServer(onRequest);
+    http1Server = h1;
+    // connectionsCheckingInterval is a runtime property @types/node does not declare.
+    http1 = h1 as unknown as Http1Timeouts;
+    const plain = net.createServer({ noDelay: true }, (socket) => {
+      trackSocket(socket);
+      sniff(socket, h1, h2);
+      options.onConnection?.(socket);
+    });
+    outer = plain;
+  }
+  http1.headersTimeout = headersTimeoutMs;
+  http1.requestTimeout = requestTimeoutMs;
+  http1.keepAliveTimeout = keepAliveTimeoutMs;
+  http1.connectionsCheckingInterval = checkingIntervalMs;
+
+  function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+    let seen: Buffer | undefined;
+    // A connection that never sends (enough of) its first bytes is closed: neither inner
+    // server has it yet, so none of their timeouts apply (one-port-listener.test: "idle").
+    const timer = setTimeout(() => socket.destroy(), headersTimeoutMs);
+    const stop = (): void => {
+      clearTimeout(timer);
+      sniffing.delete(socket);
+      socket.off("data", onData);
+      socket.off("error", onGone);
+      socket.off("end", onGone);
+      socket.off("close", onGone);
+    };
+    function onGone(): void {
+      stop();
+      socket.destroy();
+    }
+    function onData(chunk: Buffer): void {
+      seen = seen === undefined ? chunk : Buffer.concat([seen, chunk]);
+      const verdict = classifyFirstBytes(seen);
+      if (verdict === "undecided") return;
+      stop();
+      socket.pause();
+      socket.unshift(seen);
+      if (verdict === "h2") {
+        // Not resumed: the session reads the unshifted bytes itself; resuming here would
+        // lose them ("Received bad client magic byte string").
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    }
+    sniffing.set(socket, onGone);
+    socket.on("data", onData);
+    socket.once("error", onGone);
+    socket.once("end", onGone);
+    socket.once("close", onGone);
+  }
+
+  let closed: Promise<void> | undefined;
+
+  return {
+    async listen(host, port) {
+      outer.listen({ host, port });
+      await once(outer, "listening");
+      // An http.Server that never listen()s never arms its header/request timeout checks
+      // (node does that on "listening"); the HTTP/1.1 connections handed to it need them
+      // (one-port-listener.test: "slow headers").
+      http1Server?.emit("listening");
+      return outer.address() as net.AddressInfo;
+    },
+
+    drain() {
+      if (draining) return;
+      draining = true;
+      closed = new Promise((resolve) => outer.close(() => resolve()));
+      for (const session of sessions) session.close();
+      for (const destroy of sniffing.values()) destroy();
+      http1.closeIdleConnections();
+    },
+
+    closeIdleConnections() {
+      http1.closeIdleConnections();
+    },
+
+    async close() {
+      this.drain();
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      // Clears the inner server's timeout-check interval (it was never listening, so its
+      // own close just emits "close").
+      http1Server?.close();
+      await closed;
+    },
+
+    get connectionCount() {
+      return sockets.size;
+    },
+  };
+}

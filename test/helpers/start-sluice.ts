@@ -1,0 +1,77 @@
+import type { Socket } from "node:net";
+import { createSluice, type Sluice } from "../../src/app.js";
+import { defaultConfigDocument } from "../../src/config/default-config.js";
+import { parseConfig } from "../../src/config/load-config.js";
+import type { SluiceConfig } from "../../src/config/schema.js";
+import { createSluiceServer, type SluiceServer } from "../../src/server/create-server.js";
+import { createLogger, type Logger } from "../../src/telemetry/logger.js";
+
+export interface StartSluiceOptions {
+  /**
+   * Merged over the document's `server` section (e.g. a short `drainTimeoutMs`). Unless
+   * the document or this sets it, `drainTimeoutMs` is 2 s here (10 s in production), so a
+   * test that leaves a call open costs little at close.
+   */
+  readonly server?: Partial<SluiceConfig["server"]>;
+  /** Environment for `${VAR}` placeholders; default empty (no real provider keys leak in). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Default: silent. */
+  readonly logger?: Logger;
+  /** See OnePortListenerOptions.onConnection (e.g. a ReadSpy). */
+  readonly onConnection?: (socket: Socket) => void;
+}
+
+export interface StartedSluice {
+  /** http://127.0.0.1:PORT */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly config: SluiceConfig;
+  readonly server: SluiceServer;
+  readonly sluice: Sluice;
+  /** Graceful shutdown of the server, then the providers. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * A real Sluice server in this process on 127.0.0.1 and a free port: the same listener,
+ * router, services and providers `npm start` runs, for integration tests over real sockets.
+ * `configDocument` is YAML-shaped (what a config file parses to); default: the embedded
+ * default (model `demo`).
+ */
+export async function startSluice(
+  configDocument?: Record<string, unknown>,
+  options: StartSluiceOptions = {},
+): Promise<StartedSluice> {
+  const env = options.env ?? {};
+  const document = configDocument ?? defaultConfigDocument(env);
+  const config = parseConfig(
+    {
+      ...document,
+      listen: "127.0.0.1:0",
+      server: { drainTimeoutMs: 2_000, ...(document["server"] as object | undefined), ...options.server },
+    },
+    env,
+  );
+  const logger = options.logger ?? createLogger({ level: "silent" });
+  const sluice = createSluice(config, { logger });
+  const server = createSluiceServer({ config, sluice, logger, onConnection: options.onConnection });
+  let address;
+  try {
+    address = await server.listen();
+  } catch (err) {
+    await sluice.close();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    ...address,
+    config,
+    server,
+    sluice,
+    close() {
+      closing ??= server.shutdown("test done").then(() => sluice.close());
+      return closing;
+    },
+  };
+}
