@@ -13,7 +13,7 @@ import { runLatency } from "./scenarios/latency.mjs";
 import { runProfile } from "./scenarios/profile.mjs";
 import { runStreaming } from "./scenarios/streaming.mjs";
 import { runThroughput } from "./scenarios/throughput.mjs";
-import { parseSettings } from "./settings.mjs";
+import { estimateMinutes, parseSettings } from "./settings.mjs";
 import { startFleet } from "./targets/fleet.mjs";
 import { BENCH_DIR, MAIN_DIR } from "./targets/servers.mjs";
 
@@ -54,6 +54,9 @@ async function main() {
   try {
     fleet = await startFleet(ctx);
     Object.assign(ctx, { fake: fleet.fake, targets: fleet.targets, startFresh: fleet.startFresh });
+    const live = fleet.targets.filter((t) => !t.skip);
+    const minutes = estimateMinutes(settings, live.length, live.filter((t) => !t.unaryOnly).length);
+    log(`${settings.mode} run, ${settings.repeats} repeat(s): about ${minutes.toFixed(0)} min on a quiet machine (more when busy)`);
     const results = {};
     for (const name of settings.scenarios) {
       log(`scenario ${name}`);
@@ -65,6 +68,7 @@ async function main() {
       }
     }
     await fleet.stopAll();
+    const stderrTails = fleet.stderrTails();
     fleet = undefined;
     env.loadavgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
     const profileDir = readdirSync(dir).find((name) => name.startsWith("cpuprof-"));
@@ -75,6 +79,7 @@ async function main() {
       settings,
       targets: fleet?.targets ?? ctx.targets,
       results,
+      stderrTails,
       profileFile: profileFile && join(dir, profileDir, profileFile),
     });
     log(`report: ${mdPath} (${((Date.now() - startedAt) / 60000).toFixed(1)} min)`);

@@ -75,3 +75,16 @@ export function parseSettings(argv) {
   settings.cpus = cores >= 2 ? { proxy: 0, load: 1 } : { proxy: undefined, load: undefined };
   return settings;
 }
+
+/** Rough duration of a run on a quiet machine (≈1 s per run for the quiet check and tool start-up). */
+export function estimateMinutes(s, unaryTargets, streamTargets) {
+  const streamLenS = (s.streamFirstMs + s.streamChunks * s.streamGapMs) / 1000;
+  const parts = {
+    latency: unaryTargets * s.warmupS + s.repeats * unaryTargets * (s.latencyS + 1),
+    throughput: 2 * unaryTargets * s.warmupS + s.throughputConfigs.length * s.repeats * unaryTargets * (s.throughputS + 1),
+    streaming: streamTargets * (s.warmupS + streamLenS) + s.repeats * streamTargets * (s.streamS + streamLenS + 1),
+    capacity: s.capacitySteps.at(-1) / s.capacityRampRate + s.capacitySteps.length * (s.capacitySettleS + 1.5) + Math.max(...s.capacityAfterS) + 10,
+    profile: s.warmupS + s.profileS + 10,
+  };
+  return s.scenarios.reduce((sum, name) => sum + parts[name], 0) / 60;
+}

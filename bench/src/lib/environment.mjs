@@ -5,12 +5,12 @@ import os from "node:os";
 import { join } from "node:path";
 import { openFilesLimit } from "./machine.mjs";
 
-function tryRun(command, args, options = {}) {
+/** A tool's output; `fallback` when it fails (wrk -v exits 1 after printing its version: keep that output). */
+function tryRun(command, args, fallback) {
   try {
-    return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10_000, ...options }).trim();
+    return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 }).trim();
   } catch (error) {
-    // wrk -v exits 1 after printing its version.
-    return `${error.stdout ?? ""}${error.stderr ?? ""}`.trim() || "unavailable";
+    return fallback ?? (`${error.stdout ?? ""}${error.stderr ?? ""}`.trim() || "unavailable");
   }
 }
 
@@ -22,11 +22,12 @@ export function collectEnvironment({ mainDir, benchDir }) {
       return "not installed";
     }
   };
-  const dirty = tryRun("git", ["-C", mainDir, "status", "--porcelain", "--", "src", "gen", "package.json"]);
+  // SLUICE_DIR may point at a copy that is not a git checkout.
+  const dirty = tryRun("git", ["-C", mainDir, "status", "--porcelain", "--", "src", "gen", "package.json"], "");
   return {
     date: new Date().toISOString(),
-    gitSha: tryRun("git", ["-C", mainDir, "rev-parse", "--short", "HEAD"]),
-    gitDirty: dirty !== "" && dirty !== "unavailable",
+    gitSha: tryRun("git", ["-C", mainDir, "rev-parse", "--short", "HEAD"], "nogit"),
+    gitDirty: dirty !== "",
     node: process.version,
     cpuModel: os.cpus()[0]?.model ?? "unknown",
     cores: os.availableParallelism(),

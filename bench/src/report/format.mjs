@@ -40,7 +40,15 @@ export function makeCheck(name, target, value, ok) {
   return { name, target, value, ok };
 }
 
-/** How many of a target's runs started on a quiet machine, e.g. "3/3". */
+/** Above this share of the proxy's core taken by others during a run, the run counts as contended. */
+export const MAX_FOREIGN_PCT = 20;
+
+/** A run is clean when the machine was quiet before it and nobody took the proxy's core during it. */
+export function isClean(run) {
+  return Boolean(run.quiet?.quiet) && !(run.foreignPct > MAX_FOREIGN_PCT);
+}
+
+/** How many of a target's runs were clean, e.g. "3/3". */
 export function quietCell(runs) {
-  return `${runs.filter((r) => r.quiet?.quiet).length}/${runs.length}`;
+  return `${runs.filter(isClean).length}/${runs.length}`;
 }

@@ -52,6 +52,10 @@ export function capacitySection(result) {
     "",
     `- RSS growth: **${num(fit.slope)} KB per open stream** (fit over the steps); peak ${num(peak / 1024)} MB.`,
     `- Streams that failed: ${failed}; ended early: ${result.endedEarly}.${result.errorSamples?.length ? ` Errors: ${result.errorSamples.join("; ")}` : ""}`,
+    "- fds after close: undici replaces each aborted upstream connection with a fresh idle one (observed with the bare " +
+      "pass-through too), and the fake keeps idle connections for 120 s — so upstream sockets, and their memory, can linger " +
+      "in the *after* rows even when every upstream request was aborted. A count that stays at the peak means streams or " +
+      "sockets were not released.",
     ...(result.notes ?? []).map((n) => `- ${n}`),
     ...(checks.length ? ["", table(["check", "value", "result"], checks.map((c) => [c.name, c.value, check(c.ok)]))] : []),
     "",

@@ -1,5 +1,5 @@
 // Report header: environment, what ran where, how noisy the machine was, and the pass/fail summary.
-import { check, num, table } from "./format.mjs";
+import { check, isClean, MAX_FOREIGN_PCT, num, table } from "./format.mjs";
 
 /** Every measured run of every scenario, flattened (for the noise summary). */
 function allRuns(results) {
@@ -17,24 +17,24 @@ function allRuns(results) {
  * Noise: was the machine quiet before each run, and how much CPU did *others* take from the
  * proxy core during proxy runs (core busy % minus the pinned proxy's own share).
  */
-function noiseLines(results, cpus) {
+function noiseLines(results, settings) {
   const runs = allRuns(results);
   if (runs.length === 0) return [];
   const quiet = runs.filter((r) => r.quiet?.quiet).length;
+  const clean = runs.filter(isClean).length;
   const maxBusyBefore = Math.max(...runs.map((r) => Math.max(...(r.quiet?.busyPct ?? [0]))));
-  const foreign = runs
-    .filter((r) => r.cpu?.processCpuS?.proxy !== undefined && cpus.proxy !== undefined)
-    .map((r) => r.cpu.coreBusyPct[cpus.proxy] - (100 * r.cpu.processCpuS.proxy) / r.cpu.wallS);
+  const foreign = runs.map((r) => r.foreignPct).filter(Number.isFinite).sort((a, b) => a - b);
   const lines = [
-    `- Runs started on a quiet machine (every core ≤ threshold busy over 0.5 s, bounded wait): **${quiet}/${runs.length}**; ` +
+    `- Runs started on a quiet machine (every core ≤ ${settings.quietMaxBusyPct}% busy over 0.5 s, bounded wait): **${quiet}/${runs.length}**; ` +
       `busiest core before a run: ${num(maxBusyBefore)}%.`,
   ];
   if (foreign.length) {
     lines.push(
-      `- CPU others took from the proxy core during proxy runs (core busy − proxy's own): max ${num(Math.max(...foreign))}%, ` +
-        `median ${num(foreign.sort((a, b) => a - b)[foreign.length >> 1])}% (≈0 on a quiet machine; tick granularity ±2%).`,
+      `- CPU others took from the proxy core during proxy runs (core busy − the proxy's own): median ${num(foreign[foreign.length >> 1])}%, ` +
+        `max ${num(foreign.at(-1))}% (≈0 when quiet; clock-tick granularity ±2%).`,
     );
   }
+  lines.push(`- **Clean runs** (quiet before, ≤ ${MAX_FOREIGN_PCT}% of the proxy core taken during): **${clean}/${runs.length}**. Tables count them per target.`);
   return lines;
 }
 
@@ -70,7 +70,7 @@ export function environmentSection({ env, settings, targets, results, checks }) 
       ],
     ),
     "",
-    ...noiseLines(results, settings.cpus),
+    ...noiseLines(results, settings),
     ...(skipped.length ? ["", "Targets not measured:", "", ...skipped] : []),
   ].join("\n");
 }

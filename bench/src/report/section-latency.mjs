@@ -55,7 +55,7 @@ export function latencySection(result, targets) {
       "(wrk) against `direct`, h2c targets (h2load) against `direct-h2`, so each load generator's own cost cancels out.",
     "",
     table(
-      ["target", "floor", "p50 µs", "p99 µs", "added p50 µs", "added p99 µs", "req/s", "proxy CPU µs/req", "errors", "quiet runs", "check"],
+      ["target", "floor", "p50 µs", "p99 µs", "added p50 µs", "added p99 µs", "req/s", "proxy CPU µs/req", "errors", "clean runs", "check"],
       rows,
     ),
     "",

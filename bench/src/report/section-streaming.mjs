@@ -59,7 +59,7 @@ export function streamingSection(result, targets) {
       "each chunk; one machine, one clock) — the cleanest measure of what a proxy adds per chunk. Added = target p99 − direct p99.",
     "",
     table(
-      ["target", "TTFT p50 ms", "TTFT p99 ms", "added TTFT p99 µs", "gap p99 ms", "added gap p99 µs", "transit p50 µs", "transit p99 µs", "added transit p99 µs", "proxy CPU µs/chunk", "streams", "errors", "quiet runs", "check"],
+      ["target", "TTFT p50 ms", "TTFT p99 ms", "added TTFT p99 µs", "gap p99 ms", "added gap p99 µs", "transit p50 µs", "transit p99 µs", "added transit p99 µs", "proxy CPU µs/chunk", "streams", "errors", "clean runs", "check"],
       rows,
     ),
     "",

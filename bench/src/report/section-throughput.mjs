@@ -57,7 +57,7 @@ export function throughputSection(result, targets) {
       "",
       `### ${describe(config)}`,
       "",
-      table(["target", "req/s", "× floor", "× pass-through", "p50 ms", "p99 ms", "proxy CPU µs/req", "errors", "quiet runs", `≥ ${MIN_RATIO_TO_PASS_THROUGH}× pass-through`], rows),
+      table(["target", "req/s", "× floor", "× pass-through", "p50 ms", "p99 ms", "proxy CPU µs/req", "errors", "clean runs", `≥ ${MIN_RATIO_TO_PASS_THROUGH}× pass-through`], rows),
     );
     chartSeries.push({ name: describe(config), values: new Map(values) });
     for (const [label] of values) if (!labels.includes(label)) labels.push(label);

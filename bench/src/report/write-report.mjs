@@ -18,7 +18,7 @@ const SECTIONS = {
   profile: profileSection,
 };
 
-export function writeReport({ resultsDir, env, settings, targets, results, profileFile }) {
+export function writeReport({ resultsDir, env, settings, targets, results, stderrTails = [], profileFile }) {
   const dir = settings.mode === "quick" ? join(resultsDir, "quick") : resultsDir;
   mkdirSync(dir, { recursive: true });
   const stem = `${env.date.slice(0, 10)}-${env.gitSha}${env.gitDirty ? "-dirty" : ""}`;
@@ -42,14 +42,21 @@ export function writeReport({ resultsDir, env, settings, targets, results, profi
     checks.push(...section.checks);
   }
   const header = environmentSection({ env, settings, targets, results, checks });
-  const report = [header, ...sections, notesSection()].join("\n\n");
+  const report = [header, ...sections, stderrSection(stderrTails), notesSection()].filter(Boolean).join("\n\n");
   const mdPath = join(dir, `${stem}.md`);
   writeFileSync(mdPath, `${report}\n`);
   copyFileSync(mdPath, join(dir, "latest.md"));
   const publicTargets = targets.map(({ id, label, role, proto, floor, skip }) => ({ id, label, role, proto, floor, skip }));
-  writeFileSync(join(dir, `${stem}.json`), `${JSON.stringify({ env, settings: { ...settings, targetFilter: undefined }, targets: publicTargets, results }, null, 1)}\n`);
+  const raw = { env, settings: { ...settings, targetFilter: undefined }, targets: publicTargets, results, stderrTails };
+  writeFileSync(join(dir, `${stem}.json`), `${JSON.stringify(raw, null, 1)}\n`);
   if (profileFile) copyFileSync(profileFile, join(dir, `${stem}.cpuprofile`));
   return { mdPath, dir, stem };
+}
+
+/** What the servers wrote to stderr (e.g. MaxListenersExceededWarning): often the first hint of a leak. */
+function stderrSection(tails) {
+  if (tails.length === 0) return "";
+  return ["## Server stderr (last lines)", "", ...tails.flatMap(({ name, text }) => [`**${name}**`, "", "```", text.slice(-1500), "```", ""])].join("\n");
 }
 
 function notesSection() {

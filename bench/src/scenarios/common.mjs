@@ -48,7 +48,14 @@ export async function measured(ctx, target, fn) {
   const pids = { fake: ctx.fake.pid };
   if (target.role !== "floor") pids.proxy = target.server.pid;
   const { value, cpu } = await withCpuAccounting(pids, fn);
-  return { ...value, quiet, cpu };
+  // CPU someone else took from the (pinned) proxy's core while it ran: its core's busy share
+  // minus its own. Loopback softirq work lands here too, so a few percent is normal.
+  const proxyCore = ctx.settings.cpus.proxy;
+  const foreignPct =
+    pids.proxy !== undefined && proxyCore !== undefined
+      ? Math.round(cpu.coreBusyPct[proxyCore] - (100 * cpu.processCpuS.proxy) / cpu.wallS)
+      : undefined;
+  return { ...value, quiet, cpu, foreignPct };
 }
 
 /** One unary load run: wrk for HTTP/1.1 targets, h2load for h2c ones. */

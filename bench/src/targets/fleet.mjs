@@ -62,10 +62,14 @@ export async function startFleet(ctx) {
     log(`  ${target.id}: ${target.skip ? `skipped — ${target.skip}` : "ok"}`);
   }
 
+  /** Every server started, fresh ones included: their stderr goes into the report (warnings, leaks). */
+  const started = Object.entries(servers).map(([name, server]) => ({ name, server }));
+
   /** A new instance of a target's proxy (clean memory, or extra node flags such as --cpu-prof). */
   async function startFresh(id, nodeArgs = []) {
     const name = SERVER_OF[id];
     const server = await starters[name](nodeArgs);
+    started.push({ name: `${name} (fresh: ${id}${nodeArgs.length ? ` ${nodeArgs[0]}` : ""})`, server });
     const target = build({ ...servers, [name]: server }).find((t) => t.id === id);
     return { ...target, verified: targets.find((t) => t.id === id)?.verified };
   }
@@ -74,5 +78,10 @@ export async function startFleet(ctx) {
     await Promise.all(Object.values(servers).map((server) => server.stop()));
   }
 
-  return { fake, servers, targets, startFresh, stopAll, configFile };
+  /** The last stderr lines of every server that wrote any. */
+  function stderrTails() {
+    return started.map(({ name, server }) => ({ name, text: server.stderrTail().trim() })).filter((t) => t.text);
+  }
+
+  return { fake, servers, targets, startFresh, stopAll, stderrTails, configFile };
 }

@@ -3,13 +3,14 @@
 import { createServer } from "node:net";
 import { request } from "node:http";
 import { existsSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { jsonLine, startServer } from "../lib/processes.mjs";
 
 const SRC_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BENCH_DIR = join(SRC_DIR, "..");
-export const MAIN_DIR = join(BENCH_DIR, "..");
+/** The Sluice checkout under test: this repo, or another checkout/worktree via SLUICE_DIR (before/after comparisons). */
+export const MAIN_DIR = process.env.SLUICE_DIR ? resolve(process.env.SLUICE_DIR) : join(BENCH_DIR, "..");
 export const SLUICE_ENTRY = join(MAIN_DIR, "dist", "src", "main.js");
 const PORTKEY_ENTRY = join(BENCH_DIR, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js");
 
