@@ -14,8 +14,11 @@ function niceTicks(min, max, count = 5) {
   const raw = span / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  // From the step at or below min to the step at or above max, so every value is inside the axis.
+  const first = Math.floor(min / step);
+  const last = Math.ceil(max / step);
   const ticks = [];
-  for (let v = Math.floor(min / step) * step; v <= max + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+  for (let k = first; k <= last; k++) ticks.push(Number((k * step).toPrecision(12)));
   return ticks;
 }
 
