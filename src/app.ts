@@ -1,4 +1,4 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
 import { ChatService } from "../gen/sluice/v1/chat_service_pb.js";
 import { ModelService } from "../gen/sluice/v1/model_service_pb.js";
@@ -10,6 +10,7 @@ import { createModelCatalog, type ModelCatalog } from "./routing/model-catalog.j
 import { createChatService } from "./api/chat-service.js";
 import { createModelService } from "./api/model-service.js";
 import { createInterceptors } from "./interceptors/index.js";
+import type { UnaryRoute } from "./server/connect-unary-fast-lane.js";
 
 export interface SluiceDeps {
   readonly logger: Logger;
@@ -19,6 +20,10 @@ export interface SluiceDeps {
 export interface Sluice {
   /** Registers ChatService and ModelService, with the interceptor chain, on a Connect router. */
   registerRoutes(router: ConnectRouter): void;
+  /** The unary RPCs, for the server's Connect JSON fast lane: the same implementations the router serves. */
+  readonly unaryRoutes: readonly UnaryRoute[];
+  /** The interceptor chain the router applies (outermost first), for the fast lane to apply too. */
+  readonly interceptors: readonly Interceptor[];
   /** The sluice.v1 services served (for health and reflection). */
   readonly services: readonly DescService[];
   /** Every configured provider, by configured name. */
@@ -37,6 +42,11 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   const models = createModelService(catalog);
   return {
     services: [ChatService, ModelService],
+    unaryRoutes: [
+      { method: ChatService.method.complete, impl: chat.complete as UnaryRoute["impl"] },
+      { method: ModelService.method.listModels, impl: models.listModels as UnaryRoute["impl"] },
+    ],
+    interceptors,
     providers,
     catalog,
     registerRoutes(router) {

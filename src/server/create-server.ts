@@ -13,6 +13,7 @@ import { createHealthService, healthWatchPath, type HealthService } from "./heal
 import { createOnePortListener, type NodeRequestHandler } from "./one-port-listener.js";
 import { createReflectionService, reflectionServices } from "./reflection-service.js";
 import { parseListenAddress, formatUrl } from "./listen-address.js";
+import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
 
 export interface SluiceServerOptions {
   readonly config: SluiceConfig;
@@ -70,7 +71,18 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   // expected, not a leak (create-server.test: "no listener warning").
   setMaxListeners(0, shutdownController.signal);
 
+  // Unknown JSON fields are an error, not silently dropped: a misspelt setting
+  // ("temprature") must not quietly change nothing (README "The API").
+  const jsonOptions = { ignoreUnknownFields: false };
+  const fastLane = createConnectUnaryFastLane({
+    routes: sluice.unaryRoutes,
+    interceptors: sluice.interceptors,
+    maxRequestBytes: config.server.maxRequestBytes,
+    jsonOptions,
+    shutdownSignal: shutdownController.signal,
+  });
   const rpcHandler = connectNodeAdapter({
+    jsonOptions,
     routes(router) {
       sluice.registerRoutes(router);
       health.register(router);
@@ -102,7 +114,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
       inFlight++;
       res.once("close", onRequestDone);
     }
-    (rpcHandler as NodeRequestHandler)(req, res);
+    if (!fastLane(req, res)) (rpcHandler as NodeRequestHandler)(req, res);
   }
 
   const listener = createOnePortListener({
