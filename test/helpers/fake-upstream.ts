@@ -48,6 +48,12 @@ export interface FakeUpstream {
   respond(responder: Responder): void;
   /** Resolves when a request's connection closes before the response ended (cancel propagated). */
   nextAbort(): Promise<RecordedRequest>;
+  /**
+   * Resolves when a request matching `match` has had its connection closed before the
+   * response ended — at once if that already happened. Unlike `nextAbort()`, an earlier
+   * test's late abort cannot satisfy it.
+   */
+  abortOf(match: (request: RecordedRequest) => boolean): Promise<RecordedRequest>;
   /** TCP connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
   readonly connectionCount: number;
   /** Destroys every open connection now (a cut at a moment the test chooses, e.g. mid-stream). */
@@ -83,6 +89,7 @@ export async function startFakeUpstream(responder: Responder = () => ({ status: 
   const requests: RecordedRequest[] = [];
   const aborted: RecordedRequest[] = [];
   const abortWaiters: Array<(r: RecordedRequest) => void> = [];
+  const matchWaiters = new Set<{ match: (r: RecordedRequest) => boolean; resolve: (r: RecordedRequest) => void }>();
   const sockets = new Set<Socket>();
   let connectionCount = 0;
 
@@ -120,6 +127,11 @@ export async function startFakeUpstream(responder: Responder = () => ({ status: 
         aborted.push(recorded);
         const waiter = abortWaiters.shift();
         waiter?.(recorded);
+        for (const w of matchWaiters) {
+          if (!w.match(recorded)) continue;
+          matchWaiters.delete(w);
+          w.resolve(recorded);
+        }
       }
     });
     const script = current(recorded, index);
@@ -168,6 +180,11 @@ export async function startFakeUpstream(responder: Responder = () => ({ status: 
     },
     nextAbort() {
       return new Promise((resolve) => abortWaiters.push(resolve));
+    },
+    abortOf(match) {
+      const already = aborted.find(match);
+      if (already !== undefined) return Promise.resolve(already);
+      return new Promise((resolve) => matchWaiters.add({ match, resolve }));
     },
     get connectionCount() {
       return connectionCount;
