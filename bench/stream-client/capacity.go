@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -22,23 +24,48 @@ type capacityConfig struct {
 	stepTimeout time.Duration
 	rssPid      int
 	after       []time.Duration
+	fakeStats   string // the fake upstream's GET /stats URL ("" = not sampled)
 }
 
 type capacityStep struct {
-	Target   int     `json:"target"`
-	Open     int64   `json:"open"`
-	Failed   int64   `json:"failed"`
-	RssKB    int64   `json:"rssKb"`
-	Fds      int     `json:"fds"`
-	ElapsedS float64 `json:"elapsedS"`
+	Target   int       `json:"target"`
+	Open     int64     `json:"open"`
+	Failed   int64     `json:"failed"`
+	RssKB    int64     `json:"rssKb"`
+	Fds      int       `json:"fds"`
+	Fake     fakeStats `json:"fake"`
+	ElapsedS float64   `json:"elapsedS"`
 	// Chunk transit while this many streams were open (a latency-under-load indicator).
 	Transit summary `json:"transitUs"`
 }
 
 type capacitySample struct {
-	AfterS float64 `json:"afterS"`
-	RssKB  int64   `json:"rssKb"`
-	Fds    int     `json:"fds"`
+	AfterS float64   `json:"afterS"`
+	RssKB  int64     `json:"rssKb"`
+	Fds    int       `json:"fds"`
+	Fake   fakeStats `json:"fake"`
+}
+
+// fakeStats: what the fake upstream sees — streams it is still sending (a cancelled stream the
+// proxy did not abort upstream stays here) and connections open to it. -1 when not sampled.
+type fakeStats struct {
+	ActiveStreams   int `json:"activeStreams"`
+	OpenConnections int `json:"openConnections"`
+}
+
+func readFakeStats(url string) fakeStats {
+	out := fakeStats{ActiveStreams: -1, OpenConnections: -1}
+	if url == "" {
+		return out
+	}
+	client := http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return out
 }
 
 type capacityReport struct {
@@ -184,6 +211,7 @@ func runCapacity(cfg *capacityConfig) capacityReport {
 			Failed:   failed.Load(),
 			RssKB:    medianRssKB(cfg.rssPid),
 			Fds:      countFds(cfg.rssPid),
+			Fake:     readFakeStats(cfg.fakeStats),
 			ElapsedS: time.Since(begin).Seconds(),
 			Transit:  stepTransit,
 		})
@@ -206,6 +234,7 @@ func runCapacity(cfg *capacityConfig) capacityReport {
 			AfterS: time.Since(closedAt).Seconds(),
 			RssKB:  medianRssKB(cfg.rssPid),
 			Fds:    countFds(cfg.rssPid),
+			Fake:   readFakeStats(cfg.fakeStats),
 		})
 	}
 	report.EndedEarly = endedEarly.Load()

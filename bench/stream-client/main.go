@@ -128,6 +128,7 @@ func main() {
 	flag.DurationVar(&capCfg.stepTimeout, "step-timeout", 30*time.Second, "longest wait for a step's streams to open")
 	flag.IntVar(&capCfg.rssPid, "rss-pid", 0, "process whose VmRSS is sampled (capacity)")
 	flag.StringVar(&after, "after", "2s,10s", "RSS samples this long after all streams closed (capacity)")
+	flag.StringVar(&capCfg.fakeStats, "fake-stats", "", "the fake upstream's /stats URL, sampled with RSS (capacity)")
 	flag.Parse()
 
 	fail := func(err error) {

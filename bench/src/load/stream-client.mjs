@@ -61,10 +61,11 @@ export function streamClientLoad({ mode, url, bodyFile, headers, cpu, concurrenc
 }
 
 /** Capacity ramp; returns RSS per step and after close. */
-export function streamClientCapacity({ mode, url, bodyFile, headers, cpu, steps, rampRate, settleS, rssPid, conns, after }) {
+export function streamClientCapacity({ mode, url, bodyFile, headers, cpu, steps, rampRate, settleS, rssPid, conns, after, fakeStatsUrl }) {
   const args = ["-capacity", "-mode", mode, "-url", url, "-body", bodyFile, ...headerArgs(headers)];
   args.push("-steps", steps.join(","), "-ramp-rate", String(rampRate), "-settle", `${settleS}s`);
   args.push("-rss-pid", String(rssPid), "-conns", String(conns), "-after", after.map((s) => `${s}s`).join(","));
+  if (fakeStatsUrl) args.push("-fake-stats", fakeStatsUrl);
   const budgetS = steps.at(-1) / rampRate + steps.length * (settleS + 32) + Math.max(...after) + 30;
   return run(args, cpu, budgetS * 1000);
 }

@@ -17,6 +17,12 @@ export function num(value, digits) {
   return value.toFixed(2);
 }
 
+/** A difference with its sign: "+12.0", "−7.5". */
+export function signed(value, digits) {
+  if (!Number.isFinite(value)) return "–";
+  return value < 0 ? `−${num(-value, digits)}` : `+${num(value, digits)}`;
+}
+
 /** "median (min–max)" of repeated runs; just the median when there is one run. */
 export function spreadCell(values, digits) {
   const s = spread(values);

@@ -1,6 +1,6 @@
 // Report section for scenario 1 (added latency at c=1).
 import { median } from "../lib/stats.mjs";
-import { check, makeCheck, num, quietCell, spreadCell, table } from "./format.mjs";
+import { check, makeCheck, num, quietCell, signed, spreadCell, table } from "./format.mjs";
 import { barChart } from "./svg.mjs";
 
 // Targets from the issue: Connect JSON unary at c=1; gRPC may be 1.5× those.
@@ -27,7 +27,7 @@ export function latencySection(result, targets) {
     const limit = LATENCY_LIMITS[id];
     const ok = limit && Number.isFinite(add50) ? add50 <= limit.p50 && add99 <= limit.p99 : undefined;
     if (limit) {
-      checks.push(makeCheck(`added latency p50 ≤ ${limit.p50} µs, p99 ≤ ${limit.p99} µs (c=1)`, id, `p50 +${num(add50)} µs, p99 +${num(add99)} µs`, ok));
+      checks.push(makeCheck(`added latency p50 ≤ ${limit.p50} µs, p99 ≤ ${limit.p99} µs (c=1)`, id, `p50 ${signed(add50)} µs, p99 ${signed(add99)} µs`, ok));
     }
     const cpuPerReq = runs.map((r) => (r.cpu.processCpuS.proxy * 1e6) / r.requests);
     rows.push([

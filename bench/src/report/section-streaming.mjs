@@ -1,6 +1,6 @@
 // Report section for scenario 3 (streaming: TTFT, chunk gap, chunk transit).
 import { median } from "../lib/stats.mjs";
-import { check, makeCheck, num, quietCell, spreadCell, table } from "./format.mjs";
+import { check, makeCheck, num, quietCell, signed, spreadCell, table } from "./format.mjs";
 import { barChart } from "./svg.mjs";
 
 const LIMITS = { ttftP99Us: 1000, gapP99Us: 50 };
@@ -22,8 +22,8 @@ export function streamingSection(result, targets) {
     const isSluice = target.role === "sluice";
     const ok = isSluice && Number.isFinite(addTtft) ? addTtft < LIMITS.ttftP99Us && addGap < LIMITS.gapP99Us : undefined;
     if (isSluice) {
-      checks.push(makeCheck(`streaming added TTFT p99 < ${LIMITS.ttftP99Us} µs`, id, `+${num(addTtft)} µs`, Number.isFinite(addTtft) ? addTtft < LIMITS.ttftP99Us : undefined));
-      checks.push(makeCheck(`streaming added per-chunk gap p99 < ${LIMITS.gapP99Us} µs`, id, `+${num(addGap)} µs (transit p99 +${num(addTransit)} µs)`, Number.isFinite(addGap) ? addGap < LIMITS.gapP99Us : undefined));
+      checks.push(makeCheck(`streaming added TTFT p99 < ${LIMITS.ttftP99Us} µs`, id, `${signed(addTtft)} µs`, Number.isFinite(addTtft) ? addTtft < LIMITS.ttftP99Us : undefined));
+      checks.push(makeCheck(`streaming added per-chunk gap p99 < ${LIMITS.gapP99Us} µs`, id, `${signed(addGap)} µs (transit p99 ${signed(addTransit)} µs)`, Number.isFinite(addGap) ? addGap < LIMITS.gapP99Us : undefined));
     }
     rows.push([
       target.label + (id === "portkey" ? " ¹" : ""),

@@ -1,5 +1,5 @@
 // Scenario 4 — capacity: a fresh proxy (clean baseline RSS) holds a growing number of open,
-// slowly paced streams (1 chunk/s), stepping 1k → 10k; at each step the proxy's VmRSS is read
+// slowly paced streams (one chunk per 10 s: memory, not chunk throughput), stepping 1k → 10k; at each step the proxy's VmRSS is read
 // from /proc/PID/status. Reported: RSS per step, the fitted slope (KB per open stream) and RSS
 // after every stream is closed at once.
 //
@@ -46,6 +46,7 @@ export async function runCapacity(ctx) {
       rssPid: fresh.server.pid,
       conns: 16,
       after: settings.capacityAfterS,
+      fakeStatsUrl: `${ctx.fake.url}/stats`,
     });
     return { target: chosen.id, label: chosen.label, gapMs: settings.capacityGapMs, quiet, notes, ...report };
   } finally {

@@ -75,7 +75,11 @@ function sendJson(res, status, body) {
   res.end(body);
 }
 
+/** Live counts for GET /stats: the capacity scenario checks that cancelled streams really end here. */
+const stats = { activeStreams: 0, openConnections: 0 };
+
 function stream(req, res, options) {
+  stats.activeStreams += 1;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   // Headers go out at once, as a real provider's do; the first chunk follows after `first` ms.
   if (typeof res.flushHeaders === "function") res.flushHeaders();
@@ -96,6 +100,7 @@ function stream(req, res, options) {
   };
   // A cancelled client must not leave timers behind (capacity runs close 10k streams at once).
   res.on("close", () => {
+    stats.activeStreams -= 1;
     if (timer !== undefined) clearTimeout(timer);
   });
   if (options.first > 0) timer = setTimeout(next, options.first);
@@ -103,6 +108,10 @@ function stream(req, res, options) {
 }
 
 function handle(req, res) {
+  if (req.method === "GET" && req.url === "/stats") {
+    sendJson(res, 200, JSON.stringify(stats));
+    return;
+  }
   if (req.method !== "POST" || !req.url.endsWith("/chat/completions")) {
     sendJson(res, 404, '{"error":{"message":"not found","type":"invalid_request_error"}}');
     return;
@@ -128,8 +137,17 @@ function handle(req, res) {
   });
 }
 
-const h1 = http.createServer({ keepAliveTimeout: 120_000, requestTimeout: 0, headersTimeout: 60_000 }, handle);
-h1.maxRequestsPerSocket = 0;
+// Node's default idle keep-alive (5 s), which undici reads from the Keep-Alive header and honours:
+// idle upstream sockets left after a load (e.g. replacements for aborted streams) close soon after.
+const h1 = http.createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, handle);
+// keepAliveTimeout only starts after a response: a connection that never carries a request (undici
+// opens one to replace each aborted connection) would stay forever. Real servers close those
+// (nginx: client_header_timeout 60 s); 30 s of silence here — far above the slowest stream's gap.
+h1.timeout = 30_000;
+h1.on("connection", (socket) => {
+  stats.openConnections += 1;
+  socket.once("close", () => (stats.openConnections -= 1));
+});
 const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100_000 } }, handle);
 
 function listen(server, port) {
