@@ -32,6 +32,8 @@ type loadReport struct {
 	ElapsedS     float64  `json:"elapsedS"`
 	// Request sent → first content delta received.
 	TTFT summary `json:"ttftUs"`
+	// Every stream's TTFT in µs: a run has only tens of streams, so the harness pools repeats for p99.
+	TTFTRaw []int64 `json:"ttftRawUs"`
 	// Time between consecutive content deltas of one stream.
 	Gap summary `json:"gapUs"`
 	// Fake upstream wrote the chunk → this client read it (shared CLOCK_MONOTONIC).
@@ -119,6 +121,10 @@ func runLoad(cfg *loadConfig) loadReport {
 		transits = append(transits, res.transits...)
 	}
 	report.ElapsedS = time.Since(begin).Seconds()
+	report.TTFTRaw = make([]int64, len(ttfts))
+	for i, ns := range ttfts {
+		report.TTFTRaw[i] = ns / 1000
+	}
 	report.TTFT = summarize(ttfts)
 	report.Gap = summarize(gaps)
 	report.Transit = summarize(transits)
