@@ -48,6 +48,8 @@ async function main() {
   log("building the Go stream client");
   await buildStreamClient();
   const dir = mkdtempSync(join(os.tmpdir(), "sluice-bench-"));
+  // Also on ^C, where processes.mjs exits straight away (after killing the children).
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const env = collectEnvironment({ mainDir: MAIN_DIR, benchDir: BENCH_DIR });
   const ctx = { settings, dir, log };
   let fleet;
