@@ -11,6 +11,7 @@ import { createChatService } from "./api/chat-service.js";
 import { createModelService } from "./api/model-service.js";
 import { createInterceptors } from "./interceptors/index.js";
 import type { UnaryRoute } from "./server/connect-unary-fast-lane.js";
+import type { ServerStreamRoute } from "./server/grpc-fast-lane.js";
 
 export interface SluiceDeps {
   readonly logger: Logger;
@@ -22,6 +23,8 @@ export interface Sluice {
   registerRoutes(router: ConnectRouter): void;
   /** The unary RPCs, for the server's Connect JSON fast lane: the same implementations the router serves. */
   readonly unaryRoutes: readonly UnaryRoute[];
+  /** The server-streaming RPCs, for the server's gRPC fast lane. */
+  readonly streamRoutes: readonly ServerStreamRoute[];
   /** The interceptor chain the router applies (outermost first), for the fast lane to apply too. */
   readonly interceptors: readonly Interceptor[];
   /** The sluice.v1 services served (for health and reflection). */
@@ -46,6 +49,7 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
       { method: ChatService.method.complete, impl: chat.complete as UnaryRoute["impl"] },
       { method: ModelService.method.listModels, impl: models.listModels as UnaryRoute["impl"] },
     ],
+    streamRoutes: [{ method: ChatService.method.streamComplete, impl: chat.streamComplete as ServerStreamRoute["impl"] }],
     interceptors,
     providers,
     catalog,

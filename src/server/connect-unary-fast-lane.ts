@@ -1,5 +1,3 @@
-import type * as http from "node:http";
-import type * as http2 from "node:http2";
 import {
   fromJsonString,
   toJsonString,
@@ -11,13 +9,21 @@ import {
 import {
   Code,
   ConnectError,
-  createContextValues,
   type HandlerContext,
   type Interceptor,
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
+import {
+  chainInterceptors,
+  createActiveCalls,
+  readRequestBody,
+  startFastCall,
+  type FastLane,
+  type NodeRequest,
+  type NodeResponse,
+} from "./fast-lane-call.js";
 
 /** A unary RPC the fast lane may serve: its descriptor and the same implementation the router has. */
 export interface UnaryRoute {
@@ -35,11 +41,7 @@ export interface ConnectUnaryFastLaneOptions {
   readonly shutdownSignal: AbortSignal;
 }
 
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
-
-/** Serves a request, or returns false (untouched) so the general Connect adapter serves it. */
-export type FastLane = (req: NodeRequest, res: NodeResponse) => boolean;
+export type { FastLane };
 
 interface PreparedRoute {
   readonly method: DescMethodUnary;
@@ -84,22 +86,11 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
         message: message as UnaryResponse["message"],
       };
     };
-    let invoke = next as (req: UnaryRequest) => Promise<UnaryResponse>;
-    for (let i = options.interceptors.length - 1; i >= 0; i--) {
-      invoke = options.interceptors[i]!(invoke as never) as typeof invoke;
-    }
+    const invoke = chainInterceptors(next as (req: UnaryRequest) => Promise<UnaryResponse>, options.interceptors);
     routes.set(`/${method.parent.typeName}/${method.name}`, { method, input: method.input, output: method.output, invoke });
   }
 
-  // One listener for all calls instead of one per call: calls in progress sit in this set.
-  const active = new Set<AbortController>();
-  shutdownSignal.addEventListener(
-    "abort",
-    () => {
-      for (const controller of active) controller.abort(shutdownSignal.reason);
-    },
-    { once: true },
-  );
+  const active = createActiveCalls(shutdownSignal);
 
   return function fastLane(req, res) {
     if (req.method !== "POST") return false;
@@ -124,28 +115,12 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
   };
 
   async function serve(route: PreparedRoute, req: NodeRequest, res: NodeResponse, timeoutMs: number | undefined) {
-    const controller = new AbortController();
-    active.add(controller);
-    if (shutdownSignal.aborted) controller.abort(shutdownSignal.reason);
-    let timer: NodeJS.Timeout | undefined;
-    let deadline: number | undefined;
-    if (timeoutMs !== undefined) {
-      deadline = Date.now() + timeoutMs;
-      const expire = (): void => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-      // As connect does: a budget already spent aborts before the call starts.
-      if (timeoutMs <= 0) expire();
-      else timer = setTimeout(expire, timeoutMs);
-    }
-    // The caller went away before the answer: cancel (and the upstream request with it).
-    const onClose = (): void => {
-      if (!res.writableFinished) controller.abort(new ConnectError("the operation was cancelled", Code.Canceled));
-    };
-    res.once("close", onClose);
-    const context = createContext(route.method, req, controller.signal, deadline);
+    const call = startFastCall(route.method, "connect", req, res, timeoutMs, active);
+    const { context } = call;
     let status = 200;
     let body: Uint8Array | string;
     try {
-      const bytes = await readBody(req, maxRequestBytes);
+      const bytes = await readRequestBody(req, maxRequestBytes);
       let message: unknown;
       try {
         message = fromJsonString(route.input, textDecoder.decode(bytes), jsonOptions);
@@ -158,11 +133,13 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
         method: route.method,
         requestMethod: "POST",
         url: req.url ?? "",
-        signal: controller.signal,
+        signal: call.signal,
         get header() {
           return context.requestHeader;
         },
-        contextValues: context.values,
+        get contextValues() {
+          return context.values;
+        },
         message: message as UnaryRequest["message"],
         context,
       };
@@ -174,9 +151,7 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
       error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
       body = errorToJsonBytes(error, jsonOptions);
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
-      active.delete(controller);
-      res.off("close", onClose);
+      call.end();
     }
     if (res.destroyed) return;
     const outgoing: Record<string, string> = {};
@@ -193,74 +168,4 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
 /** The interceptor request, carrying its handler context to the implementation. */
 interface FastUnaryRequest extends UnaryRequest {
   readonly context: HandlerContext;
-}
-
-/**
- * A handler context as connect builds one, but lazy: request headers become a Headers
- * object only when something reads them (auth, tracing), and there is no second linked
- * AbortController.
- */
-function createContext(
-  method: DescMethodUnary,
-  req: NodeRequest,
-  signal: AbortSignal,
-  deadline: number | undefined,
-): HandlerContext {
-  let requestHeader: Headers | undefined;
-  let responseHeader: Headers | undefined;
-  let responseTrailer: Headers | undefined;
-  let values: ReturnType<typeof createContextValues> | undefined;
-  return {
-    method,
-    service: method.parent,
-    requestMethod: "POST",
-    protocolName: "connect",
-    url: req.url ?? "",
-    signal,
-    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
-    get requestHeader() {
-      return (requestHeader ??= nodeHeadersToHeaders(req.headers));
-    },
-    get responseHeader() {
-      return (responseHeader ??= new Headers());
-    },
-    get responseTrailer() {
-      return (responseTrailer ??= new Headers());
-    },
-    get values() {
-      return (values ??= createContextValues());
-    },
-    abort() {
-      // Nothing to release: the call's controller is dropped when the call ends.
-    },
-  } as HandlerContext;
-}
-
-function nodeHeadersToHeaders(incoming: http.IncomingHttpHeaders): Headers {
-  const headers = new Headers();
-  for (const key in incoming) {
-    if (key.charCodeAt(0) === 58 /* ':' HTTP/2 pseudo-header */) continue;
-    const value = incoming[key];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const item of value) headers.append(key, item);
-    else headers.set(key, value);
-  }
-  return headers;
-}
-
-async function readBody(req: NodeRequest, maxBytes: number): Promise<Uint8Array> {
-  const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(Number(declared), maxBytes);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.byteLength;
-    if (size > maxBytes) throw tooLarge(size, maxBytes);
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-}
-
-function tooLarge(size: number, maxBytes: number): ConnectError {
-  return new ConnectError(`message size ${size} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
 }

@@ -14,6 +14,7 @@ import { createOnePortListener, type NodeRequestHandler } from "./one-port-liste
 import { createReflectionService, reflectionServices } from "./reflection-service.js";
 import { parseListenAddress, formatUrl } from "./listen-address.js";
 import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
+import { createGrpcFastLane } from "./grpc-fast-lane.js";
 
 export interface SluiceServerOptions {
   readonly config: SluiceConfig;
@@ -81,6 +82,13 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     jsonOptions,
     shutdownSignal: shutdownController.signal,
   });
+  const grpcLane = createGrpcFastLane({
+    unaryRoutes: sluice.unaryRoutes,
+    streamRoutes: sluice.streamRoutes,
+    interceptors: sluice.interceptors,
+    maxRequestBytes: config.server.maxRequestBytes,
+    shutdownSignal: shutdownController.signal,
+  });
   const rpcHandler = connectNodeAdapter({
     jsonOptions,
     routes(router) {
@@ -114,7 +122,9 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
       inFlight++;
       res.once("close", onRequestDone);
     }
-    if (!fastLane(req, res)) (rpcHandler as NodeRequestHandler)(req, res);
+    // The fast lanes take the common calls (Connect unary JSON, gRPC binary) and decline
+    // everything else before reading a byte; connect-node serves the rest.
+    if (!fastLane(req, res) && !grpcLane(req, res)) (rpcHandler as NodeRequestHandler)(req, res);
   }
 
   const listener = createOnePortListener({

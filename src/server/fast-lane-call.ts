@@ -1,0 +1,171 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+
+export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** Serves a request, or returns false (untouched) so the general Connect adapter serves it. */
+export type FastLane = (req: NodeRequest, res: NodeResponse) => boolean;
+
+/**
+ * Calls in progress on the fast lanes, aborted together when the server's drain deadline
+ * passes: one listener on the shutdown signal instead of one per call.
+ */
+export interface ActiveCalls {
+  add(controller: AbortController): void;
+  delete(controller: AbortController): void;
+  readonly shutdownSignal: AbortSignal;
+}
+
+export function createActiveCalls(shutdownSignal: AbortSignal): ActiveCalls {
+  const active = new Set<AbortController>();
+  shutdownSignal.addEventListener(
+    "abort",
+    () => {
+      for (const controller of active) controller.abort(shutdownSignal.reason);
+    },
+    { once: true },
+  );
+  return {
+    shutdownSignal,
+    add(controller) {
+      active.add(controller);
+      if (shutdownSignal.aborted) controller.abort(shutdownSignal.reason);
+    },
+    delete(controller) {
+      active.delete(controller);
+    },
+  };
+}
+
+/** The lifetime of one fast-lane call: its signal, deadline and handler context. */
+export interface FastCall {
+  readonly signal: AbortSignal;
+  readonly context: HandlerContext;
+  /** Releases the timer and listeners; the call's signal is left as it is (not aborted). */
+  end(): void;
+}
+
+/**
+ * Starts a call: one AbortController, aborted by the caller's deadline (DEADLINE_EXCEEDED),
+ * the caller going away before the response finished (CANCELLED) or the drain deadline
+ * (UNAVAILABLE). Unlike the general adapter it is not aborted after a call that succeeded,
+ * which would build a DOMException per call for nothing.
+ */
+export function startFastCall(
+  method: DescMethod,
+  protocolName: string,
+  req: NodeRequest,
+  res: NodeResponse,
+  timeoutMs: number | undefined,
+  active: ActiveCalls,
+): FastCall {
+  const controller = new AbortController();
+  active.add(controller);
+  let timer: NodeJS.Timeout | undefined;
+  let deadline: number | undefined;
+  if (timeoutMs !== undefined) {
+    deadline = Date.now() + timeoutMs;
+    const expire = (): void => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    // As connect does: a budget already spent aborts before the call starts.
+    if (timeoutMs <= 0) expire();
+    else timer = setTimeout(expire, timeoutMs);
+  }
+  // Removed by end(), which runs before the response is ended: any close before that is
+  // the caller going away (RST_STREAM, a closed connection). Not `writableFinished`: an
+  // HTTP/2 compat response reports true there even after a reset.
+  const onClose = (): void => {
+    controller.abort(new ConnectError("the operation was cancelled", Code.Canceled));
+  };
+  res.once("close", onClose);
+  return {
+    signal: controller.signal,
+    context: createContext(method, protocolName, req, controller.signal, deadline),
+    end() {
+      if (timer !== undefined) clearTimeout(timer);
+      active.delete(controller);
+      res.off("close", onClose);
+    },
+  };
+}
+
+/**
+ * A handler context as connect builds one, but lazy: request headers become a Headers
+ * object only when something reads them (auth, tracing), response headers and trailers
+ * only when something sets them.
+ */
+function createContext(
+  method: DescMethod,
+  protocolName: string,
+  req: NodeRequest,
+  signal: AbortSignal,
+  deadline: number | undefined,
+): HandlerContext {
+  let requestHeader: Headers | undefined;
+  let responseHeader: Headers | undefined;
+  let responseTrailer: Headers | undefined;
+  let values: ReturnType<typeof createContextValues> | undefined;
+  return {
+    method,
+    service: method.parent,
+    requestMethod: "POST",
+    protocolName,
+    url: req.url ?? "",
+    signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
+    get requestHeader() {
+      return (requestHeader ??= nodeHeadersToHeaders(req.headers));
+    },
+    get responseHeader() {
+      return (responseHeader ??= new Headers());
+    },
+    get responseTrailer() {
+      return (responseTrailer ??= new Headers());
+    },
+    get values() {
+      return (values ??= createContextValues());
+    },
+    abort() {
+      // Nothing to release: the call's controller is dropped when the call ends.
+    },
+  } as HandlerContext;
+}
+
+function nodeHeadersToHeaders(incoming: http.IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const key in incoming) {
+    if (key.charCodeAt(0) === 58 /* ':' HTTP/2 pseudo-header */) continue;
+    const value = incoming[key];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) headers.append(key, item);
+    else headers.set(key, value);
+  }
+  return headers;
+}
+
+/** Reads a whole request body, refusing more than `maxBytes` as connect does (RESOURCE_EXHAUSTED). */
+export async function readRequestBody(req: NodeRequest, maxBytes: number): Promise<Buffer> {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(Number(declared), maxBytes);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw tooLarge(size, maxBytes);
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+function tooLarge(size: number, maxBytes: number): ConnectError {
+  return new ConnectError(`message size ${size} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
+}
+
+/** Builds `next` for a chain of interceptors (first = outermost), once per route. */
+export function chainInterceptors<T>(next: T, interceptors: readonly ((next: never) => unknown)[]): T {
+  let chained = next;
+  for (let i = interceptors.length - 1; i >= 0; i--) chained = interceptors[i]!(chained as never) as T;
+  return chained;
+}

@@ -1,0 +1,292 @@
+import type * as http2 from "node:http2";
+import {
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethodServerStreaming,
+  type DescMethodUnary,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type HandlerContext,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { UnaryRoute } from "./connect-unary-fast-lane.js";
+import {
+  chainInterceptors,
+  createActiveCalls,
+  startFastCall,
+  type FastCall,
+  type FastLane,
+} from "./fast-lane-call.js";
+
+/** A server-streaming RPC the fast lane may serve, with the router's implementation. */
+export interface ServerStreamRoute {
+  readonly method: DescMethodServerStreaming;
+  readonly impl: (request: never, context: HandlerContext) => AsyncIterable<unknown>;
+}
+
+export interface GrpcFastLaneOptions {
+  readonly unaryRoutes: readonly UnaryRoute[];
+  readonly streamRoutes: readonly ServerStreamRoute[];
+  /** The same interceptor chain the router applies, outermost first. */
+  readonly interceptors: readonly Interceptor[];
+  readonly maxRequestBytes: number;
+  /** Aborts every call in progress (graceful drain's deadline). */
+  readonly shutdownSignal: AbortSignal;
+}
+
+interface PreparedRoute {
+  readonly kind: "unary" | "stream";
+  readonly method: DescMethodUnary | DescMethodServerStreaming;
+  readonly input: DescMessage;
+  readonly output: DescMessage;
+  readonly invokeUnary?: (req: UnaryRequest) => Promise<UnaryResponse>;
+  readonly invokeStream?: (req: StreamRequest) => Promise<StreamResponse>;
+}
+
+/** gRPC binary content types (`application/grpc+json` is left to connect-node). */
+const grpcProtoContentType = /^application\/grpc(?:\+proto)?$/i;
+const responseContentType = "application/grpc+proto";
+
+/**
+ * gRPC over HTTP/2 with binary protobuf — what every generated gRPC client sends — for
+ * the unary and server-streaming RPCs, without the general adapter's per-call machinery
+ * (see connect-unary-fast-lane.ts for what that costs).
+ *
+ * Wire behaviour follows connect-node's gRPC handler: response headers go out with the
+ * first message (so an implementation can still set headers), trailers carry
+ * `grpc-status`, `grpc-message` (percent-encoded) and `grpc-status-details-bin`
+ * (google.rpc.Status, via connect's own `setTrailerStatus`), timeouts are parsed by
+ * connect's `parseTimeout`. Anything else — compression, grpc+json, HTTP/1.1, client
+ * or bidi streaming, a malformed grpc-timeout — is left to connect-node.
+ * Tests: grpc-fast-lane.test.ts compares it with connect-node; the integration suites and
+ * the Go, Java and Python clients run through it.
+ */
+export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
+  const { maxRequestBytes } = options;
+  const routes = new Map<string, PreparedRoute>();
+  for (const route of options.unaryRoutes) {
+    const { method } = route;
+    const impl = route.impl as (message: unknown, context: HandlerContext) => unknown;
+    const next = async (req: UnaryRequest): Promise<UnaryResponse> => {
+      const context = (req as FastRequest<UnaryRequest>).context;
+      const message = await impl(req.message, context);
+      return {
+        stream: false,
+        service: method.parent,
+        method,
+        header: context.responseHeader,
+        trailer: context.responseTrailer,
+        message: message as UnaryResponse["message"],
+      };
+    };
+    routes.set(path(method), {
+      kind: "unary",
+      method,
+      input: method.input,
+      output: method.output,
+      invokeUnary: chainInterceptors(next as (req: UnaryRequest) => Promise<UnaryResponse>, options.interceptors),
+    });
+  }
+  for (const route of options.streamRoutes) {
+    const { method } = route;
+    const impl = route.impl as (message: unknown, context: HandlerContext) => AsyncIterable<unknown>;
+    const next = async (req: StreamRequest): Promise<StreamResponse> => {
+      const context = (req as FastRequest<StreamRequest>).context;
+      let input: unknown;
+      for await (const message of req.message) input = message;
+      return {
+        stream: true,
+        service: method.parent,
+        method,
+        header: context.responseHeader,
+        trailer: context.responseTrailer,
+        message: impl(input, context) as StreamResponse["message"],
+      };
+    };
+    routes.set(path(method), {
+      kind: "stream",
+      method,
+      input: method.input,
+      output: method.output,
+      invokeStream: chainInterceptors(next as (req: StreamRequest) => Promise<StreamResponse>, options.interceptors),
+    });
+  }
+
+  const active = createActiveCalls(options.shutdownSignal);
+
+  return function grpcFastLane(req, res) {
+    if (req.httpVersionMajor !== 2 || req.method !== "POST") return false;
+    const route = routes.get(req.url ?? "");
+    if (route === undefined) return false;
+    const headers = req.headers;
+    const contentType = headers["content-type"];
+    if (contentType === undefined || !grpcProtoContentType.test(contentType)) return false;
+    const encoding = headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return false;
+    const timeoutHeader = headers["grpc-timeout"];
+    let timeoutMs: number | undefined;
+    if (timeoutHeader !== undefined) {
+      const timeout = parseTimeout(timeoutHeader as string, Number.MAX_SAFE_INTEGER);
+      if (timeout.error !== undefined) return false;
+      timeoutMs = timeout.timeoutMs;
+    }
+    const call = startFastCall(route.method, "grpc", req, res, timeoutMs, active);
+    void serve(route, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, call);
+    return true;
+  };
+
+  async function serve(
+    route: PreparedRoute,
+    req: http2.Http2ServerRequest,
+    res: http2.Http2ServerResponse,
+    call: FastCall,
+  ): Promise<void> {
+    const { context } = call;
+    let headersSent = false;
+    /** Sends the response headers once, with the first message or the trailers. */
+    const sendHeaders = (): void => {
+      if (headersSent) return;
+      headersSent = true;
+      const outgoing: Record<string, string> = {};
+      context.responseHeader.forEach((value, key) => {
+        outgoing[key] = value;
+      });
+      outgoing["content-type"] = responseContentType;
+      res.writeHead(200, outgoing);
+    };
+    let error: ConnectError | undefined;
+    try {
+      const input = await readSingleMessage(req, route, maxRequestBytes);
+      const request = {
+        service: route.method.parent,
+        method: route.method,
+        requestMethod: "POST",
+        url: req.url,
+        signal: call.signal,
+        get header() {
+          return context.requestHeader;
+        },
+        get contextValues() {
+          return context.values;
+        },
+        context,
+      };
+      if (route.kind === "unary") {
+        const response = await route.invokeUnary!({ ...request, stream: false, message: input as never } as UnaryRequest);
+        const frame = envelope(toBinary(route.output, response.message as never));
+        if (res.destroyed) return;
+        sendHeaders();
+        res.write(frame);
+      } else {
+        const response = await route.invokeStream!({
+          ...request,
+          stream: true,
+          message: single(input) as never,
+        } as StreamRequest);
+        for await (const message of response.message) {
+          if (res.destroyed) break;
+          sendHeaders();
+          if (!res.write(envelope(toBinary(route.output, message as never)))) await drained(res, call.signal);
+        }
+      }
+    } catch (err) {
+      error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+    } finally {
+      call.end();
+    }
+    if (res.destroyed) return;
+    sendHeaders();
+    const trailer = setTrailerStatus(new Headers(context.responseTrailer), error);
+    const trailers: Record<string, string> = {};
+    trailer.forEach((value, key) => {
+      trailers[key] = value;
+    });
+    res.addTrailers(trailers);
+    res.end();
+  }
+}
+
+/** The fast lane's interceptor request, carrying its handler context to the implementation. */
+type FastRequest<T> = T & { readonly context: HandlerContext };
+
+function path(method: DescMethodUnary | DescMethodServerStreaming): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
+/**
+ * Reads the request's one length-prefixed message (unary and server-streaming calls carry
+ * exactly one), with connect's errors for the protocol violations.
+ */
+async function readSingleMessage(
+  req: http2.Http2ServerRequest,
+  route: PreparedRoute,
+  maxBytes: number,
+): Promise<unknown> {
+  const kind = route.kind === "unary" ? "unary" : "server_streaming";
+  const chunks: Buffer[] = [];
+  let size = 0;
+  /** The message's length once its 5-byte prefix has arrived. */
+  let length = -1;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    size += chunk.byteLength;
+    if (length === -1 && size >= 5) {
+      const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      length = head.readUInt32BE(1);
+      // Refused on the prefix, before buffering what it announces (as connect does).
+      if (length > maxBytes) {
+        throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
+      }
+    }
+    if (length !== -1 && size > 5 + length) {
+      throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
+    }
+  }
+  if (size === 0) throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
+  if (size < 5 || size < 5 + length) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  if ((body[0]! & 0b01) === 0b01) {
+    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+  }
+  try {
+    return fromBinary(route.input, body.subarray(5, 5 + length));
+  } catch (err) {
+    throw new ConnectError(`parse binary: ${err instanceof Error ? err.message : String(err)}`, Code.Internal);
+  }
+}
+
+/** A gRPC length-prefixed message: flags 0, big-endian length, bytes. */
+function envelope(bytes: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + bytes.byteLength);
+  frame[0] = 0;
+  frame.writeUInt32BE(bytes.byteLength, 1);
+  frame.set(bytes, 5);
+  return frame;
+}
+
+async function* single<T>(value: T): AsyncGenerator<T> {
+  yield value;
+}
+
+/** Waits for the HTTP/2 stream to take more data (a slow reader), or for the call to end. */
+function drained(res: http2.Http2ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off("drain", done);
+      res.off("close", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
