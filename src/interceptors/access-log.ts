@@ -1,59 +1,76 @@
-import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../telemetry/logger.js";
+
+/** Lower-case code names, as the Connect protocol spells them ("not_found"), by code. */
+const codeNames: Record<number, string> = {};
+for (const [name, value] of Object.entries(Code)) {
+  if (typeof value === "number") codeNames[value] = name.replace(/[A-Z]/g, (c, i: number) => (i > 0 ? "_" : "") + c.toLowerCase());
+}
 
 /**
  * One access line per RPC (procedure, code, duration) and the error boundary: an error
  * that is not a ConnectError is a bug — it is logged with its stack and reaches the
  * caller only as INTERNAL "internal error", so no internal text (which could hold a
- * prompt fragment or a secret) leaks.
+ * prompt fragment or a secret) leaks. With `info` disabled it costs one level check.
  */
 export function accessLogInterceptor(logger: Logger): Interceptor {
+  function log(procedure: string, started: number, err: ConnectError | undefined): void {
+    const code = err === undefined ? "ok" : (codeNames[err.code] ?? "unknown");
+    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    if (err !== undefined && err.code === Code.Internal) {
+      logger.error({ procedure, code, durationMs, err: err.message }, "rpc");
+    } else {
+      logger.info({ procedure, code, durationMs }, "rpc");
+    }
+  }
+
   return (next) => async (req) => {
-    const started = performance.now();
     const procedure = `${req.service.typeName}/${req.method.name}`;
-    const finish = (err: unknown): void => {
-      const code = err === undefined ? "ok" : Code[(err as ConnectError).code]?.toLowerCase() ?? "unknown";
-      const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-      if (err === undefined || (err as ConnectError).code !== Code.Internal) {
-        logger.info({ procedure, code, durationMs }, "rpc");
-      } else {
-        logger.error({ procedure, code, durationMs, err: (err as ConnectError).message }, "rpc");
-      }
-    };
-    let res: UnaryResponse | StreamResponse;
+    const started = logger.isLevelEnabled("info") ? performance.now() : -1;
+    let res;
     try {
       res = await next(req);
     } catch (err) {
       const mapped = boundary(err, logger, procedure);
-      finish(mapped);
+      if (started >= 0 || mapped.code === Code.Internal) log(procedure, started, mapped);
       throw mapped;
     }
     if (!res.stream) {
-      finish(undefined);
+      if (started >= 0) log(procedure, started, undefined);
       return res;
     }
-    return { ...res, message: logStream(res.message, finish, logger, procedure) };
+    return { ...res, message: logStream(res.message, procedure, started, logger, log) };
   };
 }
 
 async function* logStream<T>(
   messages: AsyncIterable<T>,
-  finish: (err: unknown) => void,
-  logger: Logger,
   procedure: string,
+  started: number,
+  logger: Logger,
+  log: (procedure: string, started: number, err: ConnectError | undefined) => void,
 ): AsyncGenerator<T> {
+  let outcome: ConnectError | undefined | "cancelled" = "cancelled";
   try {
     yield* messages;
+    outcome = undefined;
   } catch (err) {
     const mapped = boundary(err, logger, procedure);
-    finish(mapped);
+    outcome = mapped;
     throw mapped;
+  } finally {
+    // "cancelled": the consumer stopped reading (the caller went away) before the end.
+    const err = outcome === "cancelled" ? new ConnectError("the caller went away", Code.Canceled) : outcome;
+    if (started >= 0 || err?.code === Code.Internal) log(procedure, started, err);
   }
-  finish(undefined);
 }
 
 function boundary(err: unknown, logger: Logger, procedure: string): ConnectError {
   if (err instanceof ConnectError) return err;
-  logger.error({ procedure, err }, "unexpected error in handler");
+  // The type and the stack frames find the bug; the message is left out because it may
+  // quote request data (a prompt fragment) — logs never carry prompts (DESIGN §6).
+  const type = err instanceof Error ? err.name : typeof err;
+  const frames = err instanceof Error ? (err.stack ?? "").split("\n").slice(1).join("\n") : "";
+  logger.error({ procedure, errType: type, stack: frames }, "unexpected error in handler");
   return new ConnectError("internal error", Code.Internal);
 }

@@ -148,21 +148,30 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
     } catch (err) {
       const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
       status = codeToHttpStatus(error.code);
-      error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
+      if (hasEntries(error.metadata)) error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
       body = errorToJsonBytes(error, jsonOptions);
     } finally {
       call.end();
     }
     if (res.destroyed) return;
     const outgoing: Record<string, string> = {};
-    trailerMux(context.responseHeader, context.responseTrailer).forEach((value, key) => {
-      outgoing[key] = value;
-    });
+    const header = call.responseHeaders();
+    const trailer = call.responseTrailers();
+    if (header !== undefined || trailer !== undefined) {
+      trailerMux(header ?? new Headers(), trailer ?? new Headers()).forEach((value, key) => {
+        outgoing[key] = value;
+      });
+    }
     outgoing["content-type"] = "application/json";
     outgoing["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
     res.writeHead(status, outgoing);
     res.end(body);
   }
+}
+
+function hasEntries(headers: Headers): boolean {
+  for (const _ of headers.keys()) return true;
+  return false;
 }
 
 /** The interceptor request, carrying its handler context to the implementation. */

@@ -44,6 +44,10 @@ export function createActiveCalls(shutdownSignal: AbortSignal): ActiveCalls {
 export interface FastCall {
   readonly signal: AbortSignal;
   readonly context: HandlerContext;
+  /** Response headers the implementation or an interceptor set, if any (none: no Headers object was made). */
+  responseHeaders(): Headers | undefined;
+  /** Response trailers set, if any. */
+  responseTrailers(): Headers | undefined;
   /** Releases the timer and listeners; the call's signal is left as it is (not aborted). */
   end(): void;
 }
@@ -80,9 +84,12 @@ export function startFastCall(
     controller.abort(new ConnectError("the operation was cancelled", Code.Canceled));
   };
   res.once("close", onClose);
+  const lazy = createContext(method, protocolName, req, controller.signal, deadline);
   return {
     signal: controller.signal,
-    context: createContext(method, protocolName, req, controller.signal, deadline),
+    context: lazy.context,
+    responseHeaders: lazy.responseHeaders,
+    responseTrailers: lazy.responseTrailers,
     end() {
       if (timer !== undefined) clearTimeout(timer);
       active.delete(controller);
@@ -102,12 +109,12 @@ function createContext(
   req: NodeRequest,
   signal: AbortSignal,
   deadline: number | undefined,
-): HandlerContext {
+): { context: HandlerContext; responseHeaders(): Headers | undefined; responseTrailers(): Headers | undefined } {
   let requestHeader: Headers | undefined;
   let responseHeader: Headers | undefined;
   let responseTrailer: Headers | undefined;
   let values: ReturnType<typeof createContextValues> | undefined;
-  return {
+  const context = {
     method,
     service: method.parent,
     requestMethod: "POST",
@@ -131,6 +138,7 @@ function createContext(
       // Nothing to release: the call's controller is dropped when the call ends.
     },
   } as HandlerContext;
+  return { context, responseHeaders: () => responseHeader, responseTrailers: () => responseTrailer };
 }
 
 function nodeHeadersToHeaders(incoming: http.IncomingHttpHeaders): Headers {

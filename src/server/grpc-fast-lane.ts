@@ -54,6 +54,8 @@ interface PreparedRoute {
 /** gRPC binary content types (`application/grpc+json` is left to connect-node). */
 const grpcProtoContentType = /^application\/grpc(?:\+proto)?$/i;
 const responseContentType = "application/grpc+proto";
+/** The trailers of a call that succeeded and set none of its own. */
+const okTrailers = Object.freeze({ "grpc-status": "0" });
 
 /**
  * gRPC over HTTP/2 with binary protobuf — what every generated gRPC client sends — for
@@ -156,7 +158,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
       if (headersSent) return;
       headersSent = true;
       const outgoing: Record<string, string> = {};
-      context.responseHeader.forEach((value, key) => {
+      call.responseHeaders()?.forEach((value, key) => {
         outgoing[key] = value;
       });
       outgoing["content-type"] = responseContentType;
@@ -204,12 +206,16 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
     }
     if (res.destroyed) return;
     sendHeaders();
-    const trailer = setTrailerStatus(new Headers(context.responseTrailer), error);
-    const trailers: Record<string, string> = {};
-    trailer.forEach((value, key) => {
-      trailers[key] = value;
-    });
-    res.addTrailers(trailers);
+    const set = call.responseTrailers();
+    if (error === undefined && set === undefined) {
+      res.addTrailers(okTrailers);
+    } else {
+      const trailers: Record<string, string> = {};
+      setTrailerStatus(new Headers(set), error).forEach((value, key) => {
+        trailers[key] = value;
+      });
+      res.addTrailers(trailers);
+    }
     res.end();
   }
 }
