@@ -7,6 +7,10 @@ import type { Logger } from "./telemetry/logger.js";
 import type { Provider } from "./providers/provider.js";
 import { createProviders } from "./providers/create-providers.js";
 import { createModelCatalog, type ModelCatalog } from "./routing/model-catalog.js";
+import { createCallPlanner } from "./routing/call-plan.js";
+import { createResilientCaller } from "./upstream/resilient-call.js";
+import { createBreakerRegistry, type BreakerRegistry } from "./upstream/breaker-registry.js";
+import { createRetryBudget } from "./upstream/retry-budget.js";
 import { createChatService } from "./api/chat-service.js";
 import { createModelService } from "./api/model-service.js";
 import { createInterceptors } from "./interceptors/index.js";
@@ -32,7 +36,9 @@ export interface Sluice {
   /** Every configured provider, by configured name. */
   readonly providers: ReadonlyMap<string, Provider>;
   readonly catalog: ModelCatalog;
-  /** Closes provider pools. */
+  /** One circuit breaker per deployment (states for health and metrics). */
+  readonly breakers: BreakerRegistry;
+  /** Closes provider pools and breaker timers. */
   close(): Promise<void>;
 }
 
@@ -41,7 +47,11 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   const providers = createProviders(config);
   const catalog = createModelCatalog(config, providers);
   const interceptors = createInterceptors({ logger: deps.logger });
-  const chat = createChatService({ catalog });
+  const breakers = createBreakerRegistry(config.resilience.breaker);
+  const retryBudget = createRetryBudget(config.resilience.retryBudget);
+  const planner = createCallPlanner(catalog);
+  const caller = createResilientCaller({ breakers, retryBudget, planner });
+  const chat = createChatService({ catalog, planner, caller });
   const models = createModelService(catalog);
   return {
     services: [ChatService, ModelService],
@@ -53,11 +63,13 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     interceptors,
     providers,
     catalog,
+    breakers,
     registerRoutes(router) {
       router.service(ChatService, chat, { interceptors });
       router.service(ModelService, models, { interceptors });
     },
     async close() {
+      breakers.shutdown();
       await Promise.all([...providers.values()].map((provider) => provider.close()));
     },
   };

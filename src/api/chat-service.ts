@@ -5,49 +5,44 @@ import {
   type CompleteResponse,
   type StreamCompleteResponse,
 } from "../../gen/sluice/v1/chat_service_pb.js";
-import type { ModelCatalog, Deployment } from "../routing/model-catalog.js";
-import type { UpstreamCall } from "../providers/provider.js";
+import type { ModelCatalog } from "../routing/model-catalog.js";
+import type { CallPlanner } from "../routing/call-plan.js";
+import type { ResilientCaller } from "../upstream/resilient-call.js";
 import { UpstreamError } from "../errors/gateway-error.js";
 import { failures } from "../errors/failure-table.js";
 import { validateCompleteRequest } from "./validate-request.js";
 
 export interface ChatServiceDeps {
   readonly catalog: ModelCatalog;
+  readonly planner: CallPlanner;
+  readonly caller: ResilientCaller;
 }
 
 /**
- * sluice.v1.ChatService: validates, resolves the alias, and hands the request to the
- * deployment's provider with the handler's signal (caller cancel ∧ deadline ∧ shutdown),
- * so an abort reaches the upstream socket at once.
+ * sluice.v1.ChatService: validates, resolves the alias, plans the deployments to try and
+ * hands the call to the resilient caller with the handler's signal (caller cancel ∧
+ * deadline ∧ shutdown), so an abort reaches the upstream socket at once.
  */
 export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof ChatService> {
-  const { catalog } = deps;
+  const { catalog, planner, caller } = deps;
 
-  function prepare(request: CompleteRequest, context: HandlerContext): { deployment: Deployment; call: UpstreamCall } {
+  function prepare(request: CompleteRequest, context: HandlerContext) {
     validateCompleteRequest(request);
     const route = catalog.resolve(request.model);
-    // Routing strategies and fail-over pick among all deployments (resilience issue);
-    // until then the primary serves.
-    const deployment = route.deployments[0]!;
-    return {
-      deployment,
-      call: {
-        model: deployment.model,
-        signal: context.signal,
-        defaultMaxOutputTokens: deployment.maxOutputTokens,
-      },
-    };
+    // Request headers are read only when a conditional route asks for one.
+    const candidates = planner.plan(route, request, (name) => context.requestHeader.get(name) ?? undefined);
+    return { route, candidates };
   }
 
   return {
     async complete(request, context): Promise<CompleteResponse> {
-      const { deployment, call } = prepare(request, context);
-      return deployment.provider.complete(request, call);
+      const { route, candidates } = prepare(request, context);
+      return caller.complete(request, route, candidates, context);
     },
 
     async *streamComplete(request, context): AsyncGenerator<StreamCompleteResponse> {
-      const { deployment, call } = prepare(request, context);
-      yield* enforceStreamShape(deployment.provider.stream(request, call), deployment.provider.name);
+      const { route, candidates } = prepare(request, context);
+      yield* enforceStreamShape(caller.stream(request, route, candidates, context), route.alias);
     },
   };
 }

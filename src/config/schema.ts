@@ -76,6 +76,18 @@ export const providerSchema = z.discriminatedUnion("type", [
   demoProviderSchema,
 ]);
 
+/** Per-attempt time limits beyond the provider's socket timeouts; all obey the caller's deadline too. */
+const attemptTimeoutsSchema = z
+  .object({
+    /** From sending the request to the first event (stream) or the answer (unary). */
+    firstTokenMs: positiveMs.optional(),
+    /** Longest gap between two stream events. */
+    idleMs: positiveMs.optional(),
+    /** Whole attempt. */
+    totalMs: positiveMs.optional(),
+  })
+  .strict();
+
 const deploymentSchema = z
   .object({
     /** A key of `providers`. */
@@ -84,6 +96,36 @@ const deploymentSchema = z
     model: z.string().min(1),
     /** Default output limit when the request sets none (required upstream by Anthropic). */
     maxOutputTokens: z.number().int().positive().optional(),
+    /** Share of traffic for weighted strategies; 0 = only as a fail-over. Ramp a new deployment by raising it. */
+    weight: z.number().min(0).default(1),
+    timeouts: attemptTimeoutsSchema.default({}),
+  })
+  .strict();
+
+const retrySchema = z
+  .object({
+    /** Attempts per deployment, the first included. */
+    maxAttempts: z.number().int().min(1).max(10).default(2),
+    initialBackoffMs: positiveMs.default(250),
+    maxBackoffMs: positiveMs.default(8_000),
+    /** Time budget for all attempts and waits of one call (the caller's deadline also applies). */
+    totalBudgetMs: positiveMs.default(60_000),
+    /** A Retry-After longer than this is not waited for: the call fails over instead. */
+    maxRetryAfterMs: positiveMs.default(30_000),
+  })
+  .strict();
+
+const routeRuleSchema = z
+  .object({
+    /** Every condition must hold: metadata entries, request headers (names case-insensitive). */
+    match: z
+      .object({
+        metadata: z.record(z.string(), z.string()).optional(),
+        headers: z.record(z.string(), z.string()).optional(),
+      })
+      .strict(),
+    /** Deployments (as "provider/model") that serve matching requests, in this alias. */
+    deployments: z.array(z.string().min(1)).min(1),
   })
   .strict();
 
@@ -109,6 +151,30 @@ const modelSchema = z
       structuredOutput: false,
       reasoning: false,
     }),
+    /**
+     * How deployments are ordered per call: `ordered` (as configured: the first serves,
+     * the rest are fail-overs), `weighted`, `round-robin`, `least-latency`, `p2c`, `sticky`.
+     */
+    strategy: z.enum(["ordered", "weighted", "round-robin", "least-latency", "p2c", "sticky"]).default("ordered"),
+    /** `sticky`: the metadata key whose value pins a caller to a deployment (e.g. end_user). */
+    stickyKey: z.string().min(1).optional(),
+    /** Conditional routes (gray release, A/B): the first matching rule picks the deployments. */
+    routes: z.array(routeRuleSchema).default([]),
+    /** Aliases tried, in order, when every deployment of this one failed retryably or is open. */
+    fallbacks: z.array(z.string().min(1)).default([]),
+    /** Also fall back when the provider says the prompt exceeds the context window. */
+    fallbackOnContextLength: z.boolean().default(false),
+    retry: retrySchema.default({
+      maxAttempts: 2,
+      initialBackoffMs: 250,
+      maxBackoffMs: 8_000,
+      totalBudgetMs: 60_000,
+      maxRetryAfterMs: 30_000,
+    }),
+    /** Start a second attempt on another deployment when no first token came within `delayMs`. */
+    hedge: z.object({ delayMs: positiveMs }).strict().optional(),
+    /** Off by default: a static answer, flagged degraded, when every candidate failed. */
+    degraded: z.object({ message: z.string().min(1) }).strict().optional(),
   })
   .strict();
 
@@ -134,6 +200,33 @@ const serverSchema = z
   })
   .strict();
 
+const resilienceSchema = z
+  .object({
+    /** Process-wide: retries may be at most this fraction of recent requests (no retry storms). */
+    retryBudget: z
+      .object({
+        ratio: z.number().min(0).max(1).default(0.2),
+        minRetriesPerSecond: z.number().min(0).default(5),
+        windowMs: positiveMs.default(10_000),
+      })
+      .strict()
+      .default({ ratio: 0.2, minRetriesPerSecond: 5, windowMs: 10_000 }),
+    /** One circuit breaker per deployment. */
+    breaker: z
+      .object({
+        /** Open when this share of calls in the window failed by the deployment's fault. */
+        errorThresholdPercentage: z.number().min(1).max(100).default(50),
+        /** ... and at least this many calls were seen in the window. */
+        volumeThreshold: z.number().int().min(1).default(10),
+        rollingWindowMs: positiveMs.default(10_000),
+        /** Open → half-open (one probe) after this long. */
+        resetTimeoutMs: positiveMs.default(30_000),
+      })
+      .strict()
+      .default({ errorThresholdPercentage: 50, volumeThreshold: 10, rollingWindowMs: 10_000, resetTimeoutMs: 30_000 }),
+  })
+  .strict();
+
 const logSchema = z
   .object({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -154,12 +247,40 @@ export const configSchema = z
       keepAliveTimeoutMs: 65_000,
     }),
     log: logSchema.default({ level: "info" }),
+    resilience: resilienceSchema.default({
+      retryBudget: { ratio: 0.2, minRetriesPerSecond: 5, windowMs: 10_000 },
+      breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, rollingWindowMs: 10_000, resetTimeoutMs: 30_000 },
+    }),
     providers: z.record(z.string().regex(/^[a-zA-Z0-9_.-]+$/, "letters, digits, _ . - only"), providerSchema),
     models: z.record(z.string().min(1), modelSchema),
   })
   .strict()
   .superRefine((config, ctx) => {
     for (const [alias, model] of Object.entries(config.models)) {
+      model.fallbacks.forEach((fallback, i) => {
+        if (!(fallback in config.models) || fallback === alias) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["models", alias, "fallbacks", i],
+            message: fallback === alias ? "an alias cannot fall back to itself" : `unknown model alias "${fallback}"`,
+          });
+        }
+      });
+      if (model.strategy === "sticky" && model.stickyKey === undefined) {
+        ctx.addIssue({ code: "custom", path: ["models", alias, "stickyKey"], message: "required with strategy sticky" });
+      }
+      const keys = new Set(model.deployments.map((d) => `${d.provider}/${d.model}`));
+      model.routes.forEach((rule, i) => {
+        rule.deployments.forEach((key, j) => {
+          if (!keys.has(key)) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["models", alias, "routes", i, "deployments", j],
+              message: `"${key}" is not a deployment of ${alias} (provider/model: ${[...keys].join(", ")})`,
+            });
+          }
+        });
+      });
       model.deployments.forEach((deployment, i) => {
         if (!(deployment.provider in config.providers)) {
           ctx.addIssue({
@@ -180,3 +301,6 @@ export type DemoProviderConfig = z.output<typeof demoProviderSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
 export type DeploymentConfig = z.output<typeof deploymentSchema>;
 export type ProviderTimeouts = z.output<typeof timeoutsSchema>;
+export type RetryConfig = z.output<typeof retrySchema>;
+export type ResilienceConfig = z.output<typeof resilienceSchema>;
+export type AttemptTimeouts = z.output<typeof attemptTimeoutsSchema>;

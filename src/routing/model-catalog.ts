@@ -1,15 +1,20 @@
 import { Code } from "@connectrpc/connect";
-import type { ModelConfig, SluiceConfig } from "../config/schema.js";
+import type { AttemptTimeouts, ModelConfig, SluiceConfig } from "../config/schema.js";
 import type { Provider } from "../providers/provider.js";
 import { gatewayError } from "../errors/gateway-error.js";
 
 /** One provider + upstream model serving an alias, resolved at startup. */
 export interface Deployment {
+  /** "provider/model": how strategies, breakers and conditional routes name it. */
+  readonly key: string;
   readonly provider: Provider;
   /** The provider's model id. */
   readonly model: string;
   /** Output limit sent when the request sets none. */
   readonly maxOutputTokens: number | undefined;
+  /** Share of traffic for weighted strategies. */
+  readonly weight: number;
+  readonly timeouts: AttemptTimeouts;
 }
 
 /** A model alias callers name in `CompleteRequest.model`. */
@@ -40,7 +45,14 @@ export function createModelCatalog(config: SluiceConfig, providers: ReadonlyMap<
     const deployments = model.deployments.map((deployment): Deployment => {
       const provider = providers.get(deployment.provider);
       if (provider === undefined) throw new Error(`models.${alias}: provider ${deployment.provider} was not created`);
-      return { provider, model: deployment.model, maxOutputTokens: deployment.maxOutputTokens };
+      return {
+        key: `${deployment.provider}/${deployment.model}`,
+        provider,
+        model: deployment.model,
+        maxOutputTokens: deployment.maxOutputTokens,
+        weight: deployment.weight,
+        timeouts: deployment.timeouts,
+      };
     });
     byAlias.set(alias, { alias, config: model, deployments });
   }

@@ -31,6 +31,9 @@ export interface ProviderGateway {
  * Provider timeouts stay at their production defaults (minutes), so only a caller's cancel
  * or deadline can close a stalled upstream request within a test.
  */
+/** One attempt per call: the caller sees each scripted upstream answer as it is. */
+const noRetry = { maxAttempts: 1 };
+
 export async function startProviderGateway(): Promise<ProviderGateway> {
   const openai = await startFakeUpstream();
   const anthropic = await startFakeUpstream();
@@ -43,13 +46,17 @@ export async function startProviderGateway(): Promise<ProviderGateway> {
           [anthropicProviderName]: { type: "anthropic", baseUrl: anthropic.origin, apiKey: "${TEST_ANTHROPIC_KEY}" },
         },
         models: {
-          [openaiAlias]: { deployments: [{ provider: openaiProviderName, model: openaiUpstreamModel }] },
+          [openaiAlias]: { deployments: [{ provider: openaiProviderName, model: openaiUpstreamModel }], retry: noRetry },
           [anthropicAlias]: {
             deployments: [
               { provider: anthropicProviderName, model: anthropicUpstreamModel, maxOutputTokens: anthropicDefaultMaxTokens },
             ],
+            retry: noRetry,
           },
         },
+        // These suites check how each upstream answer is translated, one call at a time:
+        // retries and breakers (tested in resilience*.test.ts) would change what they see.
+        resilience: { breaker: { volumeThreshold: 1_000_000 } },
       },
       { env: { TEST_OPENAI_KEY: openaiTestKey, TEST_ANTHROPIC_KEY: anthropicTestKey } },
     );

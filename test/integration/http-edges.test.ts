@@ -127,7 +127,10 @@ describe("Connect JSON over plain HTTP/1.1 (curl)", () => {
     const frames = parseEnvelopes(body);
     const end = frames.pop()!;
     expect(end.flags & 0b10).toBe(0b10);
-    expect(end.json).toEqual({});
+    // The end-of-stream message carries the route trailers (how the call was served).
+    expect(end.json).toEqual({
+      metadata: { "sluice-provider": ["demo"], "sluice-upstream-model": [expect.any(String)], "sluice-attempts": ["1"] },
+    });
     const events = frames.map((f) => Object.keys(f.json as object)[0]);
     expect(events[0]).toBe("start");
     expect(events.at(-1)).toBe("done");

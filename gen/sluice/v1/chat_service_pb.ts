@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/chat_service.proto.
  */
 export const file_sluice_v1_chat_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxzbHVpY2UvdjEvY2hhdF9zZXJ2aWNlLnByb3RvEglzbHVpY2UudjEinQUKD0NvbXBsZXRlUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLnNsdWljZS52MS5NZXNzYWdlEhgKC3RlbXBlcmF0dXJlGAMgASgBSACIAQESEgoFdG9wX3AYBCABKAFIAYgBARIeChFtYXhfb3V0cHV0X3Rva2VucxgFIAEoDUgCiAEBEgwKBHN0b3AYBiADKAkSEQoEc2VlZBgHIAEoA0gDiAEBEh0KEHByZXNlbmNlX3BlbmFsdHkYCCABKAFIBIgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgJIAEoAUgFiAEBEhIKBXRvcF9rGAogASgNSAaIAQESHgoFdG9vbHMYCyADKAsyDy5zbHVpY2UudjEuVG9vbBIqCgt0b29sX2Nob2ljZRgMIAEoCzIVLnNsdWljZS52MS5Ub29sQ2hvaWNlEiAKE3BhcmFsbGVsX3Rvb2xfY2FsbHMYDSABKAhIB4gBARIyCg9yZXNwb25zZV9mb3JtYXQYDiABKAsyGS5zbHVpY2UudjEuUmVzcG9uc2VGb3JtYXQSOgoIbWV0YWRhdGEYDyADKAsyKC5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCFAoSX21heF9vdXRwdXRfdG9rZW5zQgcKBV9zZWVkQhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eUIICgZfdG9wX2tCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMitQEKEENvbXBsZXRlUmVzcG9uc2USCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSIwoHbWVzc2FnZRgEIAEoCzISLnNsdWljZS52MS5NZXNzYWdlEi4KDWZpbmlzaF9yZWFzb24YBSABKA4yFy5zbHVpY2UudjEuRmluaXNoUmVhc29uEh8KBXVzYWdlGAYgASgLMhAuc2x1aWNlLnYxLlVzYWdlIoYCChZTdHJlYW1Db21wbGV0ZVJlc3BvbnNlEicKBXN0YXJ0GAEgASgLMhYuc2x1aWNlLnYxLlN0cmVhbVN0YXJ0SAASKAoFZGVsdGEYAiABKAsyFy5zbHVpY2UudjEuQ29udGVudERlbHRhSAASMwoPdG9vbF9jYWxsX2RlbHRhGAMgASgLMhguc2x1aWNlLnYxLlRvb2xDYWxsRGVsdGFIABI0Cg9yZWFzb25pbmdfZGVsdGEYBCABKAsyGS5zbHVpY2UudjEuUmVhc29uaW5nRGVsdGFIABIlCgRkb25lGAUgASgLMhUuc2x1aWNlLnYxLlN0cmVhbURvbmVIAEIHCgVldmVudCI6CgtTdHJlYW1TdGFydBIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIQCghwcm92aWRlchgDIAEoCSIcCgxDb250ZW50RGVsdGESDAoEdGV4dBgBIAEoCSJLCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgNEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJYXJndW1lbnRzGAQgASgJIh4KDlJlYXNvbmluZ0RlbHRhEgwKBHRleHQYASABKAkiXQoKU3RyZWFtRG9uZRIuCg1maW5pc2hfcmVhc29uGAEgASgOMhcuc2x1aWNlLnYxLkZpbmlzaFJlYXNvbhIfCgV1c2FnZRgCIAEoCzIQLnNsdWljZS52MS5Vc2FnZTKlAQoLQ2hhdFNlcnZpY2USQwoIQ29tcGxldGUSGi5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0Ghsuc2x1aWNlLnYxLkNvbXBsZXRlUmVzcG9uc2USUQoOU3RyZWFtQ29tcGxldGUSGi5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0GiEuc2x1aWNlLnYxLlN0cmVhbUNvbXBsZXRlUmVzcG9uc2UwAWIGcHJvdG8z", [file_sluice_v1_chat]);
+  fileDesc("ChxzbHVpY2UvdjEvY2hhdF9zZXJ2aWNlLnByb3RvEglzbHVpY2UudjEinQUKD0NvbXBsZXRlUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLnNsdWljZS52MS5NZXNzYWdlEhgKC3RlbXBlcmF0dXJlGAMgASgBSACIAQESEgoFdG9wX3AYBCABKAFIAYgBARIeChFtYXhfb3V0cHV0X3Rva2VucxgFIAEoDUgCiAEBEgwKBHN0b3AYBiADKAkSEQoEc2VlZBgHIAEoA0gDiAEBEh0KEHByZXNlbmNlX3BlbmFsdHkYCCABKAFIBIgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgJIAEoAUgFiAEBEhIKBXRvcF9rGAogASgNSAaIAQESHgoFdG9vbHMYCyADKAsyDy5zbHVpY2UudjEuVG9vbBIqCgt0b29sX2Nob2ljZRgMIAEoCzIVLnNsdWljZS52MS5Ub29sQ2hvaWNlEiAKE3BhcmFsbGVsX3Rvb2xfY2FsbHMYDSABKAhIB4gBARIyCg9yZXNwb25zZV9mb3JtYXQYDiABKAsyGS5zbHVpY2UudjEuUmVzcG9uc2VGb3JtYXQSOgoIbWV0YWRhdGEYDyADKAsyKC5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCFAoSX21heF9vdXRwdXRfdG9rZW5zQgcKBV9zZWVkQhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eUIICgZfdG9wX2tCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMi2gEKEENvbXBsZXRlUmVzcG9uc2USCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSIwoHbWVzc2FnZRgEIAEoCzISLnNsdWljZS52MS5NZXNzYWdlEi4KDWZpbmlzaF9yZWFzb24YBSABKA4yFy5zbHVpY2UudjEuRmluaXNoUmVhc29uEh8KBXVzYWdlGAYgASgLMhAuc2x1aWNlLnYxLlVzYWdlEiMKBXJvdXRlGAcgASgLMhQuc2x1aWNlLnYxLlJvdXRlSW5mbyKBAQoJUm91dGVJbmZvEhAKCHByb3ZpZGVyGAEgASgJEhYKDnVwc3RyZWFtX21vZGVsGAIgASgJEhAKCGF0dGVtcHRzGAMgASgNEhYKDmZhbGxiYWNrX21vZGVsGAQgASgJEhAKCGRlZ3JhZGVkGAUgASgIEg4KBmhlZGdlZBgGIAEoCCKGAgoWU3RyZWFtQ29tcGxldGVSZXNwb25zZRInCgVzdGFydBgBIAEoCzIWLnNsdWljZS52MS5TdHJlYW1TdGFydEgAEigKBWRlbHRhGAIgASgLMhcuc2x1aWNlLnYxLkNvbnRlbnREZWx0YUgAEjMKD3Rvb2xfY2FsbF9kZWx0YRgDIAEoCzIYLnNsdWljZS52MS5Ub29sQ2FsbERlbHRhSAASNAoPcmVhc29uaW5nX2RlbHRhGAQgASgLMhkuc2x1aWNlLnYxLlJlYXNvbmluZ0RlbHRhSAASJQoEZG9uZRgFIAEoCzIVLnNsdWljZS52MS5TdHJlYW1Eb25lSABCBwoFZXZlbnQiOgoLU3RyZWFtU3RhcnQSCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkiHAoMQ29udGVudERlbHRhEgwKBHRleHQYASABKAkiSwoNVG9vbENhbGxEZWx0YRINCgVpbmRleBgBIAEoDRIKCgJpZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWFyZ3VtZW50cxgEIAEoCSIeCg5SZWFzb25pbmdEZWx0YRIMCgR0ZXh0GAEgASgJIoIBCgpTdHJlYW1Eb25lEi4KDWZpbmlzaF9yZWFzb24YASABKA4yFy5zbHVpY2UudjEuRmluaXNoUmVhc29uEh8KBXVzYWdlGAIgASgLMhAuc2x1aWNlLnYxLlVzYWdlEiMKBXJvdXRlGAMgASgLMhQuc2x1aWNlLnYxLlJvdXRlSW5mbzKlAQoLQ2hhdFNlcnZpY2USQwoIQ29tcGxldGUSGi5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0Ghsuc2x1aWNlLnYxLkNvbXBsZXRlUmVzcG9uc2USUQoOU3RyZWFtQ29tcGxldGUSGi5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0GiEuc2x1aWNlLnYxLlN0cmVhbUNvbXBsZXRlUmVzcG9uc2UwAWIGcHJvdG8z", [file_sluice_v1_chat]);
 
 /**
  * A chat completion request.
@@ -182,6 +182,13 @@ export type CompleteResponse = Message<"sluice.v1.CompleteResponse"> & {
    * @generated from field: sluice.v1.Usage usage = 6;
    */
   usage?: Usage | undefined;
+
+  /**
+   * How the gateway served the call: the deployment that answered, attempts, fallback.
+   *
+   * @generated from field: sluice.v1.RouteInfo route = 7;
+   */
+  route?: RouteInfo | undefined;
 };
 
 /**
@@ -190,6 +197,67 @@ export type CompleteResponse = Message<"sluice.v1.CompleteResponse"> & {
  */
 export const CompleteResponseSchema: GenMessage<CompleteResponse> = /*@__PURE__*/
   messageDesc(file_sluice_v1_chat_service, 1);
+
+/**
+ * How the gateway served a call. Also sent as response headers (unary) or trailers
+ * (streams): `sluice-provider`, `sluice-upstream-model`, `sluice-attempts`, and
+ * `sluice-fallback-model` / `sluice-degraded` when they apply.
+ *
+ * @generated from message sluice.v1.RouteInfo
+ */
+export type RouteInfo = Message<"sluice.v1.RouteInfo"> & {
+  /**
+   * Configured provider name of the deployment that answered.
+   *
+   * @generated from field: string provider = 1;
+   */
+  provider: string;
+
+  /**
+   * That deployment's upstream model id.
+   *
+   * @generated from field: string upstream_model = 2;
+   */
+  upstreamModel: string;
+
+  /**
+   * Upstream attempts made for this call — retries, fail-overs and hedged attempts
+   * included (1: the first attempt answered).
+   *
+   * @generated from field: uint32 attempts = 3;
+   */
+  attempts: number;
+
+  /**
+   * The alias that answered when a model-level fallback was used; empty when the
+   * requested alias answered.
+   *
+   * @generated from field: string fallback_model = 4;
+   */
+  fallbackModel: string;
+
+  /**
+   * True when the answer is the alias's configured degraded message because every
+   * candidate failed: not a model's answer.
+   *
+   * @generated from field: bool degraded = 5;
+   */
+  degraded: boolean;
+
+  /**
+   * True when a hedged (second, parallel) attempt produced the answer.
+   *
+   * @generated from field: bool hedged = 6;
+   */
+  hedged: boolean;
+};
+
+/**
+ * Describes the message sluice.v1.RouteInfo.
+ * Use `create(RouteInfoSchema)` to create a new message.
+ */
+export const RouteInfoSchema: GenMessage<RouteInfo> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_chat_service, 2);
 
 /**
  * One event of a streamed completion.
@@ -248,7 +316,7 @@ export type StreamCompleteResponse = Message<"sluice.v1.StreamCompleteResponse">
  * Use `create(StreamCompleteResponseSchema)` to create a new message.
  */
 export const StreamCompleteResponseSchema: GenMessage<StreamCompleteResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 2);
+  messageDesc(file_sluice_v1_chat_service, 3);
 
 /**
  * The first event of a stream.
@@ -283,7 +351,7 @@ export type StreamStart = Message<"sluice.v1.StreamStart"> & {
  * Use `create(StreamStartSchema)` to create a new message.
  */
 export const StreamStartSchema: GenMessage<StreamStart> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 3);
+  messageDesc(file_sluice_v1_chat_service, 4);
 
 /**
  * A text fragment. Concatenate all fragments, in order, to get the answer.
@@ -302,7 +370,7 @@ export type ContentDelta = Message<"sluice.v1.ContentDelta"> & {
  * Use `create(ContentDeltaSchema)` to create a new message.
  */
 export const ContentDeltaSchema: GenMessage<ContentDelta> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 4);
+  messageDesc(file_sluice_v1_chat_service, 5);
 
 /**
  * A fragment of a tool call. The first fragment of each call carries `id` and `name`;
@@ -346,7 +414,7 @@ export type ToolCallDelta = Message<"sluice.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 5);
+  messageDesc(file_sluice_v1_chat_service, 6);
 
 /**
  * A fragment of the model's reasoning text.
@@ -365,7 +433,7 @@ export type ReasoningDelta = Message<"sluice.v1.ReasoningDelta"> & {
  * Use `create(ReasoningDeltaSchema)` to create a new message.
  */
 export const ReasoningDeltaSchema: GenMessage<ReasoningDelta> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 6);
+  messageDesc(file_sluice_v1_chat_service, 7);
 
 /**
  * The last event of a successful stream.
@@ -386,6 +454,13 @@ export type StreamDone = Message<"sluice.v1.StreamDone"> & {
    * @generated from field: sluice.v1.Usage usage = 2;
    */
   usage?: Usage | undefined;
+
+  /**
+   * How the gateway served the call (see RouteInfo).
+   *
+   * @generated from field: sluice.v1.RouteInfo route = 3;
+   */
+  route?: RouteInfo | undefined;
 };
 
 /**
@@ -393,7 +468,7 @@ export type StreamDone = Message<"sluice.v1.StreamDone"> & {
  * Use `create(StreamDoneSchema)` to create a new message.
  */
 export const StreamDoneSchema: GenMessage<StreamDone> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 7);
+  messageDesc(file_sluice_v1_chat_service, 8);
 
 /**
  * Chat completions through the gateway. The caller names a model alias from Sluice's
