@@ -1,0 +1,271 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { Role } from "../../gen/sluice/v1/chat_pb.js";
+import { startSluice, type StartedSluice } from "../helpers/start-sluice.js";
+import {
+  jsonResponse,
+  sseResponse,
+  startFakeUpstream,
+  type FakeUpstream,
+  type Responder,
+  type ScriptedResponse,
+} from "../helpers/fake-upstream.js";
+import { callerProtocols, createChatCaller, type ChatCaller } from "../helpers/chat-callers.js";
+
+/**
+ * Retries, fail-over, breakers, fallbacks and degraded answers, proven against two fake
+ * OpenAI-compatible deployments ("a" and "b") speaking the real wire format, over Connect
+ * JSON and gRPC. Each test starts its own gateway, so breaker state never leaks between tests.
+ */
+
+function completion(text: string): ScriptedResponse {
+  return jsonResponse(200, {
+    id: "chatcmpl-r",
+    object: "chat.completion",
+    created: 1,
+    model: "m",
+    choices: [{ index: 0, message: { role: "assistant", content: text }, finish_reason: "stop" }],
+    usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+  });
+}
+
+function chunk(body: object): string {
+  return `data: ${JSON.stringify({ id: "chatcmpl-s", object: "chat.completion.chunk", created: 1, model: "m", ...body })}\n\n`;
+}
+
+function streamOf(texts: string[], extra: Partial<ScriptedResponse> = {}, done = true): ScriptedResponse {
+  const chunks = [
+    chunk({ choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] }),
+    ...texts.map((text) => chunk({ choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })),
+  ];
+  if (done) {
+    chunks.push(chunk({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }));
+    chunks.push(chunk({ choices: [], usage: { prompt_tokens: 3, completion_tokens: texts.length, total_tokens: 3 + texts.length } }));
+    chunks.push("data: [DONE]\n\n");
+  }
+  return sseResponse(chunks, extra);
+}
+
+const error500 = jsonResponse(500, { error: { message: "boom", type: "server_error", param: null, code: null } });
+const error400 = jsonResponse(400, { error: { message: "bad", type: "invalid_request_error", param: null, code: null } });
+
+const hello = { model: "chat", messages: [{ role: Role.USER, content: [{ part: { case: "text" as const, value: "Hi" } }] }] };
+
+interface Rig {
+  a: FakeUpstream;
+  b: FakeUpstream;
+  sluice: StartedSluice;
+  caller: ChatCaller;
+  /** When each fake received each request (ms, monotonic). */
+  arrivals: { a: number[]; b: number[] };
+}
+
+let rig: Rig | undefined;
+afterEach(async () => {
+  if (rig === undefined) return;
+  rig.caller.close();
+  await rig.sluice.close();
+  await Promise.all([rig.a.close(), rig.b.close()]);
+  rig = undefined;
+});
+
+async function start(
+  protocol: (typeof callerProtocols)[number],
+  respondA: Responder,
+  respondB: Responder,
+  models: (providers: { a: string; b: string }) => Record<string, unknown>,
+  resilience: Record<string, unknown> = {},
+): Promise<Rig> {
+  const arrivals = { a: [] as number[], b: [] as number[] };
+  const a = await startFakeUpstream((req, i) => {
+    arrivals.a.push(performance.now());
+    return respondA(req, i);
+  });
+  const b = await startFakeUpstream((req, i) => {
+    arrivals.b.push(performance.now());
+    return respondB(req, i);
+  });
+  const sluice = await startSluice({
+    providers: {
+      a: { type: "openai", baseUrl: `${a.origin}/v1`, apiKey: "key-a" },
+      b: { type: "openai", baseUrl: `${b.origin}/v1`, apiKey: "key-b" },
+    },
+    models: models({ a: "a", b: "b" }),
+    resilience,
+  });
+  rig = { a, b, sluice, caller: createChatCaller(protocol, sluice.url), arrivals };
+  return rig;
+}
+
+const twoDeployments = (retry: Record<string, unknown> = {}) => () => ({
+  chat: {
+    deployments: [
+      { provider: "a", model: "model-a" },
+      { provider: "b", model: "model-b" },
+    ],
+    retry: { initialBackoffMs: 10, maxBackoffMs: 20, ...retry },
+  },
+});
+
+describe.each(callerProtocols)("resilience over %s", (protocol) => {
+  it("waits exactly as long as Retry-After says, then retries the same deployment", async () => {
+    const { caller, a, b, arrivals } = await start(
+      protocol,
+      (_req, i) => (i === 0 ? { ...error500, status: 429, headers: { "content-type": "application/json", "retry-after-ms": "300" } } : completion("after wait")),
+      () => completion("from b"),
+      twoDeployments({ maxAttempts: 2 }),
+    );
+    const response = await caller.complete(hello);
+    expect(response.message?.content[0]?.part.value).toBe("after wait");
+    expect(response.route).toMatchObject({ provider: "a", upstreamModel: "model-a", attempts: 2, fallbackModel: "", degraded: false });
+    expect(a.requests).toHaveLength(2);
+    expect(b.requests).toHaveLength(0);
+    expect(arrivals.a[1]! - arrivals.a[0]!).toBeGreaterThanOrEqual(300 - 5);
+  });
+
+  it("never retries a bad request, nor fails it over", async () => {
+    const { caller, a, b } = await start(protocol, () => error400, () => completion("b"), twoDeployments({ maxAttempts: 3 }));
+    const error = await caller.completeError(hello);
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(a.requests).toHaveLength(1);
+    expect(b.requests).toHaveLength(0);
+  });
+
+  it("fails over to the next deployment after retrying a server error, and says so", async () => {
+    const { caller, a, b } = await start(protocol, () => error500, () => completion("from b"), twoDeployments({ maxAttempts: 2 }));
+    const response = await caller.complete(hello);
+    expect(response.message?.content[0]?.part.value).toBe("from b");
+    expect(response.route).toMatchObject({ provider: "b", upstreamModel: "model-b", attempts: 3 });
+    expect(a.requests).toHaveLength(2);
+    expect(b.requests).toHaveLength(1);
+  });
+
+  it("opens a deployment's breaker after its failures, skips it, then probes once and closes", async () => {
+    let aHealthy = false;
+    const { caller, a, b } = await start(
+      protocol,
+      () => (aHealthy ? completion("a is back") : error500),
+      () => completion("from b"),
+      twoDeployments({ maxAttempts: 1 }),
+      { breaker: { volumeThreshold: 2, errorThresholdPercentage: 50, resetTimeoutMs: 400, rollingWindowMs: 10_000 } },
+    );
+    await caller.complete(hello);
+    await caller.complete(hello);
+    expect(a.requests).toHaveLength(2);
+    // Open: a is skipped without being called.
+    const skipped = await caller.complete(hello);
+    expect(skipped.route).toMatchObject({ provider: "b", attempts: 1 });
+    expect(a.requests).toHaveLength(2);
+    // After resetTimeoutMs the breaker half-opens (its own timer); one probe goes to a,
+    // succeeds, and closes it. Bounded wait on the breaker's state, not on a guess.
+    const breakers = rig!.sluice.sluice.breakers;
+    expect(breakers.states()["a/model-a"]).toBe("open");
+    aHealthy = true;
+    for (let i = 0; i < 100 && breakers.states()["a/model-a"] !== "half-open"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(breakers.states()["a/model-a"]).toBe("half-open");
+    const probed = await caller.complete(hello);
+    expect(probed.route?.provider).toBe("a");
+    expect(a.requests).toHaveLength(3);
+    expect(breakers.states()["a/model-a"]).toBe("closed");
+    const after = await caller.complete(hello);
+    expect(after.route?.provider).toBe("a");
+    expect(b.requests.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it("answers UNAVAILABLE naming the model when every deployment's breaker is open", async () => {
+    const { caller } = await start(
+      protocol,
+      () => error500,
+      () => error500,
+      twoDeployments({ maxAttempts: 1 }),
+      { breaker: { volumeThreshold: 1, errorThresholdPercentage: 1, resetTimeoutMs: 60_000, rollingWindowMs: 10_000 } },
+    );
+    expect((await caller.completeError(hello)).code).toBe(Code.Unavailable);
+    const error = await caller.completeError(hello);
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("ALL_DEPLOYMENTS_UNAVAILABLE");
+    expect(error.rawMessage).toContain('"chat"');
+  });
+
+  it("fails a stream over before its first token: the caller sees one start, from the deployment that answered", async () => {
+    const { caller, a, b } = await start(protocol, () => error500, () => streamOf(["Hel", "lo"]), twoDeployments({ maxAttempts: 1 }));
+    const { events, error } = await caller.stream(hello);
+    expect(error).toBeUndefined();
+    const kinds = events.map((e) => e.event.case);
+    expect(kinds).toEqual(["start", "delta", "delta", "done"]);
+    expect(events[0]?.event.value).toMatchObject({ provider: "b" });
+    const done = events.at(-1)!.event;
+    expect(done.case === "done" && done.value.route).toMatchObject({ provider: "b", attempts: 2 });
+    expect(a.requests).toHaveLength(1);
+    expect(b.requests).toHaveLength(1);
+  });
+
+  it("never fails over after the first token: a cut mid-stream ends with an error status, not OK", async () => {
+    const { caller, b } = await start(
+      protocol,
+      () => streamOf(["one", "two"], {}, false),
+      () => streamOf(["never"]),
+      twoDeployments({ maxAttempts: 1 }),
+    );
+    const { events, error } = await caller.stream(hello);
+    expect(events.map((e) => e.event.case)).toEqual(["start", "delta", "delta"]);
+    expect(error?.code).toBe(Code.Unavailable);
+    expect(error?.findDetails(ErrorInfoSchema)[0]?.reason).toBe("UPSTREAM_STREAM_INCOMPLETE");
+    expect(b.requests).toHaveLength(0);
+  });
+
+  it("falls back to another model alias when every deployment of the requested one failed", async () => {
+    const { caller } = await start(
+      protocol,
+      () => error500,
+      () => completion("backup answer"),
+      () => ({
+        chat: { deployments: [{ provider: "a", model: "model-a" }], fallbacks: ["backup"], retry: { maxAttempts: 1 } },
+        backup: { deployments: [{ provider: "b", model: "model-b" }] },
+      }),
+    );
+    const response = await caller.complete(hello);
+    expect(response.message?.content[0]?.part.value).toBe("backup answer");
+    expect(response.route).toMatchObject({ provider: "b", fallbackModel: "backup", attempts: 2 });
+  });
+
+  it("returns the configured degraded answer, flagged as degraded, only when every candidate failed", async () => {
+    const { caller } = await start(
+      protocol,
+      () => error500,
+      () => error500,
+      () => ({
+        chat: {
+          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          retry: { maxAttempts: 1 },
+          degraded: { message: "The assistant is busy; please try again shortly." },
+        },
+      }),
+    );
+    const response = await caller.complete(hello);
+    expect(response.message?.content[0]?.part.value).toBe("The assistant is busy; please try again shortly.");
+    expect(response.route).toMatchObject({ degraded: true, attempts: 2, provider: "sluice" });
+    const { events, error } = await caller.stream(hello);
+    expect(error).toBeUndefined();
+    const done = events.at(-1)!.event;
+    expect(done.case === "done" && done.value.route?.degraded).toBe(true);
+  });
+
+  it("stops waiting for Retry-After when the caller's deadline passes, without another upstream request", async () => {
+    const { caller, a, b } = await start(
+      protocol,
+      () => ({ ...error500, status: 429, headers: { "content-type": "application/json", "retry-after-ms": "5000" } }),
+      () => completion("b"),
+      () => ({ chat: { deployments: [{ provider: "a", model: "model-a" }], retry: { maxAttempts: 3 } } }),
+    );
+    const started = performance.now();
+    const error = await caller.completeError(hello, { timeoutMs: 300 });
+    expect([Code.DeadlineExceeded, Code.Canceled]).toContain(error.code);
+    expect(performance.now() - started).toBeLessThan(4_000);
+    expect(a.requests).toHaveLength(1);
+    expect(b.requests).toHaveLength(0);
+  });
+});
