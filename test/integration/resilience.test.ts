@@ -3,14 +3,8 @@ import { Code } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
 import { startSluice, type StartedSluice } from "../helpers/start-sluice.js";
-import {
-  jsonResponse,
-  sseResponse,
-  startFakeUpstream,
-  type FakeUpstream,
-  type Responder,
-  type ScriptedResponse,
-} from "../helpers/fake-upstream.js";
+import { startFakeUpstream, type FakeUpstream, type Responder } from "../helpers/fake-upstream.js";
+import { completion, error400, error500, streamOf } from "../helpers/openai-wire.js";
 import { callerProtocols, createChatCaller, type ChatCaller } from "../helpers/chat-callers.js";
 
 /**
@@ -18,37 +12,6 @@ import { callerProtocols, createChatCaller, type ChatCaller } from "../helpers/c
  * OpenAI-compatible deployments ("a" and "b") speaking the real wire format, over Connect
  * JSON and gRPC. Each test starts its own gateway, so breaker state never leaks between tests.
  */
-
-function completion(text: string): ScriptedResponse {
-  return jsonResponse(200, {
-    id: "chatcmpl-r",
-    object: "chat.completion",
-    created: 1,
-    model: "m",
-    choices: [{ index: 0, message: { role: "assistant", content: text }, finish_reason: "stop" }],
-    usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
-  });
-}
-
-function chunk(body: object): string {
-  return `data: ${JSON.stringify({ id: "chatcmpl-s", object: "chat.completion.chunk", created: 1, model: "m", ...body })}\n\n`;
-}
-
-function streamOf(texts: string[], extra: Partial<ScriptedResponse> = {}, done = true): ScriptedResponse {
-  const chunks = [
-    chunk({ choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] }),
-    ...texts.map((text) => chunk({ choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })),
-  ];
-  if (done) {
-    chunks.push(chunk({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }));
-    chunks.push(chunk({ choices: [], usage: { prompt_tokens: 3, completion_tokens: texts.length, total_tokens: 3 + texts.length } }));
-    chunks.push("data: [DONE]\n\n");
-  }
-  return sseResponse(chunks, extra);
-}
-
-const error500 = jsonResponse(500, { error: { message: "boom", type: "server_error", param: null, code: null } });
-const error400 = jsonResponse(400, { error: { message: "bad", type: "invalid_request_error", param: null, code: null } });
 
 const hello = { model: "chat", messages: [{ role: Role.USER, content: [{ part: { case: "text" as const, value: "Hi" } }] }] };
 
