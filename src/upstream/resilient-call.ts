@@ -13,6 +13,7 @@ import type { ModelRoute, Deployment } from "../routing/model-catalog.js";
 import type { UpstreamCall } from "../providers/provider.js";
 import { abortError } from "./upstream-client.js";
 import { createAttemptSignal, type AttemptSignal } from "./attempt-signal.js";
+import { openStream, type OpenedStream } from "./stream-attempt.js";
 import { decideRetry } from "./retry-decision.js";
 import { sleep } from "./abortable-sleep.js";
 import type { BreakerRegistry } from "./breaker-registry.js";
@@ -204,6 +205,101 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     throw exhausted(progress, requested);
   }
 
+  /** A stream attempt in flight: its own signal, breaker ticket and strategy hooks. */
+  interface StreamAttempt {
+    readonly candidate: Candidate;
+    readonly attemptSignal: AttemptSignal;
+    readonly ticket: BreakerTicket;
+    readonly opening: Promise<OpenedStream>;
+    readonly hedged: boolean;
+  }
+
+  function startStreamAttempt(
+    candidate: Candidate,
+    request: CompleteRequest,
+    signal: AbortSignal,
+    progress: Progress,
+    own: boolean,
+    hedged: boolean,
+  ): StreamAttempt | undefined {
+    const ticket = breakers.get(candidate.deployment.key).begin();
+    if (ticket === undefined) {
+      progress.skippedOpen++;
+      return undefined;
+    }
+    progress.attempts++;
+    const attemptSignal = createAttemptSignal(signal, candidate.deployment.timeouts, candidate.deployment.provider.name, own);
+    deps.planner?.begin(candidate.deployment.key);
+    const opening = openStream(candidate.deployment, request, attemptSignal);
+    return { candidate, attemptSignal, ticket, opening, hedged };
+  }
+
+  /** Ends an attempt that will not be streamed to the caller (failed, or lost a hedge race). */
+  function finishAttempt(attempt: StreamAttempt, failure: unknown, callerSignal: AbortSignal): void {
+    if (failure === undefined) attempt.ticket.release();
+    else settle(attempt.ticket, failure, callerSignal);
+    deps.planner?.end(attempt.candidate.deployment.key);
+    attempt.attemptSignal.dispose();
+  }
+
+  /**
+   * Hedging: when the first attempt has produced no token after `delayMs`, a second one
+   * starts on another deployment; the first to produce a token wins and the other is
+   * aborted upstream at once. Resolves with the winner, or rejects with the first
+   * attempt's failure when both fail.
+   */
+  async function raceHedged(
+    first: StreamAttempt,
+    startSecond: () => StreamAttempt | undefined,
+    delayMs: number,
+    signal: AbortSignal,
+  ): Promise<{ attempt: StreamAttempt; opened: OpenedStream }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"hedge">((resolve) => {
+      timer = setTimeout(() => resolve("hedge"), delayMs);
+    });
+    const firstOutcome = first.opening.then(
+      (opened) => ({ attempt: first, opened, error: undefined }),
+      (error: unknown) => ({ attempt: first, opened: undefined, error }),
+    );
+    const early = await Promise.race([firstOutcome, timeout]);
+    clearTimeout(timer);
+    if (early !== "hedge") {
+      if (early.opened !== undefined) return { attempt: first, opened: early.opened };
+      finishAttempt(first, early.error, signal);
+      throw early.error;
+    }
+    const second = startSecond();
+    if (second === undefined) {
+      const outcome = await firstOutcome;
+      if (outcome.opened !== undefined) return { attempt: first, opened: outcome.opened };
+      finishAttempt(first, outcome.error, signal);
+      throw outcome.error;
+    }
+    const secondOutcome = second.opening.then(
+      (opened) => ({ attempt: second, opened, error: undefined }),
+      (error: unknown) => ({ attempt: second, opened: undefined, error }),
+    );
+    const lost = new ConnectError("hedged attempt lost the race", Code.Canceled);
+    const winner = await Promise.race([firstOutcome, secondOutcome]);
+    const other = winner.attempt === first ? secondOutcome : firstOutcome;
+    const otherAttempt = winner.attempt === first ? second : first;
+    if (winner.opened !== undefined) {
+      // The loser is cut at once (its upstream request aborted), then cleaned up.
+      otherAttempt.attemptSignal.abort(lost);
+      void other.then(async (outcome) => {
+        if (outcome.opened !== undefined) await outcome.opened.iterator.return?.(undefined).catch(() => undefined);
+        finishAttempt(otherAttempt, undefined, signal);
+      });
+      return { attempt: winner.attempt, opened: winner.opened };
+    }
+    finishAttempt(winner.attempt, winner.error, signal);
+    const rest = await other;
+    if (rest.opened !== undefined) return { attempt: otherAttempt, opened: rest.opened };
+    finishAttempt(otherAttempt, rest.error, signal);
+    throw first === winner.attempt ? winner.error : rest.error;
+  }
+
   async function* stream(
     request: CompleteRequest,
     requested: ModelRoute,
@@ -214,79 +310,47 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     retryBudget.recordRequest();
     const started = Date.now();
     const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0 };
-    for (const candidate of candidates) {
-      const breaker = breakers.get(candidate.deployment.key);
-      for (let attempt = 1; ; attempt++) {
-        const ticket = breaker.begin();
-        if (ticket === undefined) {
-          progress.skippedOpen++;
-          break;
-        }
-        progress.attempts++;
-        const attemptSignal = createAttemptSignal(signal, candidate.deployment.timeouts, candidate.deployment.provider.name, false);
-        const attemptStarted = performance.now();
-        deps.planner?.begin(candidate.deployment.key);
-        const events = candidate.deployment.provider.stream(request, upstreamCall(candidate.deployment, attemptSignal.signal));
-        const iterator = events[Symbol.asyncIterator]();
-        let committed = false;
-        let settled = false;
+    const hedge = requested.config.hedge;
+    /** Candidates already used as a hedge partner are not tried again in the loop. */
+    const used = new Set<Candidate>();
+    for (let index = 0; index < candidates.length; index++) {
+      const candidate = candidates[index]!;
+      if (used.has(candidate)) continue;
+      for (let attemptNumber = 1; ; attemptNumber++) {
+        const partner = hedge !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
+        const attempt = startStreamAttempt(candidate, request, signal, progress, partner !== undefined, false);
+        if (attempt === undefined) break;
+        let chosen: { attempt: StreamAttempt; opened: OpenedStream };
         try {
-          // Hold `start` until the first token (or `done`): a failure before then can
-          // still be retried or failed over, since nothing reached the caller.
-          const first = await iterator.next();
-          if (first.done) throw new ConnectError("provider stream ended before it started", Code.Internal);
-          let held: StreamCompleteResponse | undefined = first.value;
-          if (held.event.case !== "start") {
-            throw new ConnectError(`provider adapter sent ${held.event.case ?? "an empty event"} before start`, Code.Internal);
-          }
-          const route = routeInfo(candidate, requested, progress.attempts);
-          for (;;) {
-            const next = await iterator.next();
-            if (next.done) break;
-            const event = next.value;
-            if (!committed) {
-              committed = true;
-              attemptSignal.firstEventArrived();
-              deps.planner?.observe(candidate.deployment.key, { ttftMs: performance.now() - attemptStarted, ok: true });
-              yield held!;
-              held = undefined;
-            } else {
-              attemptSignal.eventArrived();
+          if (partner !== undefined) {
+            chosen = await raceHedged(
+              attempt,
+              () => {
+                used.add(partner);
+                return startStreamAttempt(partner, request, signal, progress, true, true);
+              },
+              hedge!.delayMs,
+              signal,
+            );
+          } else {
+            try {
+              chosen = { attempt, opened: await attempt.opening };
+            } catch (err) {
+              finishAttempt(attempt, err, signal);
+              throw err;
             }
-            if (event.event.case === "done") {
-              event.event.value.route = route;
-              setRouteHeaders(context.responseTrailer, route);
-              ticket.success();
-              settled = true;
-            }
-            yield event;
           }
-          if (!settled) {
-            // The adapter ended without done: enforceStreamShape turns this into an error.
-            ticket.failure(new Error("stream ended without done"));
-            settled = true;
-          }
-          return;
-        } catch (err) {
-          const failure = attemptSignal.timedOut ?? err;
-          if (!settled) settle(ticket, failure, signal);
-          settled = true;
+        } catch (failure) {
           progress.lastError = failure;
           if (signal.aborted) throw abortError(signal);
-          // After the first token, nothing can be retried: the caller has the stream.
-          if (committed) throw ConnectError.from(failure);
           deps.planner?.observe(candidate.deployment.key, { ok: false });
-          const next = await afterFailure(failure, candidate, attempt, started, signal);
+          const next = await afterFailure(failure, candidate, attemptNumber, started, signal);
           if (next === "retry") continue;
           if (next === "next") break;
           throw ConnectError.from(failure);
-        } finally {
-          if (!settled) ticket.release();
-          // Stops the adapter (aborting its upstream request) when we leave early.
-          await iterator.return?.(undefined);
-          deps.planner?.end(candidate.deployment.key);
-          attemptSignal.dispose();
         }
+        yield* relay(chosen.attempt, chosen.opened, requested, progress, context);
+        return;
       }
     }
     const degraded = degradedRoute(requested, progress.attempts);
@@ -301,6 +365,63 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
       return;
     }
     throw exhausted(progress, requested);
+  }
+
+  /**
+   * Streams the chosen attempt to the caller. From here on nothing is retried: an upstream
+   * failure ends the stream with its status (DESIGN §4).
+   */
+  async function* relay(
+    attempt: StreamAttempt,
+    opened: OpenedStream,
+    requested: ModelRoute,
+    progress: Progress,
+    context: HandlerContext,
+  ): AsyncGenerator<StreamCompleteResponse> {
+    const { candidate, attemptSignal, ticket } = attempt;
+    const { iterator } = opened;
+    deps.planner?.observe(candidate.deployment.key, { ttftMs: opened.ttftMs, ok: true });
+    const route = routeInfo(candidate, requested, progress.attempts);
+    route.hedged = attempt.hedged;
+    let settled = false;
+    try {
+      for (const event of opened.held) {
+        if (event.event.case === "done") {
+          event.event.value.route = route;
+          setRouteHeaders(context.responseTrailer, route);
+          ticket.success();
+          settled = true;
+        }
+        yield event;
+      }
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) break;
+        attemptSignal.eventArrived();
+        const event = next.value;
+        if (event.event.case === "done") {
+          event.event.value.route = route;
+          setRouteHeaders(context.responseTrailer, route);
+          ticket.success();
+          settled = true;
+        }
+        yield event;
+      }
+    } catch (err) {
+      const failure = attemptSignal.timedOut ?? err;
+      if (!settled) settle(ticket, failure, context.signal);
+      settled = true;
+      if (context.signal.aborted) throw abortError(context.signal);
+      throw ConnectError.from(failure);
+    } finally {
+      // The caller went away mid-stream (or the adapter ended without done, which the
+      // service's stream-shape check reports).
+      if (!settled) ticket.release();
+      // Stops the adapter (aborting its upstream request) when we leave early.
+      await iterator.return?.(undefined);
+      deps.planner?.end(candidate.deployment.key);
+      attemptSignal.dispose();
+    }
   }
 
   return { complete, stream };

@@ -231,4 +231,47 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     expect(a.requests).toHaveLength(1);
     expect(b.requests).toHaveLength(0);
   });
+
+  it("hedges a slow stream: a second deployment starts after the delay, the first token wins, the loser is aborted upstream", async () => {
+    const { caller, a, b } = await start(
+      protocol,
+      () => ({ ...streamOf(["slow"]), delayBeforeHeadersMs: 5_000 }),
+      () => streamOf(["fast", " answer"]),
+      () => ({
+        chat: {
+          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          hedge: { delayMs: 100 },
+        },
+      }),
+    );
+    const loserAborted = a.nextAbort();
+    const { events, error } = await caller.stream(hello);
+    expect(error).toBeUndefined();
+    const text = events.map((e) => (e.event.case === "delta" ? e.event.value.text : "")).join("");
+    expect(text).toBe("fast answer");
+    expect(events.filter((e) => e.event.case === "start")).toHaveLength(1);
+    const done = events.at(-1)!.event;
+    expect(done.case === "done" && done.value.route).toMatchObject({ provider: "b", hedged: true, attempts: 2 });
+    await loserAborted;
+    expect(b.requests).toHaveLength(1);
+  });
+
+  it("does not hedge a stream whose first token comes within the delay", async () => {
+    const { caller, b } = await start(
+      protocol,
+      () => streamOf(["quick"]),
+      () => streamOf(["never"]),
+      () => ({
+        chat: {
+          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          hedge: { delayMs: 2_000 },
+        },
+      }),
+    );
+    const { events, error } = await caller.stream(hello);
+    expect(error).toBeUndefined();
+    const done = events.at(-1)!.event;
+    expect(done.case === "done" && done.value.route).toMatchObject({ provider: "a", hedged: false, attempts: 1 });
+    expect(b.requests).toHaveLength(0);
+  });
 });
