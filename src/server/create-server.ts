@@ -15,6 +15,7 @@ import { createReflectionService, reflectionServices } from "./reflection-servic
 import { parseListenAddress, formatUrl } from "./listen-address.js";
 import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
 import { createGrpcFastLane } from "./grpc-fast-lane.js";
+import { createHealthzRoute } from "./healthz-route.js";
 
 export interface SluiceServerOptions {
   readonly config: SluiceConfig;
@@ -89,6 +90,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     maxRequestBytes: config.server.maxRequestBytes,
     shutdownSignal: shutdownController.signal,
   });
+  const healthz = createHealthzRoute(sluice, health);
   const rpcHandler = connectNodeAdapter({
     jsonOptions,
     routes(router) {
@@ -124,7 +126,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     }
     // The fast lanes take the common calls (Connect unary JSON, gRPC binary) and decline
     // everything else before reading a byte; connect-node serves the rest.
-    if (!fastLane(req, res) && !grpcLane(req, res)) (rpcHandler as NodeRequestHandler)(req, res);
+    if (!fastLane(req, res) && !grpcLane(req, res) && !healthz(req, res)) (rpcHandler as NodeRequestHandler)(req, res);
   }
 
   const listener = createOnePortListener({

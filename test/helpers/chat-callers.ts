@@ -32,6 +32,8 @@ export type CompleteRequestFields = Exclude<CompleteRequestInit, CompleteRequest
 export interface CallOptions {
   /** The caller's deadline (`connect-timeout-ms` / `grpc-timeout`). */
   readonly timeoutMs?: number;
+  /** Request headers (HTTP headers / gRPC metadata). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface StreamOptions extends CallOptions {
@@ -71,7 +73,7 @@ function connectJsonCaller(baseUrl: string): ChatCaller {
   const models = createClient(ModelService, transport.transport);
   return {
     protocol: "connect-json-h1",
-    complete: (request, options = {}) => chat.complete(request, { timeoutMs: options.timeoutMs }),
+    complete: (request, options = {}) => chat.complete(request, { timeoutMs: options.timeoutMs, headers: options.headers }),
     async completeError(request, options = {}) {
       try {
         await chat.complete(request, { timeoutMs: options.timeoutMs });
@@ -101,7 +103,10 @@ function connectJsonCaller(baseUrl: string): ChatCaller {
 
 function grpcJsCaller(baseUrl: string): ChatCaller {
   const client = createGrpcJsClient(baseUrl);
-  const deadline = (options: CallOptions) => (options.timeoutMs === undefined ? {} : { deadlineMs: options.timeoutMs });
+  const deadline = (options: CallOptions) => ({
+    ...(options.timeoutMs === undefined ? {} : { deadlineMs: options.timeoutMs }),
+    ...(options.headers === undefined ? {} : { metadata: options.headers }),
+  });
   return {
     protocol: "grpc-js-h2c",
     complete: (request, options = {}) => client.unary(ChatService.method.complete, request, deadline(options)),

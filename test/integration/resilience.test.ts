@@ -124,6 +124,10 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     // succeeds, and closes it. Bounded wait on the breaker's state, not on a guess.
     const breakers = rig!.sluice.sluice.breakers;
     expect(breakers.states()["a/model-a"]).toBe("open");
+    // Operators see it too.
+    const healthz = await fetch(`${rig!.sluice.url}/healthz`);
+    expect(healthz.status).toBe(200);
+    expect(await healthz.json()).toEqual({ status: "SERVING", breakers: { "a/model-a": "open", "b/model-b": "closed" } });
     aHealthy = true;
     for (let i = 0; i < 100 && breakers.states()["a/model-a"] !== "half-open"; i++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -273,5 +277,36 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     const done = events.at(-1)!.event;
     expect(done.case === "done" && done.value.route).toMatchObject({ provider: "a", hedged: false, attempts: 1 });
     expect(b.requests).toHaveLength(0);
+  });
+
+  it("routes by conditional rule (a header) and keeps a sticky user on one deployment", async () => {
+    const { a, b } = await start(
+      protocol,
+      () => completion("a"),
+      () => completion("b"),
+      () => ({
+        chat: {
+          strategy: "sticky",
+          stickyKey: "end_user",
+          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          routes: [{ match: { headers: { "beta-user": "true" } }, deployments: ["b/model-b"] }],
+        },
+      }),
+    );
+    // The rule: beta users go to b, whoever they are. Headers are sent as gRPC metadata or HTTP headers.
+    const caller = rig!.caller;
+    for (let i = 0; i < 5; i++) {
+      const response = await caller.complete({ ...hello, metadata: { end_user: `user-${i}` } }, { headers: { "beta-user": "true" } });
+      expect(response.route?.provider).toBe("b");
+    }
+    // Sticky: each user lands on the same deployment every time.
+    for (let user = 0; user < 10; user++) {
+      const first = await caller.complete({ ...hello, metadata: { end_user: `u${user}` } });
+      for (let again = 0; again < 3; again++) {
+        const next = await caller.complete({ ...hello, metadata: { end_user: `u${user}` } });
+        expect(next.route?.provider).toBe(first.route?.provider);
+      }
+    }
+    expect(a.requests.length + b.requests.length).toBe(45);
   });
 });
