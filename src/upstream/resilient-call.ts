@@ -145,40 +145,57 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     retryBudget.recordRequest();
     const started = Date.now();
     const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0 };
-    for (const candidate of candidates) {
-      const breaker = breakers.get(candidate.deployment.key);
-      for (let attempt = 1; ; attempt++) {
-        const ticket = breaker.begin();
-        if (ticket === undefined) {
-          progress.skippedOpen++;
-          break;
-        }
-        progress.attempts++;
-        const attemptSignal = createAttemptSignal(signal, candidate.deployment.timeouts, candidate.deployment.provider.name, false);
-        const attemptStarted = performance.now();
-        deps.planner?.begin(candidate.deployment.key);
+    const hedge = requested.config.hedge;
+    const used = new Set<Candidate>();
+    for (let index = 0; index < candidates.length; index++) {
+      const candidate = candidates[index]!;
+      if (used.has(candidate)) continue;
+      for (let attemptNumber = 1; ; attemptNumber++) {
+        const partner = hedge !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
+        const run = (target: Candidate) => (attemptSignal: AttemptSignal) =>
+          target.deployment.provider.complete(request, upstreamCall(target.deployment, attemptSignal.signal));
+        const attempt = startAttempt(candidate, signal, progress, partner !== undefined, false, run(candidate));
+        if (attempt === undefined) break;
+        let chosen: { attempt: Attempt<CompleteResponse>; opened: CompleteResponse };
         try {
-          const response = await candidate.deployment.provider.complete(request, upstreamCall(candidate.deployment, attemptSignal.signal));
-          ticket.success();
-          deps.planner?.observe(candidate.deployment.key, { latencyMs: performance.now() - attemptStarted, ok: true });
-          const route = routeInfo(candidate, requested, progress.attempts);
-          response.route = route;
-          setRouteHeaders(context.responseHeader, route);
-          return response;
-        } catch (err) {
-          const failure = attemptSignal.timedOut ?? err;
-          settle(ticket, failure, signal);
-          deps.planner?.observe(candidate.deployment.key, { ok: false });
+          if (partner !== undefined) {
+            chosen = await raceHedged(
+              attempt,
+              () => {
+                used.add(partner);
+                return startAttempt(partner, signal, progress, true, true, run(partner));
+              },
+              hedge!.delayMs,
+              signal,
+              async () => undefined,
+            );
+          } else {
+            try {
+              chosen = { attempt, opened: await attempt.opening };
+            } catch (err) {
+              finishAttempt(attempt, err, signal);
+              throw err;
+            }
+          }
+        } catch (failure) {
           progress.lastError = failure;
           if (signal.aborted) throw abortError(signal);
-          const next = await afterFailure(failure, candidate, attempt, started, signal);
+          deps.planner?.observe(candidate.deployment.key, { ok: false });
+          const next = await afterFailure(failure, candidate, attemptNumber, started, signal);
           if (next === "retry") continue;
           if (next === "next") break;
           throw ConnectError.from(failure);
-        } finally {
-          deps.planner?.end(candidate.deployment.key);
-          attemptSignal.dispose();
         }
+        const { attempt: winner, opened: response } = chosen;
+        winner.ticket.success();
+        deps.planner?.observe(winner.candidate.deployment.key, { latencyMs: performance.now() - winner.started, ok: true });
+        deps.planner?.end(winner.candidate.deployment.key);
+        winner.attemptSignal.dispose();
+        const route = routeInfo(winner.candidate, requested, progress.attempts);
+        route.hedged = winner.hedged;
+        response.route = route;
+        setRouteHeaders(context.responseHeader, route);
+        return response;
       }
     }
     const degraded = degradedRoute(requested, progress.attempts);
@@ -205,23 +222,27 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     throw exhausted(progress, requested);
   }
 
-  /** A stream attempt in flight: its own signal, breaker ticket and strategy hooks. */
-  interface StreamAttempt {
+  /**
+   * An attempt in flight: its own signal, breaker ticket and strategy hooks; `opening`
+   * settles with the answer (unary) or the stream's first token (streams).
+   */
+  interface Attempt<T> {
     readonly candidate: Candidate;
     readonly attemptSignal: AttemptSignal;
     readonly ticket: BreakerTicket;
-    readonly opening: Promise<OpenedStream>;
+    readonly opening: Promise<T>;
     readonly hedged: boolean;
+    readonly started: number;
   }
 
-  function startStreamAttempt(
+  function startAttempt<T>(
     candidate: Candidate,
-    request: CompleteRequest,
     signal: AbortSignal,
     progress: Progress,
     own: boolean,
     hedged: boolean,
-  ): StreamAttempt | undefined {
+    run: (attemptSignal: AttemptSignal) => Promise<T>,
+  ): Attempt<T> | undefined {
     const ticket = breakers.get(candidate.deployment.key).begin();
     if (ticket === undefined) {
       progress.skippedOpen++;
@@ -230,12 +251,16 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     progress.attempts++;
     const attemptSignal = createAttemptSignal(signal, candidate.deployment.timeouts, candidate.deployment.provider.name, own);
     deps.planner?.begin(candidate.deployment.key);
-    const opening = openStream(candidate.deployment, request, attemptSignal);
-    return { candidate, attemptSignal, ticket, opening, hedged };
+    const started = performance.now();
+    // An attempt's own timeout is its failure, whatever the adapter reported on abort.
+    const opening = run(attemptSignal).catch((err: unknown) => {
+      throw attemptSignal.timedOut ?? err;
+    });
+    return { candidate, attemptSignal, ticket, opening, hedged, started };
   }
 
-  /** Ends an attempt that will not be streamed to the caller (failed, or lost a hedge race). */
-  function finishAttempt(attempt: StreamAttempt, failure: unknown, callerSignal: AbortSignal): void {
+  /** Ends an attempt whose answer the caller will not get (failed, or lost a hedge race). */
+  function finishAttempt<T>(attempt: Attempt<T>, failure: unknown, callerSignal: AbortSignal): void {
     if (failure === undefined) attempt.ticket.release();
     else settle(attempt.ticket, failure, callerSignal);
     deps.planner?.end(attempt.candidate.deployment.key);
@@ -248,12 +273,13 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
    * aborted upstream at once. Resolves with the winner, or rejects with the first
    * attempt's failure when both fail.
    */
-  async function raceHedged(
-    first: StreamAttempt,
-    startSecond: () => StreamAttempt | undefined,
+  async function raceHedged<T>(
+    first: Attempt<T>,
+    startSecond: () => Attempt<T> | undefined,
     delayMs: number,
     signal: AbortSignal,
-  ): Promise<{ attempt: StreamAttempt; opened: OpenedStream }> {
+    discard: (value: T) => Promise<unknown>,
+  ): Promise<{ attempt: Attempt<T>; opened: T }> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<"hedge">((resolve) => {
       timer = setTimeout(() => resolve("hedge"), delayMs);
@@ -288,7 +314,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
       // The loser is cut at once (its upstream request aborted), then cleaned up.
       otherAttempt.attemptSignal.abort(lost);
       void other.then(async (outcome) => {
-        if (outcome.opened !== undefined) await outcome.opened.iterator.return?.(undefined).catch(() => undefined);
+        if (outcome.opened !== undefined) await discard(outcome.opened).catch(() => undefined);
         finishAttempt(otherAttempt, undefined, signal);
       });
       return { attempt: winner.attempt, opened: winner.opened };
@@ -318,19 +344,23 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
       if (used.has(candidate)) continue;
       for (let attemptNumber = 1; ; attemptNumber++) {
         const partner = hedge !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
-        const attempt = startStreamAttempt(candidate, request, signal, progress, partner !== undefined, false);
+        const open = (attemptSignal: AttemptSignal) => openStream(candidate.deployment, request, attemptSignal);
+        const attempt = startAttempt(candidate, signal, progress, partner !== undefined, false, open);
         if (attempt === undefined) break;
-        let chosen: { attempt: StreamAttempt; opened: OpenedStream };
+        let chosen: { attempt: Attempt<OpenedStream>; opened: OpenedStream };
         try {
           if (partner !== undefined) {
             chosen = await raceHedged(
               attempt,
               () => {
                 used.add(partner);
-                return startStreamAttempt(partner, request, signal, progress, true, true);
+                return startAttempt(partner, signal, progress, true, true, (attemptSignal) =>
+                  openStream(partner.deployment, request, attemptSignal),
+                );
               },
               hedge!.delayMs,
               signal,
+              (opened) => opened.iterator.return?.(undefined) ?? Promise.resolve(),
             );
           } else {
             try {
@@ -372,7 +402,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
    * failure ends the stream with its status (DESIGN §4).
    */
   async function* relay(
-    attempt: StreamAttempt,
+    attempt: Attempt<OpenedStream>,
     opened: OpenedStream,
     requested: ModelRoute,
     progress: Progress,

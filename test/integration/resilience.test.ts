@@ -260,6 +260,25 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     expect(b.requests).toHaveLength(1);
   });
 
+  it("hedges a slow unary call the same way: the faster deployment answers, the slow request is aborted", async () => {
+    const { caller, a } = await start(
+      protocol,
+      () => ({ ...completion("slow"), delayBeforeHeadersMs: 5_000 }),
+      () => completion("fast"),
+      () => ({
+        chat: {
+          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          hedge: { delayMs: 100 },
+        },
+      }),
+    );
+    const loserAborted = a.nextAbort();
+    const response = await caller.complete(hello);
+    expect(response.message?.content[0]?.part.value).toBe("fast");
+    expect(response.route).toMatchObject({ provider: "b", hedged: true, attempts: 2 });
+    await loserAborted;
+  });
+
   it("does not hedge a stream whose first token comes within the delay", async () => {
     const { caller, b } = await start(
       protocol,
