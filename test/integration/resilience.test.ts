@@ -5,6 +5,7 @@ import { Role } from "../../gen/sluice/v1/chat_pb.js";
 import { startSluice, type StartedSluice } from "../helpers/start-sluice.js";
 import { startFakeUpstream, type FakeUpstream, type Responder } from "../helpers/fake-upstream.js";
 import { completion, error400, error500, streamOf } from "../helpers/openai-wire.js";
+import { jsonResponse } from "../helpers/fake-upstream.js";
 import { callerProtocols, createChatCaller, type ChatCaller } from "../helpers/chat-callers.js";
 
 /**
@@ -197,6 +198,55 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     const response = await caller.complete(hello);
     expect(response.message?.content[0]?.part.value).toBe("backup answer");
     expect(response.route).toMatchObject({ provider: "b", fallbackModel: "backup", attempts: 2 });
+  });
+
+  it("falls back to a larger-context alias on a context-length error only when configured to", async () => {
+    const contextLength = jsonResponse(400, {
+      error: { message: "This model's maximum context length is 4097 tokens.", type: "invalid_request_error", param: "messages", code: "context_length_exceeded" },
+    });
+    const models = (fallbackOnContextLength: boolean) => () => ({
+      chat: { deployments: [{ provider: "a", model: "small" }], fallbacks: ["large"], fallbackOnContextLength },
+      large: { deployments: [{ provider: "b", model: "large" }] },
+    });
+    const on = await start(protocol, () => contextLength, () => completion("long answer"), models(true));
+    const response = await on.caller.complete(hello);
+    expect(response.route).toMatchObject({ provider: "b", fallbackModel: "large" });
+    expect(on.a.requests).toHaveLength(1);
+  });
+
+  it("does not fall back on a context-length error by default: the caller gets INVALID_ARGUMENT", async () => {
+    const contextLength = jsonResponse(400, {
+      error: { message: "too long", type: "invalid_request_error", param: "messages", code: "context_length_exceeded" },
+    });
+    const { caller, b } = await start(protocol, () => contextLength, () => completion("x"), () => ({
+      chat: { deployments: [{ provider: "a", model: "small" }], fallbacks: ["large"] },
+      large: { deployments: [{ provider: "b", model: "large" }] },
+    }));
+    const error = await caller.completeError(hello);
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("CONTEXT_LENGTH_EXCEEDED");
+    expect(b.requests).toHaveLength(0);
+  });
+
+  it("passes a client cancel to the upstream request within 100 ms", async () => {
+    const { caller, a } = await start(
+      protocol,
+      () => streamOf(["first"], { stallAfterChunks: true }, false),
+      () => completion("b"),
+      () => ({ chat: { deployments: [{ provider: "a", model: "model-a" }] } }),
+    );
+    const aborted = a.nextAbort();
+    let cancelledAt = 0;
+    const { error } = await caller.stream(hello, {
+      cancelWhen: (event) => {
+        if (event.event.case !== "delta") return false;
+        cancelledAt = performance.now();
+        return true;
+      },
+    });
+    expect(error?.code).toBe(Code.Canceled);
+    await aborted;
+    expect(performance.now() - cancelledAt).toBeLessThan(100);
   });
 
   it("returns the configured degraded answer, flagged as degraded, only when every candidate failed", async () => {
