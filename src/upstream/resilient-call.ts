@@ -7,13 +7,13 @@ import {
   type RouteInfo,
   type StreamCompleteResponse,
 } from "../../gen/sluice/v1/chat_service_pb.js";
-import { FinishReason, Role } from "../../gen/sluice/v1/chat_pb.js";
 import { gatewayError, UpstreamError } from "../errors/gateway-error.js";
 import type { ModelRoute, Deployment } from "../routing/model-catalog.js";
 import type { UpstreamCall } from "../providers/provider.js";
 import { abortError } from "./upstream-client.js";
 import { createAttemptSignal, type AttemptSignal } from "./attempt-signal.js";
 import { openStream, type OpenedStream } from "./stream-attempt.js";
+import { degradedResponse, degradedStream } from "./degraded-answer.js";
 import { decideRetry } from "./retry-decision.js";
 import { sleep } from "./abortable-sleep.js";
 import type { BreakerRegistry } from "./breaker-registry.js";
@@ -135,6 +135,64 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     return create(RouteInfoSchema, { provider: "sluice", upstreamModel: "degraded", attempts, degraded: true });
   }
 
+  /**
+   * Walks the plan — breakers, retries with backoff / Retry-After, hedging, fail-over —
+   * until an attempt succeeds (its answer, or a stream's first token), and returns it with
+   * its ticket and hooks still open for the caller to finish. Undefined when every
+   * candidate failed retryably or was skipped; throws when a failure must reach the caller.
+   */
+  async function choose<T>(
+    candidates: readonly Candidate[],
+    requested: ModelRoute,
+    signal: AbortSignal,
+    progress: Progress,
+    started: number,
+    run: (target: Candidate) => (attemptSignal: AttemptSignal) => Promise<T>,
+    discard: (value: T) => Promise<unknown>,
+  ): Promise<{ attempt: Attempt<T>; opened: T } | undefined> {
+    const hedge = requested.config.hedge;
+    /** Candidates already used as a hedge partner are not tried again. */
+    const used = new Set<Candidate>();
+    for (let index = 0; index < candidates.length; index++) {
+      const candidate = candidates[index]!;
+      if (used.has(candidate)) continue;
+      for (let attemptNumber = 1; ; attemptNumber++) {
+        const partner = hedge !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
+        const attempt = startAttempt(candidate, signal, progress, partner !== undefined, false, run(candidate));
+        if (attempt === undefined) break;
+        try {
+          if (partner === undefined) {
+            try {
+              return { attempt, opened: await attempt.opening };
+            } catch (err) {
+              finishAttempt(attempt, err, signal);
+              throw err;
+            }
+          }
+          return await raceHedged(
+            attempt,
+            () => {
+              used.add(partner);
+              return startAttempt(partner, signal, progress, true, true, run(partner));
+            },
+            hedge!.delayMs,
+            signal,
+            discard,
+          );
+        } catch (failure) {
+          progress.lastError = failure;
+          if (signal.aborted) throw abortError(signal);
+          deps.planner?.observe(candidate.deployment.key, { ok: false });
+          const next = await afterFailure(failure, candidate, attemptNumber, started, signal);
+          if (next === "retry") continue;
+          if (next === "next") break;
+          throw ConnectError.from(failure);
+        }
+      }
+    }
+    return undefined;
+  }
+
   async function complete(
     request: CompleteRequest,
     requested: ModelRoute,
@@ -145,79 +203,26 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     retryBudget.recordRequest();
     const started = Date.now();
     const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0 };
-    const hedge = requested.config.hedge;
-    const used = new Set<Candidate>();
-    for (let index = 0; index < candidates.length; index++) {
-      const candidate = candidates[index]!;
-      if (used.has(candidate)) continue;
-      for (let attemptNumber = 1; ; attemptNumber++) {
-        const partner = hedge !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
-        const run = (target: Candidate) => (attemptSignal: AttemptSignal) =>
-          target.deployment.provider.complete(request, upstreamCall(target.deployment, attemptSignal.signal));
-        const attempt = startAttempt(candidate, signal, progress, partner !== undefined, false, run(candidate));
-        if (attempt === undefined) break;
-        let chosen: { attempt: Attempt<CompleteResponse>; opened: CompleteResponse };
-        try {
-          if (partner !== undefined) {
-            chosen = await raceHedged(
-              attempt,
-              () => {
-                used.add(partner);
-                return startAttempt(partner, signal, progress, true, true, run(partner));
-              },
-              hedge!.delayMs,
-              signal,
-              async () => undefined,
-            );
-          } else {
-            try {
-              chosen = { attempt, opened: await attempt.opening };
-            } catch (err) {
-              finishAttempt(attempt, err, signal);
-              throw err;
-            }
-          }
-        } catch (failure) {
-          progress.lastError = failure;
-          if (signal.aborted) throw abortError(signal);
-          deps.planner?.observe(candidate.deployment.key, { ok: false });
-          const next = await afterFailure(failure, candidate, attemptNumber, started, signal);
-          if (next === "retry") continue;
-          if (next === "next") break;
-          throw ConnectError.from(failure);
-        }
-        const { attempt: winner, opened: response } = chosen;
-        winner.ticket.success();
-        deps.planner?.observe(winner.candidate.deployment.key, { latencyMs: performance.now() - winner.started, ok: true });
-        deps.planner?.end(winner.candidate.deployment.key);
-        winner.attemptSignal.dispose();
-        const route = routeInfo(winner.candidate, requested, progress.attempts);
-        route.hedged = winner.hedged;
-        response.route = route;
-        setRouteHeaders(context.responseHeader, route);
-        return response;
-      }
+    const chosen = await choose(candidates, requested, signal, progress, started, (target) => (attemptSignal) =>
+      target.deployment.provider.complete(request, upstreamCall(target.deployment, attemptSignal.signal)),
+      async () => undefined,
+    );
+    if (chosen !== undefined) {
+      const { attempt: winner, opened: response } = chosen;
+      winner.ticket.success();
+      deps.planner?.observe(winner.candidate.deployment.key, { latencyMs: performance.now() - winner.started, ok: true });
+      deps.planner?.end(winner.candidate.deployment.key);
+      winner.attemptSignal.dispose();
+      const route = routeInfo(winner.candidate, requested, progress.attempts);
+      route.hedged = winner.hedged;
+      response.route = route;
+      setRouteHeaders(context.responseHeader, route);
+      return response;
     }
     const degraded = degradedRoute(requested, progress.attempts);
     if (degraded !== undefined) {
       setRouteHeaders(context.responseHeader, degraded);
-      return {
-        $typeName: "sluice.v1.CompleteResponse",
-        id: `degraded-${Date.now().toString(36)}`,
-        model: "degraded",
-        provider: "sluice",
-        message: {
-          $typeName: "sluice.v1.Message",
-          role: Role.ASSISTANT,
-          content: [{ $typeName: "sluice.v1.ContentPart", part: { case: "text", value: requested.config.degraded!.message } }],
-          toolCalls: [],
-          toolCallId: "",
-          name: "",
-          reasoning: "",
-        },
-        finishReason: FinishReason.STOP,
-        route: degraded,
-      };
+      return degradedResponse(requested.config.degraded!.message, degraded);
     }
     throw exhausted(progress, requested);
   }
@@ -336,62 +341,23 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     retryBudget.recordRequest();
     const started = Date.now();
     const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0 };
-    const hedge = requested.config.hedge;
-    /** Candidates already used as a hedge partner are not tried again in the loop. */
-    const used = new Set<Candidate>();
-    for (let index = 0; index < candidates.length; index++) {
-      const candidate = candidates[index]!;
-      if (used.has(candidate)) continue;
-      for (let attemptNumber = 1; ; attemptNumber++) {
-        const partner = hedge !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
-        const open = (attemptSignal: AttemptSignal) => openStream(candidate.deployment, request, attemptSignal);
-        const attempt = startAttempt(candidate, signal, progress, partner !== undefined, false, open);
-        if (attempt === undefined) break;
-        let chosen: { attempt: Attempt<OpenedStream>; opened: OpenedStream };
-        try {
-          if (partner !== undefined) {
-            chosen = await raceHedged(
-              attempt,
-              () => {
-                used.add(partner);
-                return startAttempt(partner, signal, progress, true, true, (attemptSignal) =>
-                  openStream(partner.deployment, request, attemptSignal),
-                );
-              },
-              hedge!.delayMs,
-              signal,
-              (opened) => opened.iterator.return?.(undefined) ?? Promise.resolve(),
-            );
-          } else {
-            try {
-              chosen = { attempt, opened: await attempt.opening };
-            } catch (err) {
-              finishAttempt(attempt, err, signal);
-              throw err;
-            }
-          }
-        } catch (failure) {
-          progress.lastError = failure;
-          if (signal.aborted) throw abortError(signal);
-          deps.planner?.observe(candidate.deployment.key, { ok: false });
-          const next = await afterFailure(failure, candidate, attemptNumber, started, signal);
-          if (next === "retry") continue;
-          if (next === "next") break;
-          throw ConnectError.from(failure);
-        }
-        yield* relay(chosen.attempt, chosen.opened, requested, progress, context);
-        return;
-      }
+    const chosen = await choose(
+      candidates,
+      requested,
+      signal,
+      progress,
+      started,
+      (target) => (attemptSignal) => openStream(target.deployment, request, attemptSignal),
+      (opened) => opened.iterator.return?.(undefined) ?? Promise.resolve(),
+    );
+    if (chosen !== undefined) {
+      yield* relay(chosen.attempt, chosen.opened, requested, progress, context);
+      return;
     }
     const degraded = degradedRoute(requested, progress.attempts);
     if (degraded !== undefined) {
       setRouteHeaders(context.responseTrailer, degraded);
-      yield { $typeName: "sluice.v1.StreamCompleteResponse", event: { case: "start", value: { $typeName: "sluice.v1.StreamStart", id: `degraded-${Date.now().toString(36)}`, model: "degraded", provider: "sluice" } } };
-      yield { $typeName: "sluice.v1.StreamCompleteResponse", event: { case: "delta", value: { $typeName: "sluice.v1.ContentDelta", text: requested.config.degraded!.message } } };
-      yield {
-        $typeName: "sluice.v1.StreamCompleteResponse",
-        event: { case: "done", value: { $typeName: "sluice.v1.StreamDone", finishReason: FinishReason.STOP, route: degraded } },
-      };
+      yield* degradedStream(requested.config.degraded!.message, degraded);
       return;
     }
     throw exhausted(progress, requested);

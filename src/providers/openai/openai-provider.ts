@@ -1,4 +1,3 @@
-import { ConnectError } from "@connectrpc/connect";
 import type {
   CompleteRequest,
   CompleteResponse,
