@@ -11,6 +11,8 @@ import { createCallPlanner } from "./routing/call-plan.js";
 import { createResilientCaller } from "./upstream/resilient-call.js";
 import { createBreakerRegistry, type BreakerRegistry } from "./upstream/breaker-registry.js";
 import { createRetryBudget } from "./upstream/retry-budget.js";
+import { createInFlightLimiter, type InFlightLimiter } from "./upstream/in-flight-limiter.js";
+import { createLatencyQuantiles } from "./routing/latency-quantiles.js";
 import { createChatService } from "./api/chat-service.js";
 import { createModelService } from "./api/model-service.js";
 import { createInterceptors } from "./interceptors/index.js";
@@ -38,6 +40,8 @@ export interface Sluice {
   readonly catalog: ModelCatalog;
   /** One circuit breaker per deployment (states for health and metrics). */
   readonly breakers: BreakerRegistry;
+  /** In-flight attempts on deployments with a `maxInFlight` (health and metrics). */
+  readonly limiter: InFlightLimiter;
   /** Closes provider pools and breaker timers. */
   close(): Promise<void>;
 }
@@ -50,7 +54,8 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   const breakers = createBreakerRegistry(config.resilience.breaker);
   const retryBudget = createRetryBudget(config.resilience.retryBudget);
   const planner = createCallPlanner(catalog);
-  const caller = createResilientCaller({ breakers, retryBudget, planner });
+  const limiter = createInFlightLimiter();
+  const caller = createResilientCaller({ breakers, retryBudget, planner, limiter, latencies: createLatencyQuantiles() });
   const chat = createChatService({ catalog, planner, caller });
   const models = createModelService(catalog);
   return {
@@ -64,6 +69,7 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     providers,
     catalog,
     breakers,
+    limiter,
     registerRoutes(router) {
       router.service(ChatService, chat, { interceptors });
       router.service(ModelService, models, { interceptors });

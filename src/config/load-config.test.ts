@@ -78,6 +78,22 @@ models:
     expect(message).toContain('unknown provider "nope"');
   });
 
+  it("names out-of-range resilience settings: a hedge percentile, a concurrency limit", () => {
+    const message = messageOf(() =>
+      parseConfigText(
+        `providers: { demo: { type: demo } }
+models:
+  m:
+    deployments: [ { provider: demo, model: x, maxInFlight: 0 } ]
+    hedge: { delayMs: 100, percentile: 30 }
+`,
+        {},
+      ),
+    );
+    expect(message).toContain("models.m.deployments.0.maxInFlight");
+    expect(message).toContain("models.m.hedge.percentile");
+  });
+
   it("rejects unknown keys instead of ignoring a typo", () => {
     const message = messageOf(() =>
       parseConfigText(`providers: { demo: { type: demo, wordDelay: 5 } }\nmodels: {}`, {}),

@@ -99,6 +99,11 @@ const deploymentSchema = z
     /** Share of traffic for weighted strategies; 0 = only as a fail-over. Ramp a new deployment by raising it. */
     weight: z.number().min(0).default(1),
     timeouts: attemptTimeoutsSchema.default({}),
+    /**
+     * Most attempts in flight on this deployment at once (all aliases naming it count);
+     * at the limit it is skipped like an open breaker. Unset: unlimited.
+     */
+    maxInFlight: z.number().int().positive().optional(),
   })
   .strict();
 
@@ -171,8 +176,15 @@ const modelSchema = z
       totalBudgetMs: 60_000,
       maxRetryAfterMs: 30_000,
     }),
-    /** Start a second attempt on another deployment when no first token came within `delayMs`. */
-    hedge: z.object({ delayMs: positiveMs }).strict().optional(),
+    /**
+     * Start a second attempt on another deployment when no first token (unary: no answer)
+     * came within `delayMs` — or, with `percentile`, within that percentile of the first
+     * deployment's recently observed times (`delayMs` until 20 samples were seen).
+     */
+    hedge: z
+      .object({ delayMs: positiveMs, percentile: z.number().min(50).max(99.9).optional() })
+      .strict()
+      .optional(),
     /** Off by default: a static answer, flagged degraded, when every candidate failed. */
     degraded: z.object({ message: z.string().min(1) }).strict().optional(),
   })

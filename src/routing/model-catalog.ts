@@ -15,6 +15,8 @@ export interface Deployment {
   /** Share of traffic for weighted strategies. */
   readonly weight: number;
   readonly timeouts: AttemptTimeouts;
+  /** Concurrency limit; undefined = unlimited. */
+  readonly maxInFlight: number | undefined;
 }
 
 /** A model alias callers name in `CompleteRequest.model`. */
@@ -52,6 +54,7 @@ export function createModelCatalog(config: SluiceConfig, providers: ReadonlyMap<
         maxOutputTokens: deployment.maxOutputTokens,
         weight: deployment.weight,
         timeouts: deployment.timeouts,
+        maxInFlight: deployment.maxInFlight,
       };
     });
     byAlias.set(alias, { alias, config: model, deployments });

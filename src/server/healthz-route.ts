@@ -6,13 +6,18 @@ import type { NodeRequest, NodeResponse } from "./fast-lane-call.js";
 /**
  * `GET /healthz`: plain-HTTP health for load balancers and humans, beside the gRPC
  * health service — 200 while serving, 503 while draining — with each deployment's
- * circuit breaker state, so an operator sees at a glance which upstream is being skipped.
+ * circuit breaker state and the in-flight count of deployments with a `maxInFlight`, so an
+ * operator sees at a glance which upstream is being skipped.
  */
 export function createHealthzRoute(sluice: Sluice, health: HealthService): (req: NodeRequest, res: NodeResponse) => boolean {
   return (req, res) => {
     if (req.url !== "/healthz" || (req.method !== "GET" && req.method !== "HEAD")) return false;
     const serving = health.status("") === ServingStatus.SERVING;
-    const body = JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING", breakers: sluice.breakers.states() });
+    const body = JSON.stringify({
+      status: serving ? "SERVING" : "NOT_SERVING",
+      breakers: sluice.breakers.states(),
+      inFlight: sluice.limiter.counts(),
+    });
     res.writeHead(serving ? 200 : 503, {
       "content-type": "application/json",
       "cache-control": "no-store",

@@ -20,6 +20,8 @@ import type { BreakerRegistry } from "./breaker-registry.js";
 import type { BreakerTicket } from "./deployment-breaker.js";
 import type { RetryBudget } from "./retry-budget.js";
 import type { CallPlanner } from "../routing/call-plan.js";
+import { createInFlightLimiter, type InFlightLimiter } from "./in-flight-limiter.js";
+import { createLatencyQuantiles, type LatencyKind, type LatencyQuantiles } from "../routing/latency-quantiles.js";
 
 /** One deployment to try, in plan order. */
 export interface Candidate {
@@ -34,6 +36,10 @@ export interface ResilientCallerDeps {
   readonly retryBudget: RetryBudget;
   /** Strategy feedback: time to first token / latency per deployment, and in-flight attempts. */
   readonly planner?: Pick<CallPlanner, "observe" | "begin" | "end">;
+  /** Per-deployment `maxInFlight`; a fresh one when not shared. */
+  readonly limiter?: InFlightLimiter;
+  /** Observed times per deployment, for hedging at a percentile; a fresh one when not shared. */
+  readonly latencies?: LatencyQuantiles;
   readonly random?: () => number;
 }
 
@@ -42,6 +48,8 @@ interface Progress {
   attempts: number;
   lastError: unknown;
   skippedOpen: number;
+  /** Skipped at their `maxInFlight`. */
+  skippedBusy: number;
 }
 
 const contextLengthReason = "CONTEXT_LENGTH_EXCEEDED";
@@ -56,6 +64,14 @@ const contextLengthReason = "CONTEXT_LENGTH_EXCEEDED";
  */
 export function createResilientCaller(deps: ResilientCallerDeps) {
   const { breakers, retryBudget } = deps;
+  const limiter = deps.limiter ?? createInFlightLimiter();
+  const latencies = deps.latencies ?? createLatencyQuantiles();
+
+  /** The hedge delay for an attempt on `candidate`: fixed, or its observed percentile once known. */
+  function hedgeDelay(hedge: { delayMs: number; percentile?: number | undefined }, candidate: Candidate, kind: LatencyKind): number {
+    if (hedge.percentile === undefined) return hedge.delayMs;
+    return latencies.quantile(candidate.deployment.key, kind, hedge.percentile) ?? hedge.delayMs;
+  }
 
   /** Whether to go on after `err` on this candidate: "retry" (after delay), "next" candidate, or "stop". */
   async function afterFailure(
@@ -115,10 +131,19 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     target.set("sluice-attempts", String(route.attempts));
     if (route.fallbackModel !== "") target.set("sluice-fallback-model", route.fallbackModel);
     if (route.degraded) target.set("sluice-degraded", "true");
+    if (route.hedged) target.set("sluice-hedged", "true");
   }
 
   /** The error when every candidate failed: the last upstream error, or "all open". */
   function exhausted(progress: Progress, requested: ModelRoute): ConnectError {
+    if (progress.attempts === 0 && progress.skippedBusy > 0) {
+      return gatewayError(
+        Code.Unavailable,
+        "ALL_DEPLOYMENTS_BUSY",
+        `every deployment of model "${requested.alias}" is at its in-flight limit${progress.skippedOpen > 0 ? " or unavailable (circuit open)" : ""}; retry later`,
+        { model: requested.alias },
+      );
+    }
     if (progress.attempts === 0 && progress.skippedOpen > 0) {
       return gatewayError(
         Code.Unavailable,
@@ -149,6 +174,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     started: number,
     run: (target: Candidate) => (attemptSignal: AttemptSignal) => Promise<T>,
     discard: (value: T) => Promise<unknown>,
+    kind: LatencyKind,
   ): Promise<{ attempt: Attempt<T>; opened: T } | undefined> {
     const hedge = requested.config.hedge;
     /** Candidates already used as a hedge partner are not tried again. */
@@ -175,7 +201,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
               used.add(partner);
               return startAttempt(partner, signal, progress, true, true, run(partner));
             },
-            hedge!.delayMs,
+            hedgeDelay(hedge!, candidate, kind),
             signal,
             discard,
           );
@@ -202,17 +228,25 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     const { signal } = context;
     retryBudget.recordRequest();
     const started = Date.now();
-    const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0 };
-    const chosen = await choose(candidates, requested, signal, progress, started, (target) => (attemptSignal) =>
-      target.deployment.provider.complete(request, upstreamCall(target.deployment, attemptSignal.signal)),
+    const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0 };
+    const chosen = await choose(
+      candidates,
+      requested,
+      signal,
+      progress,
+      started,
+      (target) => (attemptSignal) =>
+        target.deployment.provider.complete(request, upstreamCall(target.deployment, attemptSignal.signal)),
       async () => undefined,
+      "latency",
     );
     if (chosen !== undefined) {
       const { attempt: winner, opened: response } = chosen;
       winner.ticket.success();
-      deps.planner?.observe(winner.candidate.deployment.key, { latencyMs: performance.now() - winner.started, ok: true });
-      deps.planner?.end(winner.candidate.deployment.key);
-      winner.attemptSignal.dispose();
+      const latencyMs = performance.now() - winner.started;
+      deps.planner?.observe(winner.candidate.deployment.key, { latencyMs, ok: true });
+      latencies.record(winner.candidate.deployment.key, "latency", latencyMs);
+      endAttempt(winner);
       const route = routeInfo(winner.candidate, requested, progress.attempts);
       route.hedged = winner.hedged;
       response.route = route;
@@ -248,8 +282,14 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     hedged: boolean,
     run: (attemptSignal: AttemptSignal) => Promise<T>,
   ): Attempt<T> | undefined {
-    const ticket = breakers.get(candidate.deployment.key).begin();
+    const { key, maxInFlight } = candidate.deployment;
+    if (!limiter.tryAcquire(key, maxInFlight)) {
+      progress.skippedBusy++;
+      return undefined;
+    }
+    const ticket = breakers.get(key).begin();
     if (ticket === undefined) {
+      limiter.release(key, maxInFlight);
       progress.skippedOpen++;
       return undefined;
     }
@@ -268,7 +308,14 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
   function finishAttempt<T>(attempt: Attempt<T>, failure: unknown, callerSignal: AbortSignal): void {
     if (failure === undefined) attempt.ticket.release();
     else settle(attempt.ticket, failure, callerSignal);
-    deps.planner?.end(attempt.candidate.deployment.key);
+    endAttempt(attempt);
+  }
+
+  /** Releases what `startAttempt` took besides the breaker ticket (exactly once per attempt). */
+  function endAttempt(attempt: Attempt<unknown>): void {
+    const { key, maxInFlight } = attempt.candidate.deployment;
+    limiter.release(key, maxInFlight);
+    deps.planner?.end(key);
     attempt.attemptSignal.dispose();
   }
 
@@ -340,7 +387,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     const { signal } = context;
     retryBudget.recordRequest();
     const started = Date.now();
-    const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0 };
+    const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0 };
     const chosen = await choose(
       candidates,
       requested,
@@ -349,6 +396,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
       started,
       (target) => (attemptSignal) => openStream(target.deployment, request, attemptSignal),
       (opened) => opened.iterator.return?.(undefined) ?? Promise.resolve(),
+      "ttft",
     );
     if (chosen !== undefined) {
       yield* relay(chosen.attempt, chosen.opened, requested, progress, context);
@@ -377,6 +425,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     const { candidate, attemptSignal, ticket } = attempt;
     const { iterator } = opened;
     deps.planner?.observe(candidate.deployment.key, { ttftMs: opened.ttftMs, ok: true });
+    latencies.record(candidate.deployment.key, "ttft", opened.ttftMs);
     const route = routeInfo(candidate, requested, progress.attempts);
     route.hedged = attempt.hedged;
     let settled = false;
@@ -415,8 +464,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
       if (!settled) ticket.release();
       // Stops the adapter (aborting its upstream request) when we leave early.
       await iterator.return?.(undefined);
-      deps.planner?.end(candidate.deployment.key);
-      attemptSignal.dispose();
+      endAttempt(attempt);
     }
   }
 

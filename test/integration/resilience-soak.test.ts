@@ -105,9 +105,15 @@ describe("soak: mixed faults under concurrency", () => {
       providers: { a: { type: "openai", baseUrl: `${a.origin}/v1` }, b: { type: "openai", baseUrl: `${b.origin}/v1` } },
       models: {
         chat: {
-          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b", weight: 1 }],
+          // Limits high enough never to bite: they are here to prove every attempt gives its slot back.
+          deployments: [
+            { provider: "a", model: "model-a", maxInFlight: 10_000 },
+            { provider: "b", model: "model-b", weight: 1, maxInFlight: 10_000 },
+          ],
           strategy: "weighted",
           retry: { maxAttempts: 2, initialBackoffMs: 5, maxBackoffMs: 20 },
+          // Hedge races (and their losers' clean-up) run inside the soak too.
+          hedge: { delayMs: 25, percentile: 95 },
         },
       },
     });
@@ -149,6 +155,8 @@ describe("soak: mixed faults under concurrency", () => {
       const after = await connect.complete(hello);
       expect(after.message?.content[0]?.part.value).toMatch(/ok|from b|slow/);
       expect(sluice.server.inFlight).toBe(0);
+      // Every attempt — won, lost, hedged, failed, cancelled — released its slot.
+      expect(sluice.sluice.limiter.counts()).toEqual({ "a/model-a": 0, "b/model-b": 0 });
     } finally {
       connect.close();
       grpc.close();

@@ -128,7 +128,7 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     // Operators see it too.
     const healthz = await fetch(`${rig!.sluice.url}/healthz`);
     expect(healthz.status).toBe(200);
-    expect(await healthz.json()).toEqual({ status: "SERVING", breakers: { "a/model-a": "open", "b/model-b": "closed" } });
+    expect(await healthz.json()).toEqual({ status: "SERVING", breakers: { "a/model-a": "open", "b/model-b": "closed" }, inFlight: {} });
     aHealthy = true;
     for (let i = 0; i < 100 && breakers.states()["a/model-a"] !== "half-open"; i++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -327,6 +327,19 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     expect(response.message?.content[0]?.part.value).toBe("fast");
     expect(response.route).toMatchObject({ provider: "b", hedged: true, attempts: 2 });
     await loserAborted;
+    // A plain HTTP caller learns the same from the response headers.
+    const plain = await fetch(`${rig!.sluice.url}/sluice.v1.ChatService/Complete`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "chat", messages: [{ role: "ROLE_USER", content: [{ text: "Hi" }] }] }),
+    });
+    expect(plain.status).toBe(200);
+    expect(Object.fromEntries([...plain.headers].filter(([name]) => name.startsWith("sluice-")))).toEqual({
+      "sluice-provider": "b",
+      "sluice-upstream-model": "model-b",
+      "sluice-attempts": "2",
+      "sluice-hedged": "true",
+    });
   });
 
   it("does not hedge a stream whose first token comes within the delay", async () => {
@@ -346,6 +359,86 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     const done = events.at(-1)!.event;
     expect(done.case === "done" && done.value.route).toMatchObject({ provider: "a", hedged: false, attempts: 1 });
     expect(b.requests).toHaveLength(0);
+  });
+
+  it("hedges at the first deployment's observed p95 once it has enough samples, not at the fixed delay", async () => {
+    let slow = false;
+    const { caller, a, b } = await start(
+      protocol,
+      () => (slow ? { ...completion("slow"), delayBeforeHeadersMs: 10_000 } : completion("a")),
+      () => completion("hedge"),
+      () => ({
+        chat: {
+          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          // 10 s until measured; then a's p95 (a few ms here) decides.
+          hedge: { delayMs: 10_000, percentile: 95 },
+        },
+      }),
+    );
+    for (let i = 0; i < 20; i++) expect((await caller.complete(hello)).route).toMatchObject({ provider: "a", hedged: false });
+    expect(b.requests).toHaveLength(0);
+    slow = true;
+    const loserAborted = a.nextAbort();
+    // A fixed 10 s delay would miss this deadline; the observed p95 hedges at once.
+    const response = await caller.complete(hello, { timeoutMs: 5_000 });
+    expect(response.route).toMatchObject({ provider: "b", hedged: true, attempts: 2 });
+    expect(response.message?.content[0]?.part.value).toBe("hedge");
+    await loserAborted;
+  });
+
+  it("hedges streams at the observed p95 of time to first token", async () => {
+    let slow = false;
+    const { caller, a } = await start(
+      protocol,
+      () => (slow ? { ...streamOf(["slow"]), delayBeforeHeadersMs: 10_000 } : streamOf(["a"])),
+      () => streamOf(["hedge"]),
+      () => ({
+        chat: {
+          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          hedge: { delayMs: 10_000, percentile: 95 },
+        },
+      }),
+    );
+    for (let i = 0; i < 20; i++) expect((await caller.stream(hello)).error).toBeUndefined();
+    slow = true;
+    const loserAborted = a.nextAbort();
+    const { events, error } = await caller.stream(hello, { timeoutMs: 5_000 });
+    expect(error).toBeUndefined();
+    const done = events.at(-1)!.event;
+    expect(done.case === "done" && done.value.route).toMatchObject({ provider: "b", hedged: true, attempts: 2 });
+    await loserAborted;
+  });
+
+  it("skips a deployment at its maxInFlight (fail-over, or UNAVAILABLE when nothing else can serve) and frees the slot after", async () => {
+    const { caller, a, b } = await start(
+      protocol,
+      (_req, i) => (i === 0 ? { ...completion("held"), delayBeforeHeadersMs: 400 } : completion("a")),
+      () => completion("b"),
+      () => ({
+        chat: {
+          deployments: [{ provider: "a", model: "model-a", maxInFlight: 1 }, { provider: "b", model: "model-b" }],
+        },
+        solo: { deployments: [{ provider: "a", model: "model-a", maxInFlight: 1 }] },
+      }),
+    );
+    const held = caller.complete(hello);
+    for (let i = 0; i < 100 && a.requests.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(a.requests).toHaveLength(1);
+    const healthz = await (await fetch(`${rig!.sluice.url}/healthz`)).json();
+    expect(healthz.inFlight).toEqual({ "a/model-a": 1 });
+    // a is full: the call goes straight to b, without touching a.
+    const overflow = await caller.complete(hello);
+    expect(overflow.route).toMatchObject({ provider: "b", attempts: 1 });
+    // The same deployment under another alias shares the count; with nothing else to try, UNAVAILABLE.
+    const busy = await caller.completeError({ ...hello, model: "solo" });
+    expect(busy.code).toBe(Code.Unavailable);
+    expect(busy.message).toContain('every deployment of model "solo" is at its in-flight limit');
+    expect(busy.findDetails(ErrorInfoSchema)[0]?.reason).toBe("ALL_DEPLOYMENTS_BUSY");
+    expect((await held).route?.provider).toBe("a");
+    // The slot is back.
+    expect((await caller.complete({ ...hello, model: "solo" })).route?.provider).toBe("a");
+    expect(a.requests).toHaveLength(2);
+    expect(b.requests).toHaveLength(1);
   });
 
   it("routes by conditional rule (a header) and keeps a sticky user on one deployment", async () => {

@@ -201,7 +201,7 @@ export const CompleteResponseSchema: GenMessage<CompleteResponse> = /*@__PURE__*
 /**
  * How the gateway served a call. Also sent as response headers (unary) or trailers
  * (streams): `sluice-provider`, `sluice-upstream-model`, `sluice-attempts`, and
- * `sluice-fallback-model` / `sluice-degraded` when they apply.
+ * `sluice-fallback-model` / `sluice-degraded` / `sluice-hedged` when they apply.
  *
  * @generated from message sluice.v1.RouteInfo
  */
