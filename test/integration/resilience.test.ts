@@ -424,7 +424,7 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     const held = caller.complete(hello);
     for (let i = 0; i < 100 && a.requests.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(a.requests).toHaveLength(1);
-    const healthz = await (await fetch(`${rig!.sluice.url}/healthz`)).json();
+    const healthz = (await (await fetch(`${rig!.sluice.url}/healthz`)).json()) as { inFlight: Record<string, number> };
     expect(healthz.inFlight).toEqual({ "a/model-a": 1 });
     // a is full: the call goes straight to b, without touching a.
     const overflow = await caller.complete(hello);
