@@ -37,6 +37,18 @@ export function buildTargets(servers, work, encodeGrpc) {
     },
     { id: "pass-through", label: "pass-through (node:http+undici)", role: "ceiling", proto: "h1", floor: "direct", server: passThrough, request: passThrough && openai(passThrough.url, {}) },
     {
+      // The same pass-through behind node:http2 (h2c): what an HTTP/2 front end costs in Node
+      // by itself — the fair ceiling for Sluice's gRPC lane.
+      id: "pass-through-h2",
+      label: "pass-through h2c (node:http2+undici)",
+      role: "ceiling",
+      proto: "h2",
+      floor: "direct-h2",
+      server: passThrough,
+      unaryOnly: true,
+      request: (name) => ({ url: `${passThrough.h2Url}/v1/chat/completions`, headers: { ...JSON_HEADERS, authorization: "Bearer bench" }, body: openaiBody(work[name]) }),
+    },
+    {
       id: "sluice-connect",
       label: "Sluice Connect JSON (h1)",
       role: "sluice",

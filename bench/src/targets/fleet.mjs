@@ -15,7 +15,7 @@ async function loadGrpcEncoder() {
   return (json) => Buffer.from(toBinary(CompleteRequestSchema, fromJson(CompleteRequestSchema, json)));
 }
 
-const SERVER_OF = { "pass-through": "passThrough", "sluice-connect": "sluice", "sluice-grpc": "sluice", "sluice-openai": "sluice", portkey: "portkey" };
+const SERVER_OF = { "pass-through": "passThrough", "pass-through-h2": "passThrough", "sluice-connect": "sluice", "sluice-grpc": "sluice", "sluice-openai": "sluice", portkey: "portkey" };
 
 export async function startFleet(ctx) {
   const { settings, log } = ctx;

@@ -59,7 +59,7 @@ export async function startPassThrough({ cpu, upstreamUrl, nodeArgs = [] }) {
     cwd: BENCH_DIR,
     ready: jsonLine("pass-through listening"),
   });
-  return { ...server, url: server.ready.url };
+  return { ...server, url: server.ready.url, h2Url: server.ready.h2Url };
 }
 
 export async function startPortkey({ cpu, nodeArgs = [] }) {
