@@ -177,7 +177,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     kind: LatencyKind,
   ): Promise<{ attempt: Attempt<T>; opened: T } | undefined> {
     const hedge = requested.config.hedge;
-    /** Candidates already used as a hedge partner are not tried again. */
+    /** Candidates that already ran as a hedge partner are not tried again. */
     const used = new Set<Candidate>();
     for (let index = 0; index < candidates.length; index++) {
       const candidate = candidates[index]!;
@@ -198,8 +198,10 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
           return await raceHedged(
             attempt,
             () => {
-              used.add(partner);
-              return startAttempt(partner, signal, progress, true, true, run(partner));
+              const second = startAttempt(partner, signal, progress, true, true, run(partner));
+              // A partner skipped (open, at its limit) stays a candidate of its own later.
+              if (second !== undefined) used.add(partner);
+              return second;
             },
             hedgeDelay(hedge!, candidate, kind),
             signal,
