@@ -17,7 +17,7 @@ import { createChatService } from "./api/chat-service.js";
 import { createModelService } from "./api/model-service.js";
 import { createInterceptors } from "./interceptors/index.js";
 import type { UnaryRoute } from "./server/connect-unary-fast-lane.js";
-import type { ServerStreamRoute } from "./server/grpc-fast-lane.js";
+import type { ServerStreamRoute } from "./server/fast-lane-call.js";
 
 export interface SluiceDeps {
   readonly logger: Logger;

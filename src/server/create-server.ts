@@ -14,6 +14,7 @@ import { createOnePortListener, type NodeRequestHandler } from "./one-port-liste
 import { createReflectionService, reflectionServices } from "./reflection-service.js";
 import { parseListenAddress, formatUrl } from "./listen-address.js";
 import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
+import { createConnectStreamFastLane } from "./connect-stream-fast-lane.js";
 import { createGrpcFastLane } from "./grpc-fast-lane.js";
 import { createHealthzRoute } from "./healthz-route.js";
 
@@ -83,6 +84,13 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     jsonOptions,
     shutdownSignal: shutdownController.signal,
   });
+  const connectStreamLane = createConnectStreamFastLane({
+    routes: sluice.streamRoutes,
+    interceptors: sluice.interceptors,
+    maxRequestBytes: config.server.maxRequestBytes,
+    jsonOptions,
+    shutdownSignal: shutdownController.signal,
+  });
   const grpcLane = createGrpcFastLane({
     unaryRoutes: sluice.unaryRoutes,
     streamRoutes: sluice.streamRoutes,
@@ -124,9 +132,11 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
       inFlight++;
       res.once("close", onRequestDone);
     }
-    // The fast lanes take the common calls (Connect unary JSON, gRPC binary) and decline
-    // everything else before reading a byte; connect-node serves the rest.
-    if (!fastLane(req, res) && !grpcLane(req, res) && !healthz(req, res)) (rpcHandler as NodeRequestHandler)(req, res);
+    // The fast lanes take the common calls (Connect unary JSON, Connect streaming, gRPC
+    // binary) and decline everything else before reading a byte; connect-node serves the rest.
+    if (!fastLane(req, res) && !connectStreamLane(req, res) && !grpcLane(req, res) && !healthz(req, res)) {
+      (rpcHandler as NodeRequestHandler)(req, res);
+    }
   }
 
   const listener = createOnePortListener({

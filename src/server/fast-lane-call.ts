@@ -1,7 +1,15 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import type { DescMethod, DescMethodServerStreaming } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+} from "@connectrpc/connect";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -176,4 +184,61 @@ export function chainInterceptors<T>(next: T, interceptors: readonly ((next: nev
   let chained = next;
   for (let i = interceptors.length - 1; i >= 0; i--) chained = interceptors[i]!(chained as never) as T;
   return chained;
+}
+
+/** The fields every interceptor request carries, plus the handler context for the implementation. */
+export function interceptorRequestBase(method: DescMethod, url: string, call: FastCall) {
+  const { context } = call;
+  return {
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url,
+    signal: call.signal,
+    get header() {
+      return context.requestHeader;
+    },
+    get contextValues() {
+      return context.values;
+    },
+    context,
+  };
+}
+
+/** A server-streaming RPC the fast lanes may serve, with the router's implementation. */
+export interface ServerStreamRoute {
+  readonly method: DescMethodServerStreaming;
+  readonly impl: (request: never, context: HandlerContext) => AsyncIterable<unknown>;
+}
+
+/**
+ * The implementation of a server-streaming route behind the interceptor chain, built once
+ * per route: interceptors see a StreamRequest whose one message is the parsed input.
+ */
+export function createStreamInvoker(
+  route: ServerStreamRoute,
+  interceptors: readonly Interceptor[],
+): (method: DescMethodServerStreaming, url: string, call: FastCall, input: unknown) => Promise<StreamResponse> {
+  const { method } = route;
+  const impl = route.impl as (message: unknown, context: HandlerContext) => AsyncIterable<unknown>;
+  const next = async (req: StreamRequest): Promise<StreamResponse> => {
+    const context = (req as StreamRequest & { context: HandlerContext }).context;
+    let input: unknown;
+    for await (const message of req.message) input = message;
+    return {
+      stream: true,
+      service: method.parent,
+      method,
+      header: context.responseHeader,
+      trailer: context.responseTrailer,
+      message: impl(input, context) as StreamResponse["message"],
+    };
+  };
+  const invoke = chainInterceptors(next as (req: StreamRequest) => Promise<StreamResponse>, interceptors);
+  return (routeMethod, url, call, input) =>
+    invoke({ ...interceptorRequestBase(routeMethod, url, call), stream: true, message: single(input) as never } as StreamRequest);
+}
+
+async function* single<T>(value: T): AsyncGenerator<T> {
+  yield value;
 }

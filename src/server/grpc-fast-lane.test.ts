@@ -131,6 +131,8 @@ describe("gRPC fast lane", () => {
     ["an unknown model on a stream", "/sluice.v1.ChatService/StreamComplete", frame(request("nope"))],
     ["an invalid request (INVALID_ARGUMENT + BadRequest)", "/sluice.v1.ChatService/Complete", frame(request(""))],
     ["a missing message", "/sluice.v1.ChatService/Complete", new Uint8Array(0)],
+    ["a missing message on a stream", "/sluice.v1.ChatService/StreamComplete", new Uint8Array(0)],
+    ["two messages on a stream", "/sluice.v1.ChatService/StreamComplete", Buffer.concat([frame(request("demo")), frame(request("demo"))])],
     ["two messages on a unary call", "/sluice.v1.ChatService/Complete", Buffer.concat([frame(request("demo")), frame(request("demo"))])],
     ["a compressed message without grpc-encoding", "/sluice.v1.ChatService/Complete", frame(request("demo"), 1)],
     ["bytes that are not the message", "/sluice.v1.ChatService/Complete", frame(Uint8Array.of(0xff, 0xff, 0xff))],

@@ -1,6 +1,5 @@
 import type * as http2 from "node:http2";
 import {
-  fromBinary,
   toBinary,
   type DescMessage,
   type DescMethodServerStreaming,
@@ -11,8 +10,6 @@ import {
   ConnectError,
   type HandlerContext,
   type Interceptor,
-  type StreamRequest,
-  type StreamResponse,
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
@@ -21,16 +18,14 @@ import type { UnaryRoute } from "./connect-unary-fast-lane.js";
 import {
   chainInterceptors,
   createActiveCalls,
+  createStreamInvoker,
+  interceptorRequestBase,
   startFastCall,
   type FastCall,
   type FastLane,
+  type ServerStreamRoute,
 } from "./fast-lane-call.js";
-
-/** A server-streaming RPC the fast lane may serve, with the router's implementation. */
-export interface ServerStreamRoute {
-  readonly method: DescMethodServerStreaming;
-  readonly impl: (request: never, context: HandlerContext) => AsyncIterable<unknown>;
-}
+import { drained, envelope, parseBinary, readSingleMessage } from "./enveloped-messages.js";
 
 export interface GrpcFastLaneOptions {
   readonly unaryRoutes: readonly UnaryRoute[];
@@ -48,7 +43,7 @@ interface PreparedRoute {
   readonly input: DescMessage;
   readonly output: DescMessage;
   readonly invokeUnary?: (req: UnaryRequest) => Promise<UnaryResponse>;
-  readonly invokeStream?: (req: StreamRequest) => Promise<StreamResponse>;
+  readonly invokeStream?: ReturnType<typeof createStreamInvoker>;
 }
 
 /** gRPC binary content types (`application/grpc+json` is left to connect-node). */
@@ -99,26 +94,12 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
   }
   for (const route of options.streamRoutes) {
     const { method } = route;
-    const impl = route.impl as (message: unknown, context: HandlerContext) => AsyncIterable<unknown>;
-    const next = async (req: StreamRequest): Promise<StreamResponse> => {
-      const context = (req as FastRequest<StreamRequest>).context;
-      let input: unknown;
-      for await (const message of req.message) input = message;
-      return {
-        stream: true,
-        service: method.parent,
-        method,
-        header: context.responseHeader,
-        trailer: context.responseTrailer,
-        message: impl(input, context) as StreamResponse["message"],
-      };
-    };
     routes.set(path(method), {
       kind: "stream",
       method,
       input: method.input,
       output: method.output,
-      invokeStream: chainInterceptors(next as (req: StreamRequest) => Promise<StreamResponse>, options.interceptors),
+      invokeStream: createStreamInvoker(route, options.interceptors),
     });
   }
 
@@ -151,7 +132,6 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
     res: http2.Http2ServerResponse,
     call: FastCall,
   ): Promise<void> {
-    const { context } = call;
     let headersSent = false;
     /** Sends the response headers once, with the first message or the trailers. */
     const sendHeaders = (): void => {
@@ -166,33 +146,25 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
     };
     let error: ConnectError | undefined;
     try {
-      const input = await readSingleMessage(req, route, maxRequestBytes);
-      const request = {
-        service: route.method.parent,
-        method: route.method,
-        requestMethod: "POST",
-        url: req.url,
-        signal: call.signal,
-        get header() {
-          return context.requestHeader;
-        },
-        get contextValues() {
-          return context.values;
-        },
-        context,
-      };
+      const input = await readSingleMessage(
+        req,
+        route.kind === "unary" ? "unary" : "server-streaming",
+        maxRequestBytes,
+        (bytes) => parseBinary(route.input, bytes),
+        { skipEndStream: false },
+      );
       if (route.kind === "unary") {
-        const response = await route.invokeUnary!({ ...request, stream: false, message: input as never } as UnaryRequest);
+        const response = await route.invokeUnary!({
+          ...interceptorRequestBase(route.method, req.url, call),
+          stream: false,
+          message: input as never,
+        } as UnaryRequest);
         const frame = envelope(toBinary(route.output, response.message as never));
         if (res.destroyed) return;
         sendHeaders();
         res.write(frame);
       } else {
-        const response = await route.invokeStream!({
-          ...request,
-          stream: true,
-          message: single(input) as never,
-        } as StreamRequest);
+        const response = await route.invokeStream!(route.method as DescMethodServerStreaming, req.url, call, input);
         for await (const message of response.message) {
           if (res.destroyed) break;
           sendHeaders();
@@ -225,74 +197,4 @@ type FastRequest<T> = T & { readonly context: HandlerContext };
 
 function path(method: DescMethodUnary | DescMethodServerStreaming): string {
   return `/${method.parent.typeName}/${method.name}`;
-}
-
-/**
- * Reads the request's one length-prefixed message (unary and server-streaming calls carry
- * exactly one), with connect's errors for the protocol violations.
- */
-async function readSingleMessage(
-  req: http2.Http2ServerRequest,
-  route: PreparedRoute,
-  maxBytes: number,
-): Promise<unknown> {
-  const kind = route.kind === "unary" ? "unary" : "server_streaming";
-  const chunks: Buffer[] = [];
-  let size = 0;
-  /** The message's length once its 5-byte prefix has arrived. */
-  let length = -1;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    size += chunk.byteLength;
-    if (length === -1 && size >= 5) {
-      const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      length = head.readUInt32BE(1);
-      // Refused on the prefix, before buffering what it announces (as connect does).
-      if (length > maxBytes) {
-        throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
-      }
-    }
-    if (length !== -1 && size > 5 + length) {
-      throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
-    }
-  }
-  if (size === 0) throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
-  if (size < 5 || size < 5 + length) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-  if ((body[0]! & 0b01) === 0b01) {
-    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-  }
-  try {
-    return fromBinary(route.input, body.subarray(5, 5 + length));
-  } catch (err) {
-    throw new ConnectError(`parse binary: ${err instanceof Error ? err.message : String(err)}`, Code.Internal);
-  }
-}
-
-/** A gRPC length-prefixed message: flags 0, big-endian length, bytes. */
-function envelope(bytes: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(5 + bytes.byteLength);
-  frame[0] = 0;
-  frame.writeUInt32BE(bytes.byteLength, 1);
-  frame.set(bytes, 5);
-  return frame;
-}
-
-async function* single<T>(value: T): AsyncGenerator<T> {
-  yield value;
-}
-
-/** Waits for the HTTP/2 stream to take more data (a slow reader), or for the call to end. */
-function drained(res: http2.Http2ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off("drain", done);
-      res.off("close", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    res.once("drain", done);
-    res.once("close", done);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
