@@ -1,15 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer, type Server } from "node:http";
-import { once } from "node:events";
-import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { request } from "undici";
+import { startLaneComparison, type LaneComparison } from "../../test/helpers/lane-comparison.js";
 import { CompleteRequestSchema } from "../../gen/sluice/v1/chat_service_pb.js";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
-import { createSluice, type Sluice } from "../app.js";
-import { parseConfig } from "../config/load-config.js";
-import { createLogger } from "../telemetry/logger.js";
 import { createConnectStreamFastLane } from "./connect-stream-fast-lane.js";
 
 /**
@@ -17,53 +11,25 @@ import { createConnectStreamFastLane } from "./connect-stream-fast-lane.js";
  * as connect-node for every call it takes. One server serves both: `x-lane: general`
  * forces connect-node, anything else tries the lane.
  */
-let server: Server;
-let sluice: Sluice;
+let rig: LaneComparison;
 let origin: string;
-const laneServed: string[] = [];
+let laneServed: string[];
 const path = "/sluice.v1.ChatService/StreamComplete";
 
 beforeAll(async () => {
-  const config = parseConfig(
-    {
-      providers: { demo: { type: "demo", wordDelayMs: 0, responseDelayMs: 0 } },
-      models: { demo: { deployments: [{ provider: "demo", model: "sluice-demo-1" }] } },
-    },
-    {},
+  rig = await startLaneComparison(({ sluice, jsonOptions, maxRequestBytes, shutdownSignal }) =>
+    createConnectStreamFastLane({
+      routes: sluice.streamRoutes,
+      interceptors: sluice.interceptors,
+      maxRequestBytes,
+      jsonOptions,
+      shutdownSignal,
+    }),
   );
-  sluice = createSluice(config, { logger: createLogger({ level: "silent" }) });
-  const jsonOptions = { ignoreUnknownFields: false };
-  const shutdown = new AbortController();
-  const general = connectNodeAdapter({
-    routes: (router) => sluice.registerRoutes(router),
-    jsonOptions,
-    readMaxBytes: 1024,
-    shutdownSignal: shutdown.signal,
-  });
-  const lane = createConnectStreamFastLane({
-    routes: sluice.streamRoutes,
-    interceptors: sluice.interceptors,
-    maxRequestBytes: 1024,
-    jsonOptions,
-    shutdownSignal: shutdown.signal,
-  });
-  server = createServer((req, res) => {
-    if (req.headers["x-lane"] !== "general" && lane(req, res)) {
-      laneServed.push(req.url ?? "");
-      return;
-    }
-    general(req, res);
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ origin, laneServed } = rig);
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  server.close();
-  await sluice.close();
-});
+afterAll(() => rig.close());
 
 function frame(payload: Uint8Array | string, flags = 0): Buffer {
   const bytes = typeof payload === "string" ? Buffer.from(payload) : payload;

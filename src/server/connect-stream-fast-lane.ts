@@ -19,6 +19,8 @@ import {
   type NodeRequest,
   type NodeResponse,
   type ServerStreamRoute,
+  isIdentityEncoding,
+  timeoutFromHeader,
 } from "./fast-lane-call.js";
 import { drained, endStreamEnvelope, envelope, parseBinary, readSingleMessage } from "./enveloped-messages.js";
 
@@ -81,17 +83,11 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
     if (contentType === undefined) return false;
     const type = streamContentType.exec(contentType);
     if (type === null) return false;
-    const encoding = headers["connect-content-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
+    if (!isIdentityEncoding(headers["connect-content-encoding"])) return false;
     const version = headers["connect-protocol-version"];
     if (version !== undefined && version !== "1") return false;
-    const timeoutHeader = headers["connect-timeout-ms"];
-    let timeoutMs: number | undefined;
-    if (timeoutHeader !== undefined) {
-      const timeout = parseTimeout(timeoutHeader as string, Number.MAX_SAFE_INTEGER);
-      if (timeout.error !== undefined) return false;
-      timeoutMs = timeout.timeoutMs;
-    }
+    const timeoutMs = timeoutFromHeader(headers["connect-timeout-ms"], parseTimeout);
+    if (timeoutMs === null) return false;
     const call = startFastCall(route.method, "connect", req, res, timeoutMs, active);
     void serve(route, type[2] !== undefined, req, res, call);
     return true;

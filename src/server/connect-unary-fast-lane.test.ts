@@ -1,64 +1,30 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer, type Server } from "node:http";
-import { once } from "node:events";
-import type { AddressInfo } from "node:net";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { request } from "undici";
-import { createSluice, type Sluice } from "../app.js";
-import { parseConfig } from "../config/load-config.js";
-import { createLogger } from "../telemetry/logger.js";
+import { startLaneComparison, type LaneComparison } from "../../test/helpers/lane-comparison.js";
 import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
 
 /**
  * The fast lane must answer exactly as connect-node does for every request it takes. One
  * server serves both: `x-lane: general` forces connect-node, anything else tries the lane.
  */
-let server: Server;
-let sluice: Sluice;
+let rig: LaneComparison;
 let origin: string;
-const laneServed: string[] = [];
+let laneServed: string[];
 
 beforeAll(async () => {
-  const config = parseConfig(
-    {
-      providers: { demo: { type: "demo", wordDelayMs: 0, responseDelayMs: 0 } },
-      models: { demo: { deployments: [{ provider: "demo", model: "sluice-demo-1" }] } },
-    },
-    {},
+  rig = await startLaneComparison(({ sluice, jsonOptions, maxRequestBytes, shutdownSignal }) =>
+    createConnectUnaryFastLane({
+      routes: sluice.unaryRoutes,
+      interceptors: sluice.interceptors,
+      maxRequestBytes,
+      jsonOptions,
+      shutdownSignal,
+    }),
   );
-  sluice = createSluice(config, { logger: createLogger({ level: "silent" }) });
-  const jsonOptions = { ignoreUnknownFields: false };
-  const shutdown = new AbortController();
-  const general = connectNodeAdapter({
-    routes: (router) => sluice.registerRoutes(router),
-    jsonOptions,
-    readMaxBytes: 1024,
-    shutdownSignal: shutdown.signal,
-  });
-  const lane = createConnectUnaryFastLane({
-    routes: sluice.unaryRoutes,
-    interceptors: sluice.interceptors,
-    maxRequestBytes: 1024,
-    jsonOptions,
-    shutdownSignal: shutdown.signal,
-  });
-  server = createServer((req, res) => {
-    if (req.headers["x-lane"] !== "general" && lane(req, res)) {
-      laneServed.push(req.url ?? "");
-      return;
-    }
-    general(req, res);
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ origin, laneServed } = rig);
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  server.close();
-  await sluice.close();
-});
+afterAll(() => rig.close());
 
 async function both(path: string, body: string, headers: Record<string, string>) {
   const answer = async (lane: "fast" | "general") => {

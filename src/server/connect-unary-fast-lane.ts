@@ -23,6 +23,8 @@ import {
   type FastLane,
   type NodeRequest,
   type NodeResponse,
+  isIdentityEncoding,
+  timeoutFromHeader,
 } from "./fast-lane-call.js";
 
 /** A unary RPC the fast lane may serve: its descriptor and the same implementation the router has. */
@@ -99,17 +101,11 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
     const headers = req.headers;
     const contentType = headers["content-type"];
     if (contentType === undefined || !jsonContentType.test(contentType)) return false;
-    const encoding = headers["content-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
+    if (!isIdentityEncoding(headers["content-encoding"])) return false;
     const version = headers["connect-protocol-version"];
     if (version !== undefined && version !== "1") return false;
-    const timeoutHeader = headers["connect-timeout-ms"];
-    let timeoutMs: number | undefined;
-    if (timeoutHeader !== undefined) {
-      const timeout = parseTimeout(timeoutHeader as string, Number.MAX_SAFE_INTEGER);
-      if (timeout.error !== undefined) return false;
-      timeoutMs = timeout.timeoutMs;
-    }
+    const timeoutMs = timeoutFromHeader(headers["connect-timeout-ms"], parseTimeout);
+    if (timeoutMs === null) return false;
     void serve(route, req, res, timeoutMs);
     return true;
   };

@@ -24,6 +24,8 @@ import {
   type FastCall,
   type FastLane,
   type ServerStreamRoute,
+  isIdentityEncoding,
+  timeoutFromHeader,
 } from "./fast-lane-call.js";
 import { drained, envelope, parseBinary, readSingleMessage } from "./enveloped-messages.js";
 
@@ -112,15 +114,9 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
     const headers = req.headers;
     const contentType = headers["content-type"];
     if (contentType === undefined || !grpcProtoContentType.test(contentType)) return false;
-    const encoding = headers["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
-    const timeoutHeader = headers["grpc-timeout"];
-    let timeoutMs: number | undefined;
-    if (timeoutHeader !== undefined) {
-      const timeout = parseTimeout(timeoutHeader as string, Number.MAX_SAFE_INTEGER);
-      if (timeout.error !== undefined) return false;
-      timeoutMs = timeout.timeoutMs;
-    }
+    if (!isIdentityEncoding(headers["grpc-encoding"])) return false;
+    const timeoutMs = timeoutFromHeader(headers["grpc-timeout"], parseTimeout);
+    if (timeoutMs === null) return false;
     const call = startFastCall(route.method, "grpc", req, res, timeoutMs, active);
     void serve(route, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, call);
     return true;

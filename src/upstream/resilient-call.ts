@@ -134,6 +134,12 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     if (route.hedged) target.set("sluice-hedged", "true");
   }
 
+  /** A call starts: it counts toward the retry budget's request rate. */
+  function beginCall(): { started: number; progress: Progress } {
+    retryBudget.recordRequest();
+    return { started: Date.now(), progress: { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0 } };
+  }
+
   /** The error when every candidate failed: the last upstream error, or "all open". */
   function exhausted(progress: Progress, requested: ModelRoute): ConnectError {
     if (progress.attempts === 0 && progress.skippedBusy > 0) {
@@ -228,9 +234,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     context: HandlerContext,
   ): Promise<CompleteResponse> {
     const { signal } = context;
-    retryBudget.recordRequest();
-    const started = Date.now();
-    const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0 };
+    const { started, progress } = beginCall();
     const chosen = await choose(
       candidates,
       requested,
@@ -387,9 +391,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     context: HandlerContext,
   ): AsyncGenerator<StreamCompleteResponse> {
     const { signal } = context;
-    retryBudget.recordRequest();
-    const started = Date.now();
-    const progress: Progress = { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0 };
+    const { started, progress } = beginCall();
     const chosen = await choose(
       candidates,
       requested,

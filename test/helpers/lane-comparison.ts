@@ -1,0 +1,72 @@
+import { createServer } from "node:http";
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
+import { createSluice, type Sluice } from "../../src/app.js";
+import { parseConfig } from "../../src/config/load-config.js";
+import { createLogger } from "../../src/telemetry/logger.js";
+import type { FastLane } from "../../src/server/fast-lane-call.js";
+
+export interface LaneSetup {
+  readonly sluice: Sluice;
+  readonly jsonOptions: Partial<JsonReadOptions & JsonWriteOptions>;
+  readonly maxRequestBytes: number;
+  readonly shutdownSignal: AbortSignal;
+}
+
+export interface LaneComparison {
+  /** http://127.0.0.1:PORT */
+  readonly origin: string;
+  /** Paths of the requests the lane took (it declines by returning false). */
+  readonly laneServed: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP/1.1 server where a fast lane and connect-node serve the same Sluice (demo
+ * provider, no delays, 1 KiB request limit): `x-lane: general` forces connect-node,
+ * anything else tries the lane — so a test sends one request both ways and compares.
+ */
+export async function startLaneComparison(createLane: (setup: LaneSetup) => FastLane): Promise<LaneComparison> {
+  const config = parseConfig(
+    {
+      providers: { demo: { type: "demo", wordDelayMs: 0, responseDelayMs: 0 } },
+      models: { demo: { deployments: [{ provider: "demo", model: "sluice-demo-1" }] } },
+    },
+    {},
+  );
+  const sluice = createSluice(config, { logger: createLogger({ level: "silent" }) });
+  const setup: LaneSetup = {
+    sluice,
+    jsonOptions: { ignoreUnknownFields: false },
+    maxRequestBytes: 1024,
+    shutdownSignal: new AbortController().signal,
+  };
+  const general = connectNodeAdapter({
+    routes: (router) => sluice.registerRoutes(router),
+    jsonOptions: setup.jsonOptions,
+    readMaxBytes: setup.maxRequestBytes,
+    shutdownSignal: setup.shutdownSignal,
+  });
+  const lane = createLane(setup);
+  const laneServed: string[] = [];
+  const server = createServer((req, res) => {
+    if (req.headers["x-lane"] !== "general" && lane(req, res)) {
+      laneServed.push(req.url ?? "");
+      return;
+    }
+    general(req, res);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    laneServed,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await sluice.close();
+    },
+  };
+}
