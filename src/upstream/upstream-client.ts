@@ -115,6 +115,73 @@ export class UpstreamClient {
     }
   }
 
+  /**
+   * POSTs `body` and reads the whole 2xx answer as JSON (unary calls): postJson + readJson
+   * in one undici `dispatch`, without the Readable body and request wrapper `pool.request`
+   * builds per call (~10% of a unary call's client-side CPU). Same errors as the pair.
+   */
+  postForJson(path: string, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<unknown> {
+    if (signal.aborted) return Promise.reject(abortError(signal));
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let status = 0;
+      let responseHeaders: Dispatcher.ResponseData["headers"] = {};
+      let controller: Dispatcher.DispatchController | undefined;
+      let settled = false;
+      const onAbort = (): void => controller?.abort(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      const settle = (outcome: () => unknown): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        try {
+          resolve(outcome());
+        } catch (err) {
+          reject(err);
+        }
+      };
+      this.pool.dispatch(
+        { method: "POST", path: this.basePath + path + this.search, headers, body },
+        {
+          onRequestStart: (requestController) => {
+            controller = requestController;
+            // Aborted while queued in the pool.
+            if (signal.aborted) requestController.abort(signal.reason);
+          },
+          onResponseStart: (_controller, statusCode, headersReceived) => {
+            status = statusCode;
+            responseHeaders = headersReceived as Dispatcher.ResponseData["headers"];
+          },
+          onResponseData: (_controller, chunk) => {
+            // An error body is read only as far as its message can be.
+            if (status >= 200 && status < 300) chunks.push(chunk);
+            else if (size < maxErrorBodyBytes) chunks.push(chunk);
+            size += chunk.byteLength;
+          },
+          onResponseEnd: () => {
+            settle(() => {
+              const text = Buffer.concat(chunks, Math.min(size, status >= 200 && status < 300 ? size : maxErrorBodyBytes)).toString("utf8");
+              if (status < 200 || status >= 300) throw this.httpFailure(status, responseHeaders, text);
+              try {
+                return JSON.parse(text);
+              } catch {
+                throw this.malformed("response body is not JSON");
+              }
+            });
+          },
+          onResponseError: (_controller, err) => {
+            settle(() => {
+              // An error answer whose body broke off is still that error (as postJson reports it).
+              if (status !== 0 && (status < 200 || status >= 300) && !signal.aborted) throw this.httpFailure(status, responseHeaders, undefined);
+              throw this.networkError(err, signal);
+            });
+          },
+        },
+      );
+    });
+  }
+
   /** An UpstreamError for a 2xx answer we cannot read. */
   malformed(what: string): UpstreamError {
     return new UpstreamError({
@@ -174,17 +241,25 @@ export class UpstreamClient {
   }
 
   private async httpError(response: Dispatcher.ResponseData, signal: AbortSignal): Promise<ConnectError> {
-    const get = headerGetter(response.headers);
-    let parsed: unknown;
+    let text: string | undefined;
     try {
-      const text = await readBounded(response.body, maxErrorBodyBytes);
-      parsed = text.length > 0 ? JSON.parse(text) : undefined;
+      text = await readBounded(response.body, maxErrorBodyBytes);
     } catch {
       if (signal.aborted) return abortError(signal);
+    }
+    return this.httpFailure(response.statusCode, response.headers, text);
+  }
+
+  /** The UpstreamError for a non-2xx answer, from its status, headers and (bounded) body text. */
+  private httpFailure(status: number, headers: Dispatcher.ResponseData["headers"], text: string | undefined): UpstreamError {
+    const get = headerGetter(headers);
+    let parsed: unknown;
+    try {
+      parsed = text !== undefined && text.length > 0 ? JSON.parse(text) : undefined;
+    } catch {
       parsed = undefined;
     }
     const facts = parsed === undefined ? {} : this.readError(parsed);
-    const status = response.statusCode;
     const failure = classifyHttpFailure({
       status,
       shouldRetry: parseShouldRetry(get),

@@ -57,8 +57,7 @@ export function createAnthropicProvider(name: string, config: AnthropicProviderC
 
   async function complete(request: CompleteRequest, call: UpstreamCall): Promise<CompleteResponse> {
     const payload = body(request, call, false);
-    const response = await client.postJson(messagesPath, payload, headersFor(call), call.signal);
-    const json = await client.readJson(response, call.signal);
+    const json = await client.postForJson(messagesPath, payload, headersFor(call), call.signal);
     return fromAnthropicMessage(json, client);
   }
 

@@ -268,6 +268,42 @@ describe("upstream failures", () => {
     expect(kinds).toEqual([]);
   });
 
+  it("a unary answer whose socket is cut mid-body: UNAVAILABLE, retryable, never a parsed answer", async () => {
+    const text = JSON.stringify(completionBody);
+    const error = await unaryError({
+      status: 200,
+      headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) },
+      chunks: [text.slice(0, 40), text.slice(40)],
+      resetAfterChunks: 1,
+    });
+    expect(error.code).toBe(Code.Unavailable);
+    expect(reasonOf(error)).toBe("UPSTREAM_CONNECTION");
+    expect(error.failure.retryable).toBe(true);
+  });
+
+  it("a unary answer slower than headersMs: UNAVAILABLE UPSTREAM_TIMEOUT, and the request is dropped upstream", async () => {
+    fake.respond(() => ({ ...jsonResponse(200, completionBody), delayBeforeHeadersMs: 5_000 }));
+    const upstreamSawClose = fake.nextAbort();
+    const error = (await rejection(
+      makeProvider({ timeouts: { connectMs: 1000, headersMs: 150, bodyIdleMs: 1000 } }).complete(minimal, call()),
+    )) as UpstreamError;
+    expect(error.code).toBe(Code.Unavailable);
+    expect(reasonOf(error)).toBe("UPSTREAM_TIMEOUT");
+    await upstreamSawClose;
+  });
+
+  it("a 429 whose body breaks off is still the 429, with its Retry-After", async () => {
+    const text = JSON.stringify(capturedErrorBodies.rate_limit_exceeded_429);
+    const error = await unaryError({
+      status: 429,
+      headers: { "content-type": "application/json", "retry-after": "2", "content-length": String(Buffer.byteLength(text)) },
+      chunks: [text.slice(0, 10), text.slice(10)],
+      resetAfterChunks: 1,
+    });
+    expect(error.code).toBe(Code.ResourceExhausted);
+    expect(error.retryAfterMs).toBe(2_000);
+  });
+
   it("a 200 body that is not JSON: INTERNAL UPSTREAM_MALFORMED", async () => {
     const error = await unaryError({ status: 200, headers: { "content-type": "application/json" }, chunks: ["<html>oops</html>"] });
     expect(error.code).toBe(Code.Internal);
@@ -391,6 +427,23 @@ describe("cancellation", () => {
     }
     expect(seen).toEqual(["start", "delta"]);
     expect((await upstreamSawClose).path).toBe("/v1/chat/completions");
+  });
+
+  it("a unary call cancelled while queued for a pool connection never reaches upstream", async () => {
+    const arrived = signalled();
+    fake.respond(() => {
+      arrived.resolve();
+      return { ...jsonResponse(200, completionBody), delayBeforeHeadersMs: 300 };
+    });
+    const provider = makeProvider({ connections: 1 });
+    const first = provider.complete(minimal, call());
+    await arrived.promise;
+    const controller = new AbortController();
+    const queued = provider.complete(minimal, call({ signal: controller.signal }));
+    controller.abort();
+    expect((await rejection(queued)).code).toBe(Code.Canceled);
+    await first;
+    expect(fake.requests).toHaveLength(1);
   });
 
   it("a signal aborted before the call sends nothing", async () => {

@@ -91,8 +91,7 @@ export function createOpenAIProvider(
 
     async complete(request: CompleteRequest, call: UpstreamCall): Promise<CompleteResponse> {
       const body = encode(request, call, false);
-      const response = await client.postJson(path, body, withCallHeaders(unaryHeaders, call.headers), call.signal);
-      const json = await client.readJson(response, call.signal);
+      const json = await client.postForJson(path, body, withCallHeaders(unaryHeaders, call.headers), call.signal);
       return translateCompletion(json, call, client);
     },
 
