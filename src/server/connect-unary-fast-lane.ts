@@ -153,11 +153,13 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
     const outgoing: Record<string, string> = {};
     const header = call.responseHeaders();
     const trailer = call.responseTrailers();
-    if (header !== undefined || trailer !== undefined) {
-      trailerMux(header ?? new Headers(), trailer ?? new Headers()).forEach((value, key) => {
-        outgoing[key] = value;
-      });
-    }
+    const copy = (value: string, key: string): void => {
+      outgoing[key] = value;
+    };
+    // Unary Connect sends trailers as `trailer-`-prefixed headers; without any, the headers
+    // go out as they are (no merged Headers copy per call — every call sets route headers).
+    if (trailer !== undefined) trailerMux(header ?? new Headers(), trailer).forEach(copy);
+    else header?.forEach(copy);
     outgoing["content-type"] = "application/json";
     outgoing["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
     res.writeHead(status, outgoing);
