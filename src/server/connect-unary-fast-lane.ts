@@ -25,6 +25,7 @@ import {
   type NodeResponse,
   isIdentityEncoding,
   timeoutFromHeader,
+  interceptorRequest,
 } from "./fast-lane-call.js";
 
 /** A unary RPC the fast lane may serve: its descriptor and the same implementation the router has. */
@@ -123,23 +124,7 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
       } catch (err) {
         throw ConnectError.from(err, Code.InvalidArgument);
       }
-      const request: FastUnaryRequest = {
-        stream: false,
-        service: route.method.parent,
-        method: route.method,
-        requestMethod: "POST",
-        url: req.url ?? "",
-        signal: call.signal,
-        get header() {
-          return context.requestHeader;
-        },
-        get contextValues() {
-          return context.values;
-        },
-        message: message as UnaryRequest["message"],
-        context,
-      };
-      const response = await route.invoke(request);
+      const response = await route.invoke(interceptorRequest(route.method, req.url ?? "", call, false, message));
       body = toJsonString(route.output, response.message as never, jsonOptions);
     } catch (err) {
       const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);

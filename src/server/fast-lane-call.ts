@@ -9,6 +9,7 @@ import {
   type Interceptor,
   type StreamRequest,
   type StreamResponse,
+  type UnaryRequest,
 } from "@connectrpc/connect";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -205,10 +206,21 @@ export function timeoutFromHeader(value: string | string[] | undefined, parse: T
   return timeout.error !== undefined ? null : timeout.timeoutMs;
 }
 
-/** The fields every interceptor request carries, plus the handler context for the implementation. */
-export function interceptorRequestBase(method: DescMethod, url: string, call: FastCall) {
+/**
+ * The request interceptors see, carrying the handler context for the implementation. Its
+ * headers and context values stay lazy getters: never spread this object, which would
+ * call them (building a Headers object per call).
+ */
+export function interceptorRequest<S extends boolean>(
+  method: DescMethod,
+  url: string,
+  call: FastCall,
+  stream: S,
+  message: unknown,
+): (S extends true ? StreamRequest : UnaryRequest) & { readonly context: HandlerContext } {
   const { context } = call;
   return {
+    stream,
     service: method.parent,
     method,
     requestMethod: "POST",
@@ -220,8 +232,9 @@ export function interceptorRequestBase(method: DescMethod, url: string, call: Fa
     get contextValues() {
       return context.values;
     },
+    message,
     context,
-  };
+  } as never;
 }
 
 /** A server-streaming RPC the fast lanes may serve, with the router's implementation. */
@@ -255,7 +268,7 @@ export function createStreamInvoker(
   };
   const invoke = chainInterceptors(next as (req: StreamRequest) => Promise<StreamResponse>, interceptors);
   return (routeMethod, url, call, input) =>
-    invoke({ ...interceptorRequestBase(routeMethod, url, call), stream: true, message: single(input) as never } as StreamRequest);
+    invoke(interceptorRequest(routeMethod, url, call, true, single(input)));
 }
 
 async function* single<T>(value: T): AsyncGenerator<T> {

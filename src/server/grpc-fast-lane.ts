@@ -19,7 +19,7 @@ import {
   chainInterceptors,
   createActiveCalls,
   createStreamInvoker,
-  interceptorRequestBase,
+  interceptorRequest,
   startFastCall,
   type FastCall,
   type FastLane,
@@ -150,11 +150,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
         { skipEndStream: false },
       );
       if (route.kind === "unary") {
-        const response = await route.invokeUnary!({
-          ...interceptorRequestBase(route.method, req.url, call),
-          stream: false,
-          message: input as never,
-        } as UnaryRequest);
+        const response = await route.invokeUnary!(interceptorRequest(route.method, req.url, call, false, input));
         const frame = envelope(toBinary(route.output, response.message as never));
         if (res.destroyed) return;
         sendHeaders();
