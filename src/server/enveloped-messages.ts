@@ -43,15 +43,17 @@ export async function readSingleMessage(
       throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
     }
   }
-  const missing = new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
-  if (size === 0) throw missing;
+  // Built only when thrown: an error's stack capture costs more than the rest of this read.
+  const missing = (): ConnectError =>
+    new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
+  if (size === 0) throw missing();
   if (size < 5 || size < 5 + length) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
   const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
   const flags = body[0]!;
   if ((flags & compressedFlag) === compressedFlag) {
     throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
   }
-  if (options.skipEndStream && (flags & endStreamFlag) === endStreamFlag) throw missing;
+  if (options.skipEndStream && (flags & endStreamFlag) === endStreamFlag) throw missing();
   return parse(body.subarray(5, 5 + length));
 }
 
