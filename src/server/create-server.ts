@@ -17,6 +17,7 @@ import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
 import { createConnectStreamFastLane } from "./connect-stream-fast-lane.js";
 import { createGrpcFastLane } from "./grpc-fast-lane.js";
 import { createHealthzRoute } from "./healthz-route.js";
+import { useNodeTextEncoding } from "./protobuf-text-encoding.js";
 
 export interface SluiceServerOptions {
   readonly config: SluiceConfig;
@@ -62,6 +63,8 @@ const cancelGraceMs = 1_000;
  */
 export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   const { config, sluice, logger } = options;
+  // Every binary message the server writes encodes its strings through this (process-wide).
+  useNodeTextEncoding();
   const { host, port } = parseListenAddress(config.listen);
   const tls = config.server.tls
     ? { cert: readFileSync(config.server.tls.certFile), key: readFileSync(config.server.tls.keyFile) }

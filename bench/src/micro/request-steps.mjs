@@ -17,6 +17,9 @@ const { CompleteRequestSchema, CompleteResponseSchema } = await dist("gen/sluice
 const { buildChatRequest } = await dist("src/providers/openai/request.js");
 const { translateCompletion } = await dist("src/providers/openai/response.js");
 const { validateCompleteRequest } = await dist("src/api/validate-request.js");
+// The server installs this at start (Buffer-based UTF-8 for protobuf strings); measure what it runs.
+const { useNodeTextEncoding } = await dist("src/server/protobuf-text-encoding.js");
+useNodeTextEncoding();
 
 const workload = { alias: "bench-unary", model: "fake", stream: false };
 const requestJson = JSON.stringify(sluiceRequestJson(workload));
