@@ -5,6 +5,7 @@ import {
   Code,
   ConnectError,
   createContextValues,
+  type ContextValues,
   type HandlerContext,
   type Interceptor,
   type StreamRequest,
@@ -75,79 +76,118 @@ export function startFastCall(
   timeoutMs: number | undefined,
   active: ActiveCalls,
 ): FastCall {
-  const controller = new AbortController();
-  active.add(controller);
-  let timer: NodeJS.Timeout | undefined;
-  let deadline: number | undefined;
-  if (timeoutMs !== undefined) {
-    deadline = Date.now() + timeoutMs;
-    const expire = (): void => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-    // As connect does: a budget already spent aborts before the call starts.
-    if (timeoutMs <= 0) expire();
-    else timer = setTimeout(expire, timeoutMs);
-  }
-  // Removed by end(), which runs before the response is ended: any close before that is
-  // the caller going away (RST_STREAM, a closed connection). Not `writableFinished`: an
-  // HTTP/2 compat response reports true there even after a reset.
-  const onClose = (): void => {
-    controller.abort(new ConnectError("the operation was cancelled", Code.Canceled));
-  };
-  res.once("close", onClose);
-  const lazy = createContext(method, protocolName, req, controller.signal, deadline);
-  return {
-    signal: controller.signal,
-    context: lazy.context,
-    responseHeaders: lazy.responseHeaders,
-    responseTrailers: lazy.responseTrailers,
-    end() {
-      if (timer !== undefined) clearTimeout(timer);
-      active.delete(controller);
-      res.off("close", onClose);
-    },
-  };
+  return new FastCallContext(method, protocolName, req, res, timeoutMs, active);
+}
+
+/** Where a response keeps its call, for the one shared "close" listener. */
+const callOfResponse = Symbol("sluice.fastCall");
+type TrackedResponse = NodeResponse & { [callOfResponse]?: FastCallContext };
+
+/**
+ * Removed by end(), which runs before the response is ended: any close before that is the
+ * caller going away (RST_STREAM, a closed connection). Not `writableFinished`: an HTTP/2
+ * compat response reports true there even after a reset. One function for every call
+ * (the emitter is `this`), so a call allocates no listener closure.
+ */
+function onResponseClose(this: TrackedResponse): void {
+  this[callOfResponse]?.controller.abort(new ConnectError("the operation was cancelled", Code.Canceled));
+}
+
+function onDeadline(call: FastCallContext): void {
+  call.controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
 }
 
 /**
- * A handler context as connect builds one, but lazy: request headers become a Headers
- * object only when something reads them (auth, tracing), response headers and trailers
- * only when something sets them.
+ * A call and its handler context in one object, as connect builds a context but lazy:
+ * request headers become a Headers object only when something reads them (auth,
+ * tracing), response headers and trailers only when something sets them. A class, not an
+ * object literal: accessors on a literal are defined one by one on every call (a slow,
+ * dictionary-mode object of ~600 bytes), on a prototype they cost nothing per call.
  */
-function createContext(
-  method: DescMethod,
-  protocolName: string,
-  req: NodeRequest,
-  signal: AbortSignal,
-  deadline: number | undefined,
-): { context: HandlerContext; responseHeaders(): Headers | undefined; responseTrailers(): Headers | undefined } {
-  let requestHeader: Headers | undefined;
-  let responseHeader: Headers | undefined;
-  let responseTrailer: Headers | undefined;
-  let values: ReturnType<typeof createContextValues> | undefined;
-  const context = {
-    method,
-    service: method.parent,
-    requestMethod: "POST",
-    protocolName,
-    url: req.url ?? "",
-    signal,
-    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
-    get requestHeader() {
-      return (requestHeader ??= nodeHeadersToHeaders(req.headers));
-    },
-    get responseHeader() {
-      return (responseHeader ??= new Headers());
-    },
-    get responseTrailer() {
-      return (responseTrailer ??= new Headers());
-    },
-    get values() {
-      return (values ??= createContextValues());
-    },
-    abort() {
-      // Nothing to release: the call's controller is dropped when the call ends.
-    },
-  } as HandlerContext;
-  return { context, responseHeaders: () => responseHeader, responseTrailers: () => responseTrailer };
+class FastCallContext implements HandlerContext, FastCall {
+  readonly controller = new AbortController();
+  readonly signal: AbortSignal;
+  readonly service: DescMethod["parent"];
+  readonly requestMethod = "POST";
+  readonly url: string;
+  private readonly deadline: number | undefined;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private requestHeaderCache: Headers | undefined = undefined;
+  private responseHeaderCache: Headers | undefined = undefined;
+  private responseTrailerCache: Headers | undefined = undefined;
+  private valuesCache: ContextValues | undefined = undefined;
+
+  constructor(
+    readonly method: DescMethod,
+    readonly protocolName: string,
+    private readonly req: NodeRequest,
+    private readonly res: TrackedResponse,
+    timeoutMs: number | undefined,
+    private readonly active: ActiveCalls,
+  ) {
+    this.signal = this.controller.signal;
+    this.service = method.parent;
+    this.url = req.url ?? "";
+    active.add(this.controller);
+    if (timeoutMs === undefined) {
+      this.deadline = undefined;
+      this.timer = undefined;
+    } else {
+      this.deadline = Date.now() + timeoutMs;
+      // As connect does: a budget already spent aborts before the call starts.
+      if (timeoutMs <= 0) {
+        this.timer = undefined;
+        onDeadline(this);
+      } else {
+        this.timer = setTimeout(onDeadline, timeoutMs, this);
+      }
+    }
+    res[callOfResponse] = this;
+    res.once("close", onResponseClose);
+  }
+
+  get context(): HandlerContext {
+    return this;
+  }
+
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
+
+  get requestHeader(): Headers {
+    return (this.requestHeaderCache ??= nodeHeadersToHeaders(this.req.headers));
+  }
+
+  get responseHeader(): Headers {
+    return (this.responseHeaderCache ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.responseTrailerCache ??= new Headers());
+  }
+
+  get values(): ContextValues {
+    return (this.valuesCache ??= createContextValues());
+  }
+
+  abort(): void {
+    // Nothing to release: the call's controller is dropped when the call ends.
+  }
+
+  responseHeaders(): Headers | undefined {
+    return this.responseHeaderCache;
+  }
+
+  responseTrailers(): Headers | undefined {
+    return this.responseTrailerCache;
+  }
+
+  end(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.active.delete(this.controller);
+    this.res.off("close", onResponseClose);
+    this.res[callOfResponse] = undefined;
+  }
 }
 
 function nodeHeadersToHeaders(incoming: http.IncomingHttpHeaders): Headers {
@@ -208,8 +248,8 @@ export function timeoutFromHeader(value: string | string[] | undefined, parse: T
 
 /**
  * The request interceptors see, carrying the handler context for the implementation. Its
- * headers and context values stay lazy getters: never spread this object, which would
- * call them (building a Headers object per call).
+ * headers and context values are lazy getters (on the prototype: nothing defined per
+ * call); never spread this object, which would call them (a Headers object per call).
  */
 export function interceptorRequest<S extends boolean>(
   method: DescMethod,
@@ -218,23 +258,31 @@ export function interceptorRequest<S extends boolean>(
   stream: S,
   message: unknown,
 ): (S extends true ? StreamRequest : UnaryRequest) & { readonly context: HandlerContext } {
-  const { context } = call;
-  return {
-    stream,
-    service: method.parent,
-    method,
-    requestMethod: "POST",
-    url,
-    signal: call.signal,
-    get header() {
-      return context.requestHeader;
-    },
-    get contextValues() {
-      return context.values;
-    },
-    message,
-    context,
-  } as never;
+  return new FastInterceptorRequest(stream, method, url, call.signal, message, call.context) as never;
+}
+
+class FastInterceptorRequest {
+  readonly service: DescMethod["parent"];
+  readonly requestMethod = "POST";
+
+  constructor(
+    readonly stream: boolean,
+    readonly method: DescMethod,
+    readonly url: string,
+    readonly signal: AbortSignal,
+    readonly message: unknown,
+    readonly context: HandlerContext,
+  ) {
+    this.service = method.parent;
+  }
+
+  get header(): Headers {
+    return this.context.requestHeader;
+  }
+
+  get contextValues(): ContextValues {
+    return this.context.values;
+  }
 }
 
 /** A server-streaming RPC the fast lanes may serve, with the router's implementation. */
