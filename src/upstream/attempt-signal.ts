@@ -1,4 +1,3 @@
-import { ConnectError } from "@connectrpc/connect";
 import { UpstreamError } from "../errors/gateway-error.js";
 import { failures } from "../errors/failure-table.js";
 import type { AttemptTimeouts } from "../config/schema.js";
@@ -31,55 +30,76 @@ export function createAttemptSignal(
 ): AttemptSignal {
   const { firstTokenMs, idleMs, totalMs } = timeouts;
   if (!own && firstTokenMs === undefined && idleMs === undefined && totalMs === undefined) {
-    return {
-      signal: caller,
-      firstEventArrived() {},
-      eventArrived() {},
-      abort() {},
-      dispose() {},
-      timedOut: undefined,
-    };
+    return new CallerAttemptSignal(caller);
   }
-  const controller = new AbortController();
-  let timedOut: UpstreamError | undefined;
-  const onCallerAbort = (): void => controller.abort(caller.reason);
-  if (caller.aborted) controller.abort(caller.reason);
-  else caller.addEventListener("abort", onCallerAbort, { once: true });
+  return new OwnAttemptSignal(caller, timeouts, provider);
+}
 
-  const expire = (what: string) => (): void => {
-    timedOut = new UpstreamError({
+/** The common attempt: the caller's own signal, nothing to arm or release. */
+class CallerAttemptSignal implements AttemptSignal {
+  readonly timedOut = undefined;
+  constructor(readonly signal: AbortSignal) {}
+  firstEventArrived(): void {}
+  eventArrived(): void {}
+  abort(): void {}
+  dispose(): void {}
+}
+
+/** An attempt with its own controller (per-attempt timeouts, or a hedged call). A class: no per-attempt accessor definitions. */
+class OwnAttemptSignal implements AttemptSignal {
+  private readonly controller = new AbortController();
+  readonly signal = this.controller.signal;
+  timedOut: UpstreamError | undefined = undefined;
+  private readonly total: NodeJS.Timeout | undefined;
+  private phase: NodeJS.Timeout | undefined;
+  private first = false;
+  private readonly onCallerAbort = (): void => this.controller.abort(this.caller.reason);
+
+  constructor(
+    private readonly caller: AbortSignal,
+    private readonly timeouts: AttemptTimeouts,
+    private readonly provider: string,
+  ) {
+    const { firstTokenMs, totalMs } = timeouts;
+    if (caller.aborted) this.controller.abort(caller.reason);
+    else caller.addEventListener("abort", this.onCallerAbort, { once: true });
+    this.total = totalMs === undefined ? undefined : setTimeout(expire, totalMs, this, `no answer within ${totalMs} ms`);
+    this.phase = firstTokenMs === undefined ? undefined : setTimeout(expire, firstTokenMs, this, `no first token within ${firstTokenMs} ms`);
+  }
+
+  firstEventArrived(): void {
+    if (this.first) return;
+    this.first = true;
+    if (this.phase !== undefined) clearTimeout(this.phase);
+    const { idleMs } = this.timeouts;
+    this.phase = idleMs === undefined ? undefined : setTimeout(expire, idleMs, this, `stream idle for ${idleMs} ms`);
+  }
+
+  eventArrived(): void {
+    if (this.phase !== undefined && this.first) this.phase.refresh();
+  }
+
+  abort(reason: unknown): void {
+    this.controller.abort(reason);
+  }
+
+  dispose(): void {
+    if (this.total !== undefined) clearTimeout(this.total);
+    if (this.phase !== undefined) clearTimeout(this.phase);
+    this.caller.removeEventListener("abort", this.onCallerAbort);
+  }
+
+  /** A limit fired: this attempt ends with UPSTREAM_TIMEOUT, the caller's signal stays as it is. */
+  expire(what: string): void {
+    this.timedOut = new UpstreamError({
       failure: failures.timeout,
-      provider,
-      message: `provider ${provider} attempt timed out: ${what}`,
+      provider: this.provider,
+      message: `provider ${this.provider} attempt timed out: ${what}`,
     });
-    controller.abort(timedOut);
-  };
-  const total = totalMs === undefined ? undefined : setTimeout(expire(`no answer within ${totalMs} ms`), totalMs);
-  let phase: NodeJS.Timeout | undefined =
-    firstTokenMs === undefined ? undefined : setTimeout(expire(`no first token within ${firstTokenMs} ms`), firstTokenMs);
-  let first = false;
+    this.controller.abort(this.timedOut);
+  }
+}
 
-  return {
-    signal: controller.signal,
-    firstEventArrived() {
-      if (first) return;
-      first = true;
-      if (phase !== undefined) clearTimeout(phase);
-      phase = idleMs === undefined ? undefined : setTimeout(expire(`stream idle for ${idleMs} ms`), idleMs);
-    },
-    eventArrived() {
-      if (phase !== undefined && first) phase.refresh();
-    },
-    abort(reason) {
-      controller.abort(reason instanceof ConnectError ? reason : reason);
-    },
-    dispose() {
-      if (total !== undefined) clearTimeout(total);
-      if (phase !== undefined) clearTimeout(phase);
-      caller.removeEventListener("abort", onCallerAbort);
-    },
-    get timedOut() {
-      return timedOut;
-    },
-  };
+function expire(attempt: OwnAttemptSignal, what: string): void {
+  attempt.expire(what);
 }
