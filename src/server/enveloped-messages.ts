@@ -2,6 +2,7 @@ import type { Writable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { NodeRequest } from "./fast-lane-call.js";
+import { concatBody, readBody } from "./read-body.js";
 
 /**
  * Length-prefixed messages (gRPC and Connect streaming framing: flags byte, big-endian
@@ -25,15 +26,11 @@ export async function readSingleMessage(
   parse: (bytes: Uint8Array) => unknown,
   options: { skipEndStream: boolean },
 ): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
   /** The message's length once its 5-byte prefix has arrived. */
   let length = -1;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    size += chunk.byteLength;
+  const { chunks, size } = await readBody(req, (chunks, size) => {
     if (length === -1 && size >= 5) {
-      const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks as Buffer[], size);
       length = head.readUInt32BE(1);
       if (length > maxBytes) {
         throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
@@ -42,13 +39,13 @@ export async function readSingleMessage(
     if (length !== -1 && size > 5 + length) {
       throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
     }
-  }
+  });
   // Built only when thrown: an error's stack capture costs more than the rest of this read.
   const missing = (): ConnectError =>
     new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
   if (size === 0) throw missing();
   if (size < 5 || size < 5 + length) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  const body = concatBody({ chunks, size });
   const flags = body[0]!;
   if ((flags & compressedFlag) === compressedFlag) {
     throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);

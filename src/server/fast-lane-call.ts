@@ -1,4 +1,5 @@
 import type * as http from "node:http";
+import { concatBody, readBody } from "./read-body.js";
 import type * as http2 from "node:http2";
 import type { DescMethod, DescMethodServerStreaming } from "@bufbuild/protobuf";
 import {
@@ -206,14 +207,11 @@ function nodeHeadersToHeaders(incoming: http.IncomingHttpHeaders): Headers {
 export async function readRequestBody(req: NodeRequest, maxBytes: number): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(Number(declared), maxBytes);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.byteLength;
-    if (size > maxBytes) throw tooLarge(size, maxBytes);
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  return concatBody(
+    await readBody(req, (_chunks, size) => {
+      if (size > maxBytes) throw tooLarge(size, maxBytes);
+    }),
+  );
 }
 
 function tooLarge(size: number, maxBytes: number): ConnectError {

@@ -155,6 +155,40 @@ describe("Connect JSON over plain HTTP/1.1 (curl)", () => {
     await expectStillServing();
   });
 
+  it("a chunked body (no content-length) growing past server.maxRequestBytes: resource_exhausted, not a reset", async () => {
+    const response = new Promise<RawResponse>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: "127.0.0.1",
+          port: sluice.port,
+          method: "POST",
+          path: "/sluice.v1.ChatService/Complete",
+          agent: false,
+          headers: { "content-type": "application/json", "transfer-encoding": "chunked" },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      // Valid JSON split over several chunks, together twice the limit.
+      const text = "z".repeat(maxRequestBytes);
+      req.write('{"model":"demo","messages":[{"role":"ROLE_USER","content":[{"text":"');
+      req.write(text);
+      req.write(text);
+      req.end('"}]}]}');
+    });
+    const { status, body } = await response;
+    expect(status).toBe(429);
+    const error = JSON.parse(body.toString());
+    expect(error.code).toBe("resource_exhausted");
+    expect(error.message).toContain(`readMaxBytes ${maxRequestBytes}`);
+    await expectStillServing();
+  });
+
   it("an over-size gRPC message: RESOURCE_EXHAUSTED for grpc-js, and the server keeps serving", async () => {
     const err = toConnectError(
       await grpcJs
