@@ -183,13 +183,13 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     kind: LatencyKind,
   ): Promise<{ attempt: Attempt<T>; opened: T } | undefined> {
     const hedge = requested.config.hedge;
-    /** Candidates that already ran as a hedge partner are not tried again. */
-    const used = new Set<Candidate>();
+    /** Candidates that already ran as a hedge partner are not tried again (only hedged calls have any). */
+    const used = hedge === undefined ? undefined : new Set<Candidate>();
     for (let index = 0; index < candidates.length; index++) {
       const candidate = candidates[index]!;
-      if (used.has(candidate)) continue;
+      if (used?.has(candidate)) continue;
       for (let attemptNumber = 1; ; attemptNumber++) {
-        const partner = hedge !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
+        const partner = used !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
         const attempt = startAttempt(candidate, signal, progress, partner !== undefined, false, run(candidate));
         if (attempt === undefined) break;
         try {
@@ -206,7 +206,7 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
             () => {
               const second = startAttempt(partner, signal, progress, true, true, run(partner));
               // A partner skipped (open, at its limit) stays a candidate of its own later.
-              if (second !== undefined) used.add(partner);
+              if (second !== undefined) used!.add(partner);
               return second;
             },
             hedgeDelay(hedge!, candidate, kind),
@@ -303,10 +303,15 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
     const attemptSignal = createAttemptSignal(signal, candidate.deployment.timeouts, candidate.deployment.provider.name, own);
     deps.planner?.begin(candidate.deployment.key);
     const started = performance.now();
-    // An attempt's own timeout is its failure, whatever the adapter reported on abort.
-    const opening = run(attemptSignal).catch((err: unknown) => {
-      throw attemptSignal.timedOut ?? err;
-    });
+    // An attempt's own timeout is its failure, whatever the adapter reported on abort. An
+    // attempt on the caller's own signal has no timeout of its own: nothing to wrap.
+    const opened = run(attemptSignal);
+    const opening =
+      attemptSignal.signal === signal
+        ? opened
+        : opened.catch((err: unknown) => {
+            throw attemptSignal.timedOut ?? err;
+          });
     return { candidate, attemptSignal, ticket, opening, hedged, started };
   }
 

@@ -36,6 +36,9 @@ export interface UpstreamResponse {
 /** Error bodies are read up to this size: enough for any provider message, bounded against abuse. */
 const maxErrorBodyBytes = 64 * 1024;
 
+/** Shared: one options object for every abort listener. */
+const onceListener = Object.freeze({ once: true });
+
 /**
  * One keep-alive undici Pool per upstream origin, reused by every request to it. Sends a
  * JSON POST and returns the 2xx response with its body unread (so streams flow chunk by
@@ -123,63 +126,15 @@ export class UpstreamClient {
   postForJson(path: string, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<unknown> {
     if (signal.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let status = 0;
-      let responseHeaders: Dispatcher.ResponseData["headers"] = {};
-      let controller: Dispatcher.DispatchController | undefined;
-      let settled = false;
-      const onAbort = (): void => controller?.abort(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      const settle = (outcome: () => unknown): void => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener("abort", onAbort);
-        try {
-          resolve(outcome());
-        } catch (err) {
-          reject(err);
-        }
-      };
-      this.pool.dispatch(
-        { method: "POST", path: this.basePath + path + this.search, headers, body },
-        {
-          onRequestStart: (requestController) => {
-            controller = requestController;
-            // Aborted while queued in the pool.
-            if (signal.aborted) requestController.abort(signal.reason);
-          },
-          onResponseStart: (_controller, statusCode, headersReceived) => {
-            status = statusCode;
-            responseHeaders = headersReceived as Dispatcher.ResponseData["headers"];
-          },
-          onResponseData: (_controller, chunk) => {
-            // An error body is read only as far as its message can be.
-            if (status >= 200 && status < 300) chunks.push(chunk);
-            else if (size < maxErrorBodyBytes) chunks.push(chunk);
-            size += chunk.byteLength;
-          },
-          onResponseEnd: () => {
-            settle(() => {
-              const text = Buffer.concat(chunks, Math.min(size, status >= 200 && status < 300 ? size : maxErrorBodyBytes)).toString("utf8");
-              if (status < 200 || status >= 300) throw this.httpFailure(status, responseHeaders, text);
-              try {
-                return JSON.parse(text);
-              } catch {
-                throw this.malformed("response body is not JSON");
-              }
-            });
-          },
-          onResponseError: (_controller, err) => {
-            settle(() => {
-              // An error answer whose body broke off is still that error (as postJson reports it).
-              if (status !== 0 && (status < 200 || status >= 300) && !signal.aborted) throw this.httpFailure(status, responseHeaders, undefined);
-              throw this.networkError(err, signal);
-            });
-          },
-        },
-      );
+      const handler = new JsonAnswerHandler(this, signal, resolve, reject);
+      signal.addEventListener("abort", handler, onceListener);
+      this.pool.dispatch({ method: "POST", path: this.basePath + path + this.search, headers, body }, handler);
     });
+  }
+
+  /** The UpstreamError for a non-2xx answer (its body read as far as `maxErrorBodyBytes`, or broken off). */
+  failedAnswer(status: number, headers: Dispatcher.ResponseData["headers"], text: string | undefined): UpstreamError {
+    return this.httpFailure(status, headers, text);
   }
 
   /** An UpstreamError for a 2xx answer we cannot read. */
@@ -321,4 +276,82 @@ async function readBounded(body: AsyncIterable<Uint8Array>, limit: number): Prom
     size += chunk.byteLength;
   }
   return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
+}
+
+/**
+ * One unary answer read whole and parsed as JSON, as an undici dispatch handler (and the
+ * abort listener on the caller's signal): a class, so a call allocates one object rather
+ * than a closure per callback.
+ */
+class JsonAnswerHandler implements Dispatcher.DispatchHandler {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private status = 0;
+  private headers: Dispatcher.ResponseData["headers"] = {};
+  private controller: Dispatcher.DispatchController | undefined = undefined;
+  private settled = false;
+
+  constructor(
+    private readonly client: UpstreamClient,
+    private readonly signal: AbortSignal,
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (reason: unknown) => void,
+  ) {}
+
+  /** The caller's signal aborted. */
+  handleEvent(): void {
+    this.controller?.abort(this.signal.reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // Aborted while queued in the pool.
+    if (this.signal.aborted) controller.abort(this.signal.reason);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.status = statusCode;
+    this.headers = headers as Dispatcher.ResponseData["headers"];
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    // An error body is read only as far as its message can be.
+    if (this.isSuccess() || this.size < maxErrorBodyBytes) this.chunks.push(chunk);
+    this.size += chunk.byteLength;
+  }
+
+  onResponseEnd(): void {
+    if (!this.finish()) return;
+    const { status, client } = this;
+    const text = Buffer.concat(this.chunks, this.isSuccess() ? this.size : Math.min(this.size, maxErrorBodyBytes)).toString("utf8");
+    if (!this.isSuccess()) return this.reject(client.failedAnswer(status, this.headers, text));
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return this.reject(client.malformed("response body is not JSON"));
+    }
+    this.resolve(value);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (!this.finish()) return;
+    // An error answer whose body broke off is still that error (as postJson reports it).
+    if (this.status !== 0 && !this.isSuccess() && !this.signal.aborted) {
+      return this.reject(this.client.failedAnswer(this.status, this.headers, undefined));
+    }
+    this.reject(this.client.networkError(err, this.signal));
+  }
+
+  private isSuccess(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  /** True the first time: the call settles once, and stops listening to the caller's signal. */
+  private finish(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.signal.removeEventListener("abort", this);
+    return true;
+  }
 }
