@@ -5,16 +5,26 @@ import { lineChart } from "./svg.mjs";
 
 const LIMITS = { streams: 10_000, kbPerStream: 30, recoveredShare: 0.25 };
 
+/** Slope, peak and what was left after load, for one capacity run. */
+function summarize(result) {
+  const base = result.baselineRssKb;
+  const fit = linearFit(result.steps.map((s) => ({ x: s.open, y: s.rssKb })));
+  const peak = Math.max(...result.steps.map((s) => s.rssKb));
+  const lastAfter = result.after.at(-1);
+  const recovered = lastAfter ? (lastAfter.rssKb - base) / Math.max(1, peak - base) : Number.NaN;
+  return { base, fit, peak, lastAfter, recovered };
+}
+
 export function capacitySection(result) {
   const head = ["## 4. Capacity: concurrent streams and memory", ""];
   if (result.skipped) return { markdown: [...head, `Not measured: ${result.skipped}`, ...(result.notes ?? []).map((n) => `- ${n}`)].join("\n"), charts: [], checks: [] };
   const isSluice = result.target.startsWith("sluice");
-  const base = result.baselineRssKb;
-  const fit = linearFit(result.steps.map((s) => ({ x: s.open, y: s.rssKb })));
-  const peak = Math.max(...result.steps.map((s) => s.rssKb));
+  const { base, fit, peak, lastAfter, recovered } = summarize(result);
   const maxOpen = Math.max(...result.steps.map((s) => s.open));
-  const lastAfter = result.after.at(-1);
-  const recovered = lastAfter ? (lastAfter.rssKb - base) / Math.max(1, peak - base) : Number.NaN;
+  const reference = result.reference && !result.reference.skipped ? { ...result.reference, ...summarize(result.reference) } : undefined;
+  const floorNote = (text) => (reference ? `${text}; bare pass-through: ${num(reference.fit.slope)} KB/stream` : text);
+  const floorAfter = (text) =>
+    reference ? `${text}; bare pass-through: ${num(reference.recovered * 100)}% left` : text;
   const failed = result.steps.at(-1)?.failed ?? 0;
   const rampedTo = result.steps.at(-1)?.target ?? 0;
   // A quick run ramps to 1k only: it cannot show 10k, so it neither passes nor fails that check.
@@ -28,11 +38,11 @@ export function capacitySection(result) {
           `${maxOpen.toLocaleString("en-US")} open, ${failed} failed${rampedTo < LIMITS.streams ? ` (ramped to ${rampedTo} only)` : ""}`,
           reachOk,
         ),
-        makeCheck(`RSS growth ≤ ${LIMITS.kbPerStream} KB per open stream`, result.target, `${num(fit.slope)} KB/stream`, Number.isFinite(fit.slope) ? fit.slope <= LIMITS.kbPerStream : undefined),
+        makeCheck(`RSS growth ≤ ${LIMITS.kbPerStream} KB per open stream`, result.target, floorNote(`${num(fit.slope)} KB/stream`), Number.isFinite(fit.slope) ? fit.slope <= LIMITS.kbPerStream : undefined),
         makeCheck(
           `RSS back near baseline after load (≤ ${LIMITS.recoveredShare * 100}% of the growth left)`,
           result.target,
-          `${num((lastAfter?.rssKb ?? Number.NaN) / 1024)} MB vs baseline ${num(base / 1024)} MB (${num(recovered * 100)}% of growth left)`,
+          floorAfter(`${num((lastAfter?.rssKb ?? Number.NaN) / 1024)} MB vs baseline ${num(base / 1024)} MB (${num(recovered * 100)}% of growth left)`),
           Number.isFinite(recovered) ? recovered <= LIMITS.recoveredShare : undefined,
         ),
         makeCheck(
@@ -75,6 +85,7 @@ export function capacitySection(result) {
       "undici replaces each aborted connection with a fresh idle one (the bare pass-through does too) until the fake closes it " +
       "(30 s without a request) — those sockets count in the proxy's fds and RSS.",
     ...(result.notes ?? []).map((n) => `- ${n}`),
+    ...(reference ? referenceLines(reference) : []),
     ...(checks.length ? ["", table(["check", "value", "result"], checks.map((c) => [c.name, c.value, check(c.ok)]))] : []),
     "",
     "![capacity](CHART:capacity)",
@@ -83,7 +94,30 @@ export function capacitySection(result) {
     title: `RSS vs open streams — ${result.label}`,
     xLabel: "open streams",
     yLabel: "RSS MB",
-    series: [{ name: "RSS", points: [{ x: 0, y: base / 1024 }, ...result.steps.map((s) => ({ x: s.open, y: s.rssKb / 1024 }))] }],
+    series: [
+      { name: result.label, points: [{ x: 0, y: base / 1024 }, ...result.steps.map((s) => ({ x: s.open, y: s.rssKb / 1024 }))] },
+      ...(reference
+        ? [{ name: reference.label, points: [{ x: 0, y: reference.base / 1024 }, ...reference.steps.map((s) => ({ x: s.open, y: s.rssKb / 1024 }))] }]
+        : []),
+    ],
   });
   return { markdown, charts: [{ name: "capacity", svg }], checks };
+}
+
+/** The Node floor: the bare pass-through under the same streams, for reading Sluice's figures against. */
+function referenceLines(reference) {
+  const rows = [
+    ["baseline", "0", num(reference.base / 1024), "0"],
+    ...reference.steps.map((s) => [`step ${s.target.toLocaleString("en-US")}`, s.open.toLocaleString("en-US"), num(s.rssKb / 1024), num((s.rssKb - reference.base) / 1024)]),
+    ...reference.after.map((a) => [`${num(a.afterS, 1)} s after close`, "0", num(a.rssKb / 1024), num((a.rssKb - reference.base) / 1024)]),
+  ];
+  return [
+    "",
+    `**Node floor**: ${reference.label}, a fresh process, the same streams over HTTP/1.1 in and out (two sockets per ` +
+      `stream, so the open-files limit may cap its steps). RSS growth **${num(reference.fit.slope)} KB per open stream**; ` +
+      `${num(reference.recovered * 100)}% of its growth still held after close.`,
+    ...(reference.notes ?? []).map((n) => `- ${n}`),
+    "",
+    table(["", "open streams", "RSS MB", "Δ RSS MB"], rows),
+  ];
 }

@@ -19,13 +19,24 @@ export async function runCapacity(ctx) {
   if (!chosen) return { skipped: "no stream-capable proxy target is available" };
   const notes = [];
   if (!chosen.id.startsWith("sluice-grpc")) notes.push(`Sluice gRPC unavailable; measured ${chosen.label} instead.`);
+  const result = await measure(ctx, chosen, notes);
+  if (result.skipped) return result;
+  // The Node floor for the same load: the bare pass-through holding the same streams (over
+  // HTTP/1.1, the only way it streams), so a KB-per-stream figure can be read against what
+  // Node and undici alone cost.
+  const floor = chosen.id === "pass-through" ? undefined : active.find((t) => t.id === "pass-through");
+  if (floor) result.reference = await measure(ctx, floor, []);
+  return result;
+}
 
+async function measure(ctx, chosen, notes) {
+  const { settings, log } = ctx;
   const fdsPerStream = chosen.proto === "h2" ? 1 : 2;
   const limit = openFilesLimit();
   const maxStreams = Math.floor((limit - 500) / fdsPerStream);
   const steps = settings.capacitySteps.filter((n) => n <= maxStreams);
   if (steps.length < settings.capacitySteps.length) {
-    notes.push(`open-files limit ${limit} caps this target at ${maxStreams} streams; steps above were dropped.`);
+    notes.push(`open-files limit ${limit} caps ${chosen.label} at ${maxStreams} streams; steps above were dropped.`);
   }
   if (steps.length === 0) return { skipped: `open-files limit ${limit} too low`, notes };
 
