@@ -36,23 +36,23 @@ export function createLatencyQuantiles(options: LatencyQuantilesOptions = {}): L
   const recomputeEvery = options.recomputeEvery ?? 16;
   if (!(Number.isInteger(windowSize) && windowSize > 0)) throw new Error(`latency quantiles: windowSize must be a positive integer`);
   if (!(minSamples >= 1 && minSamples <= windowSize)) throw new Error(`latency quantiles: minSamples must be in [1, windowSize]`);
-  const rings = new Map<string, Ring>();
-  const ringKey = (key: string, kind: LatencyKind): string => `${kind} ${key}`;
+  // One map per kind, keyed by the deployment key itself: no key string built per sample.
+  const ringsByKind: Record<LatencyKind, Map<string, Ring>> = { ttft: new Map(), latency: new Map() };
 
   return {
     record(key, kind, ms) {
       if (!Number.isFinite(ms) || ms < 0) return;
-      const id = ringKey(key, kind);
-      let ring = rings.get(id);
+      const rings = ringsByKind[kind];
+      let ring = rings.get(key);
       if (ring === undefined) {
         ring = { samples: new Float64Array(windowSize), total: 0, cached: new Map() };
-        rings.set(id, ring);
+        rings.set(key, ring);
       }
       ring.samples[ring.total % windowSize] = ms;
       ring.total++;
     },
     quantile(key, kind, percentile) {
-      const ring = rings.get(ringKey(key, kind));
+      const ring = ringsByKind[kind].get(key);
       if (ring === undefined || ring.total < minSamples) return undefined;
       const cached = ring.cached.get(percentile);
       if (cached !== undefined && ring.total - cached.at < recomputeEvery) return cached.value;
