@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { once } from "node:events";
 import type { Logger } from "../telemetry/logger.js";
 
@@ -10,8 +11,17 @@ export type NodeRequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/**
+ * Offered every HTTP/2 stream before a compatibility request/response pair is built for
+ * it: returns true when it serves the stream itself (raw `ServerHttp2Stream`), false to
+ * leave it to `handler`.
+ */
+export type Http2StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+
 export interface OnePortListenerOptions {
   readonly handler: NodeRequestHandler;
+  /** See Http2StreamHandler. Unset: every HTTP/2 stream goes to `handler`. */
+  readonly streamHandler?: Http2StreamHandler | undefined;
   /** PEM cert and key: TLS with ALPN h2 + http/1.1. Unset: cleartext HTTP/1.1 and h2c prior knowledge. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer } | undefined;
   /** HTTP/1.1: time to receive a request's headers. Also bounds the sniff and the TLS handshake. */
@@ -126,39 +136,50 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
   }
 
   const h2Options: http2.ServerOptions = { unknownProtocolTimeout: headersTimeoutMs };
+  // Sessions live on `h2`, which has no "request" listener, so node builds no compatibility
+  // pair per stream by itself: `streamHandler` may serve a stream raw (the gRPC lane) at
+  // the cost of a stream; the rest are handed to `compat`, whose "stream" listener is
+  // node's own compatibility layer (it builds the Http2ServerRequest/Response pair and
+  // emits "request"). `compat` never owns a connection.
+  const compat = http2.createServer(h2Options, onRequest);
+  const h2 = http2.createServer(h2Options);
+  const { streamHandler } = options;
+  h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+    if (streamHandler?.(stream, headers)) return;
+    compat.emit("stream", stream, headers, flags, rawHeaders);
+  });
+  h2.on("session", trackSession);
+  const h1 = http.createServer(onRequest);
+  const http1Server = h1;
+  // connectionsCheckingInterval is a runtime property @types/node does not declare.
+  const http1 = h1 as unknown as Http1Timeouts;
 
   let outer: net.Server;
-  let http1: Http1Timeouts;
-  let http1Server: http.Server | undefined;
-
   if (options.tls) {
-    const secure = http2.createSecureServer(
-      {
-        ...h2Options,
-        cert: options.tls.cert,
-        key: options.tls.key,
-        allowHTTP1: true,
-        ALPNProtocols: ["h2", "http/1.1"],
-        handshakeTimeout: headersTimeoutMs,
-      },
-      onRequest,
-    );
-    // Http2SecureServer runs node's HTTP/1 code for `http/1.1` connections and reads these
-    // properties from itself; it arms the timeout checks on its own "listening".
-    http1 = secure as unknown as Http1Timeouts;
+    // TLS ends here; ALPN picks the inner server, as the sniff does for cleartext.
+    const secure = tls.createServer({
+      cert: options.tls.cert,
+      key: options.tls.key,
+      ALPNProtocols: ["h2", "http/1.1"],
+      handshakeTimeout: headersTimeoutMs,
+      noDelay: true,
+    });
     secure.on("connection", (socket: net.Socket) => {
       trackSocket(socket);
       options.onConnection?.(socket);
     });
-    secure.on("session", trackSession);
+    secure.on("secureConnection", (socket: tls.TLSSocket) => {
+      if (draining) {
+        socket.destroy();
+        return;
+      }
+      // No ALPN at all (an old client) is HTTP/1.1.
+      if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+      else h1.emit("connection", socket);
+    });
+    secure.on("tlsClientError", (err) => logger?.debug({ err: err.message }, "tls handshake failed"));
     outer = secure;
   } else {
-    const h2 = http2.createServer(h2Options, onRequest);
-    h2.on("session", trackSession);
-    const h1 = http.createServer(onRequest);
-    http1Server = h1;
-    // connectionsCheckingInterval is a runtime property @types/node does not declare.
-    http1 = h1 as unknown as Http1Timeouts;
     const plain = net.createServer({ noDelay: true }, (socket) => {
       trackSocket(socket);
       sniff(socket, h1, h2);
@@ -220,7 +241,7 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
       // An http.Server that never listen()s never arms its header/request timeout checks
       // (node does that on "listening"); the HTTP/1.1 connections handed to it need them
       // (one-port-listener.test: "slow headers").
-      http1Server?.emit("listening");
+      http1Server.emit("listening");
       return outer.address() as net.AddressInfo;
     },
 
@@ -243,7 +264,7 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
       for (const socket of sockets) socket.destroy();
       // Clears the inner server's timeout-check interval (it was never listening, so its
       // own close just emits "close").
-      http1Server?.close();
+      http1Server.close();
       await closed;
     },
 
