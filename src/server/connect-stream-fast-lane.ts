@@ -88,7 +88,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
     if (version !== undefined && version !== "1") return false;
     const timeoutMs = timeoutFromHeader(headers["connect-timeout-ms"], parseTimeout);
     if (timeoutMs === null) return false;
-    const call = startFastCall(route.method, "connect", req, res, timeoutMs, active);
+    const call = startFastCall(route.method, "connect", req.url ?? "", req.headers, res, timeoutMs, active);
     void serve(route, type[2] !== undefined, req, res, call);
     return true;
   };

@@ -112,7 +112,7 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
   };
 
   async function serve(route: PreparedRoute, req: NodeRequest, res: NodeResponse, timeoutMs: number | undefined) {
-    const call = startFastCall(route.method, "connect", req, res, timeoutMs, active);
+    const call = startFastCall(route.method, "connect", req.url ?? "", req.headers, res, timeoutMs, active);
     const { context } = call;
     let status = 200;
     let body: Uint8Array | string;

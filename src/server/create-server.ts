@@ -135,15 +135,25 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
       inFlight++;
       res.once("close", onRequestDone);
     }
-    // The fast lanes take the common calls (Connect unary JSON, Connect streaming, gRPC
-    // binary) and decline everything else before reading a byte; connect-node serves the rest.
-    if (!fastLane(req, res) && !connectStreamLane(req, res) && !grpcLane(req, res) && !healthz(req, res)) {
+    // The fast lanes take the common calls (Connect unary JSON, Connect streaming; gRPC
+    // binary is taken earlier, as a raw stream: handleStream) and decline everything else
+    // before reading a byte; connect-node serves the rest.
+    if (!fastLane(req, res) && !connectStreamLane(req, res) && !healthz(req, res)) {
       (rpcHandler as NodeRequestHandler)(req, res);
     }
   }
 
+  /** HTTP/2 streams the gRPC lane serves raw, without a compatibility request/response pair. */
+  function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
+    if (!grpcLane(stream, headers)) return false;
+    inFlight++;
+    stream.once("close", onRequestDone);
+    return true;
+  }
+
   const listener = createOnePortListener({
     handler: handle,
+    streamHandler: handleStream,
     tls,
     headersTimeoutMs: config.server.headersTimeoutMs,
     keepAliveTimeoutMs: config.server.keepAliveTimeoutMs,

@@ -1,7 +1,6 @@
-import type { Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { NodeRequest } from "./fast-lane-call.js";
 import { concatBody, readBody } from "./read-body.js";
 
 /**
@@ -20,7 +19,7 @@ const compressedFlag = 0b01;
  * it announces.
  */
 export async function readSingleMessage(
-  req: NodeRequest,
+  req: Readable,
   kind: "unary" | "server-streaming",
   maxBytes: number,
   parse: (bytes: Uint8Array) => unknown,

@@ -72,17 +72,21 @@ export interface FastCall {
 export function startFastCall(
   method: DescMethod,
   protocolName: string,
-  req: NodeRequest,
-  res: NodeResponse,
+  url: string,
+  headers: http.IncomingHttpHeaders,
+  response: CallResponse,
   timeoutMs: number | undefined,
   active: ActiveCalls,
 ): FastCall {
-  return new FastCallContext(method, protocolName, req, res, timeoutMs, active);
+  return new FastCallContext(method, protocolName, url, headers, response as TrackedResponse, timeoutMs, active);
 }
+
+/** What a call answers on: a response (HTTP/1.1, HTTP/2 compatibility API) or a raw HTTP/2 stream. */
+export type CallResponse = NodeResponse | http2.ServerHttp2Stream;
 
 /** Where a response keeps its call, for the one shared "close" listener. */
 const callOfResponse = Symbol("sluice.fastCall");
-type TrackedResponse = NodeResponse & { [callOfResponse]?: FastCallContext };
+type TrackedResponse = CallResponse & { [callOfResponse]?: FastCallContext };
 
 /**
  * Removed by end(), which runs before the response is ended: any close before that is the
@@ -110,7 +114,6 @@ class FastCallContext implements HandlerContext, FastCall {
   readonly signal: AbortSignal;
   readonly service: DescMethod["parent"];
   readonly requestMethod = "POST";
-  readonly url: string;
   private readonly deadline: number | undefined;
   private readonly timer: NodeJS.Timeout | undefined;
   private requestHeaderCache: Headers | undefined = undefined;
@@ -121,14 +124,14 @@ class FastCallContext implements HandlerContext, FastCall {
   constructor(
     readonly method: DescMethod,
     readonly protocolName: string,
-    private readonly req: NodeRequest,
+    readonly url: string,
+    private readonly headers: http.IncomingHttpHeaders,
     private readonly res: TrackedResponse,
     timeoutMs: number | undefined,
     private readonly active: ActiveCalls,
   ) {
     this.signal = this.controller.signal;
     this.service = method.parent;
-    this.url = req.url ?? "";
     active.add(this.controller);
     if (timeoutMs === undefined) {
       this.deadline = undefined;
@@ -156,7 +159,7 @@ class FastCallContext implements HandlerContext, FastCall {
   }
 
   get requestHeader(): Headers {
-    return (this.requestHeaderCache ??= nodeHeadersToHeaders(this.req.headers));
+    return (this.requestHeaderCache ??= nodeHeadersToHeaders(this.headers));
   }
 
   get responseHeader(): Headers {

@@ -43,12 +43,16 @@ beforeAll(async () => {
     maxRequestBytes: 1024,
     shutdownSignal: shutdown.signal,
   });
-  server = http2.createServer((req, res) => {
-    if (req.headers["x-lane"] !== "general" && lane(req, res)) {
-      laneServed.push(req.url);
+  // As the one-port listener does: the lane sees raw streams first; the rest go through
+  // node's compatibility layer (a server that owns no connection) to connect-node.
+  const compat = http2.createServer(general);
+  server = http2.createServer();
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+    if (headers["x-lane"] !== "general" && lane(stream, headers)) {
+      laneServed.push(headers[":path"] ?? "");
       return;
     }
-    general(req, res);
+    compat.emit("stream", stream, headers, flags, rawHeaders);
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");

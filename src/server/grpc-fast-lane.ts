@@ -22,7 +22,6 @@ import {
   interceptorRequest,
   startFastCall,
   type FastCall,
-  type FastLane,
   type ServerStreamRoute,
   isIdentityEncoding,
   timeoutFromHeader,
@@ -48,11 +47,14 @@ interface PreparedRoute {
   readonly invokeStream?: ReturnType<typeof createStreamInvoker>;
 }
 
+/** Serves an HTTP/2 stream, or returns false (untouched) so the general Connect adapter serves it. */
+export type GrpcStreamLane = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+
 /** gRPC binary content types (`application/grpc+json` is left to connect-node). */
 const grpcProtoContentType = /^application\/grpc(?:\+proto)?$/i;
 const responseContentType = "application/grpc+proto";
 /** The trailers of a call that succeeded and set none of its own. */
-const okTrailers = Object.freeze({ "grpc-status": "0" });
+const okTrailers: http2.OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0" });
 
 /**
  * gRPC over HTTP/2 with binary protobuf — what every generated gRPC client sends — for
@@ -68,7 +70,7 @@ const okTrailers = Object.freeze({ "grpc-status": "0" });
  * Tests: grpc-fast-lane.test.ts compares it with connect-node; the integration suites and
  * the Go, Java and Python clients run through it.
  */
-export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
+export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane {
   const { maxRequestBytes } = options;
   const routes = new Map<string, PreparedRoute>();
   for (const route of options.unaryRoutes) {
@@ -107,60 +109,57 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
 
   const active = createActiveCalls(options.shutdownSignal);
 
-  return function grpcFastLane(req, res) {
-    if (req.httpVersionMajor !== 2 || req.method !== "POST") return false;
-    const route = routes.get(req.url ?? "");
+  return function grpcFastLane(stream, headers) {
+    if (headers[":method"] !== "POST") return false;
+    const url = headers[":path"];
+    const route = url === undefined ? undefined : routes.get(url);
     if (route === undefined) return false;
-    const headers = req.headers;
     const contentType = headers["content-type"];
     if (contentType === undefined || !grpcProtoContentType.test(contentType)) return false;
     if (!isIdentityEncoding(headers["grpc-encoding"])) return false;
     const timeoutMs = timeoutFromHeader(headers["grpc-timeout"], parseTimeout);
     if (timeoutMs === null) return false;
-    const call = startFastCall(route.method, "grpc", req, res, timeoutMs, active);
-    void serve(route, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, call);
+    // A reset stream may emit "error"; its "close" already cancels the call.
+    stream.on("error", ignoreStreamError);
+    const call = startFastCall(route.method, "grpc", url!, headers, stream, timeoutMs, active);
+    void serve(route, stream, url!, call);
     return true;
   };
 
-  async function serve(
-    route: PreparedRoute,
-    req: http2.Http2ServerRequest,
-    res: http2.Http2ServerResponse,
-    call: FastCall,
-  ): Promise<void> {
+  async function serve(route: PreparedRoute, stream: http2.ServerHttp2Stream, url: string, call: FastCall): Promise<void> {
     let headersSent = false;
     /** Sends the response headers once, with the first message or the trailers. */
     const sendHeaders = (): void => {
       if (headersSent) return;
       headersSent = true;
-      const outgoing: Record<string, string> = {};
+      const outgoing: http2.OutgoingHttpHeaders = { ":status": 200 };
       call.responseHeaders()?.forEach((value, key) => {
         outgoing[key] = value;
       });
       outgoing["content-type"] = responseContentType;
-      res.writeHead(200, outgoing);
+      stream.respond(outgoing, respondOptions);
     };
     let error: ConnectError | undefined;
     try {
       const input = await readSingleMessage(
-        req,
+        stream,
         route.kind === "unary" ? "unary" : "server-streaming",
         maxRequestBytes,
         (bytes) => parseBinary(route.input, bytes),
         { skipEndStream: false },
       );
       if (route.kind === "unary") {
-        const response = await route.invokeUnary!(interceptorRequest(route.method, req.url, call, false, input));
+        const response = await route.invokeUnary!(interceptorRequest(route.method, url, call, false, input));
         const frame = envelope(toBinary(route.output, response.message as never));
-        if (res.destroyed) return;
+        if (stream.destroyed) return;
         sendHeaders();
-        res.write(frame);
+        stream.write(frame);
       } else {
-        const response = await route.invokeStream!(route.method as DescMethodServerStreaming, req.url, call, input);
+        const response = await route.invokeStream!(route.method as DescMethodServerStreaming, url, call, input);
         for await (const message of response.message) {
-          if (res.destroyed) break;
+          if (stream.destroyed) break;
           sendHeaders();
-          if (!res.write(envelope(toBinary(route.output, message as never)))) await drained(res, call.signal);
+          if (!stream.write(envelope(toBinary(route.output, message as never)))) await drained(stream, call.signal);
         }
       }
     } catch (err) {
@@ -168,21 +167,25 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): FastLane {
     } finally {
       call.end();
     }
-    if (res.destroyed) return;
+    if (stream.destroyed) return;
     sendHeaders();
     const set = call.responseTrailers();
-    if (error === undefined && set === undefined) {
-      res.addTrailers(okTrailers);
-    } else {
-      const trailers: Record<string, string> = {};
+    let trailers: http2.OutgoingHttpHeaders = okTrailers;
+    if (error !== undefined || set !== undefined) {
+      trailers = {};
       setTrailerStatus(new Headers(set), error).forEach((value, key) => {
         trailers[key] = value;
       });
-      res.addTrailers(trailers);
     }
-    res.end();
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.end();
   }
 }
+
+/** Response headers always leave room for the trailers (grpc-status). */
+const respondOptions: http2.ServerStreamResponseOptions = { waitForTrailers: true };
+
+function ignoreStreamError(): void {}
 
 /** The fast lane's interceptor request, carrying its handler context to the implementation. */
 type FastRequest<T> = T & { readonly context: HandlerContext };

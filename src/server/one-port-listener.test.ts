@@ -12,6 +12,7 @@ import {
   classifyFirstBytes,
   createOnePortListener,
   http2Preface,
+  type Http2StreamHandler,
   type NodeRequestHandler,
   type OnePortListener,
   type OnePortListenerOptions,
@@ -118,7 +119,29 @@ function connectH2(url: string, options: http2.SecureClientSessionOptions = {}):
   return session;
 }
 
+/** Serves HTTP/2 streams on /raw itself ("raw <body>"), declines the rest. */
+const rawStreams: Http2StreamHandler = (stream, headers) => {
+  if (headers[":path"] !== "/raw") return false;
+  const chunks: Buffer[] = [];
+  stream.on("data", (c: Buffer) => chunks.push(c));
+  stream.on("end", () => {
+    stream.respond({ ":status": 200 });
+    stream.end(`raw ${Buffer.concat(chunks).toString()}`);
+  });
+  return true;
+};
+
 describe("one port, two protocols (cleartext)", () => {
+  it("offers each HTTP/2 stream to streamHandler first; the ones it declines reach the request handler", async () => {
+    const { port } = await startListener({ handler: echoHandler().handler, streamHandler: rawStreams });
+    const session = connectH2(`http://127.0.0.1:${port}`);
+    const [raw, compat] = await Promise.all([h2Request(session, "/raw", "one"), h2Request(session, "/", "two")]);
+    expect(raw).toBe("raw one");
+    expect(compat).toBe("POST 2.0 two");
+    // HTTP/1.1 never goes to the stream handler.
+    expect((await h1Request(port, { method: "POST", path: "/raw", body: "three" })).body).toBe("POST 1.1 three");
+  });
+
   it("serves HTTP/1.1 and h2c prior knowledge on the same port", async () => {
     const { port } = await startListener({ handler: echoHandler().handler });
     expect((await h1Request(port, { method: "POST", body: "one" })).body).toBe("POST 1.1 one");
@@ -215,7 +238,7 @@ describe("one port, two protocols (cleartext)", () => {
 });
 
 describe("one port with TLS", () => {
-  it("negotiates h2 and http/1.1 by ALPN", async () => {
+  it("negotiates h2 and http/1.1 by ALPN; HTTP/2 streams are offered to streamHandler there too", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-tls-"));
     opened.push({ close: () => rmSync(dir, { recursive: true, force: true }) });
     const keyFile = join(dir, "key.pem");
@@ -228,10 +251,11 @@ describe("one port with TLS", () => {
     ], { stdio: "ignore" });
     const cert = readFileSync(certFile);
     const key = readFileSync(keyFile);
-    const { port } = await startListener({ handler: echoHandler().handler, tls: { cert, key } });
+    const { port } = await startListener({ handler: echoHandler().handler, streamHandler: rawStreams, tls: { cert, key } });
 
     const session = connectH2(`https://127.0.0.1:${port}`, { ca: cert });
     expect(await h2Request(session, "/", "tls")).toBe("POST 2.0 tls");
+    expect(await h2Request(session, "/raw", "tls-raw")).toBe("raw tls-raw");
 
     const h1 = await new Promise<string>((resolve, reject) => {
       const req = https.request({ host: "127.0.0.1", port, method: "POST", ca: cert, agent: false }, (res) => {

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { NodeRequest } from "./fast-lane-call.js";
+import type { Readable } from "node:stream";
 
 /** The chunks of a request body as they arrived, and their total size. */
 export interface BodyChunks {
@@ -22,7 +22,7 @@ export type BodyCheck = (chunks: readonly Buffer[], size: number) => void;
  * HTTP/1.1 chunked bodies too). A request that closes before its end (the caller went
  * away) rejects with CANCELLED.
  */
-export function readBody(req: NodeRequest, check?: BodyCheck): Promise<BodyChunks> {
+export function readBody(req: Readable, check?: BodyCheck): Promise<BodyChunks> {
   if (req.readableEnded) return Promise.resolve({ chunks: [], size: 0 });
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
