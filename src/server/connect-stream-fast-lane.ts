@@ -1,8 +1,6 @@
 import type { Writable } from "node:stream";
 import {
-  fromJsonString,
   toBinary,
-  toJsonString,
   type DescMessage,
   type DescMethodServerStreaming,
   type JsonReadOptions,
@@ -23,6 +21,7 @@ import {
   timeoutFromHeader,
 } from "./fast-lane-call.js";
 import { drained, endStreamEnvelope, envelope, parseBinary, readSingleMessage } from "./enveloped-messages.js";
+import { createJsonCodec, type MessageJsonCodec } from "./compiled-json-codec.js";
 
 export interface ConnectStreamFastLaneOptions {
   readonly routes: readonly ServerStreamRoute[];
@@ -38,6 +37,8 @@ interface PreparedRoute {
   readonly method: DescMethodServerStreaming;
   readonly input: DescMessage;
   readonly output: DescMessage;
+  readonly inputJson: MessageJsonCodec;
+  readonly outputJson: MessageJsonCodec;
   readonly invoke: ReturnType<typeof createStreamInvoker>;
 }
 
@@ -69,6 +70,8 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
       method,
       input: method.input,
       output: method.output,
+      inputJson: createJsonCodec(method.input, jsonOptions),
+      outputJson: createJsonCodec(method.output, jsonOptions),
       invoke: createStreamInvoker(route, options.interceptors),
     });
   }
@@ -108,14 +111,14 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
     };
     const serialize = binary
       ? (message: unknown) => envelope(toBinary(route.output, message as never))
-      : (message: unknown) => envelope(Buffer.from(toJsonString(route.output, message as never, jsonOptions)));
+      : (message: unknown) => envelope(Buffer.from(route.outputJson.stringify(message as never)));
     let error: ConnectError | undefined;
     try {
       const input = await readSingleMessage(
         req,
         "server-streaming",
         maxRequestBytes,
-        binary ? (bytes) => parseBinary(route.input, bytes) : (bytes) => parseJson(route.input, bytes, jsonOptions),
+        binary ? (bytes) => parseBinary(route.input, bytes) : (bytes) => parseJson(route.inputJson, bytes),
         { skipEndStream: true },
       );
       const response = await route.invoke(route.method, req.url ?? "", call, input);
@@ -139,9 +142,9 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
 }
 
 /** connect's JSON parse of a message, with its error for text that is not the message. */
-function parseJson(schema: DescMessage, bytes: Uint8Array, options: Partial<JsonReadOptions>): unknown {
+function parseJson(codec: MessageJsonCodec, bytes: Uint8Array): unknown {
   try {
-    return fromJsonString(schema, textDecoder.decode(bytes), options);
+    return codec.parse(textDecoder.decode(bytes));
   } catch (err) {
     throw ConnectError.from(err, Code.InvalidArgument);
   }

@@ -1,6 +1,4 @@
 import {
-  fromJsonString,
-  toJsonString,
   type DescMessage,
   type DescMethodUnary,
   type JsonReadOptions,
@@ -27,6 +25,7 @@ import {
   timeoutFromHeader,
   interceptorRequest,
 } from "./fast-lane-call.js";
+import { createJsonCodec, type MessageJsonCodec } from "./compiled-json-codec.js";
 
 /** A unary RPC the fast lane may serve: its descriptor and the same implementation the router has. */
 export interface UnaryRoute {
@@ -50,6 +49,8 @@ interface PreparedRoute {
   readonly method: DescMethodUnary;
   readonly input: DescMessage;
   readonly output: DescMessage;
+  readonly inputJson: MessageJsonCodec;
+  readonly outputJson: MessageJsonCodec;
   /** The implementation wrapped in the interceptor chain, built once. */
   readonly invoke: (req: UnaryRequest) => Promise<UnaryResponse>;
 }
@@ -90,7 +91,14 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
       };
     };
     const invoke = chainInterceptors(next as (req: UnaryRequest) => Promise<UnaryResponse>, options.interceptors);
-    routes.set(`/${method.parent.typeName}/${method.name}`, { method, input: method.input, output: method.output, invoke });
+    routes.set(`/${method.parent.typeName}/${method.name}`, {
+      method,
+      input: method.input,
+      output: method.output,
+      inputJson: createJsonCodec(method.input, jsonOptions),
+      outputJson: createJsonCodec(method.output, jsonOptions),
+      invoke,
+    });
   }
 
   const active = createActiveCalls(shutdownSignal);
@@ -120,12 +128,12 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
       const bytes = await readRequestBody(req, maxRequestBytes);
       let message: unknown;
       try {
-        message = fromJsonString(route.input, textDecoder.decode(bytes), jsonOptions);
+        message = route.inputJson.parse(textDecoder.decode(bytes));
       } catch (err) {
         throw ConnectError.from(err, Code.InvalidArgument);
       }
       const response = await route.invoke(interceptorRequest(route.method, req.url ?? "", call, false, message));
-      body = toJsonString(route.output, response.message as never, jsonOptions);
+      body = route.outputJson.stringify(response.message as never);
     } catch (err) {
       const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
       status = codeToHttpStatus(error.code);

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { openFilesLimit } from "./machine.mjs";
+import { runtimeFlags } from "../targets/servers.mjs";
 
 /** A tool's output; `fallback` when it fails (wrk -v exits 1 after printing its version: keep that output). */
 function tryRun(command, args, fallback) {
@@ -41,5 +42,6 @@ export function collectEnvironment({ mainDir, benchDir }) {
     portkey: pkg("@portkey-ai/gateway"),
     honoNodeServer: pkg("@hono/node-server"),
     undici: pkg("undici"),
+    runtimeFlags: runtimeFlags(mainDir),
   };
 }

@@ -65,6 +65,7 @@ export function environmentSection({ env, settings, targets, results, checks }) 
         ["load generators", `${env.wrk}; ${env.h2load}; stream-client (${env.go})`],
         ["peer", `@portkey-ai/gateway ${env.portkey} (@hono/node-server ${env.honoNodeServer}), --headless`],
         ["pass-through", `node:http + undici ${env.undici}`],
+        ["node flags (every Node proxy)", env.runtimeFlags?.length ? `${env.runtimeFlags.join(" ")} (from Sluice's \`npm start\`)` : "none"],
         ["Sluice config", "log level warn; provider `connections: 16384`; one OpenAI provider → the fake"],
         ["repeats", `${settings.repeats} (interleaved across targets)`],
       ],

@@ -2,7 +2,7 @@
 // bare pass-through, Sluice and Portkey — each pinned to the proxy core.
 import { createServer } from "node:net";
 import { request } from "node:http";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { jsonLine, startServer } from "../lib/processes.mjs";
@@ -13,6 +13,19 @@ export const BENCH_DIR = join(SRC_DIR, "..");
 export const MAIN_DIR = process.env.SLUICE_DIR ? resolve(process.env.SLUICE_DIR) : join(BENCH_DIR, "..");
 export const SLUICE_ENTRY = join(MAIN_DIR, "dist", "src", "main.js");
 const PORTKEY_ENTRY = join(BENCH_DIR, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js");
+
+/**
+ * The node flags Sluice's `npm start` runs with (its V8 heap settings), read from the start script of the checkout
+ * under test, so the bench measures Sluice as it ships. Every Node proxy gets the same flags — the pass-through and
+ * Portkey too — so a ratio between them measures the proxies, not GC tuning.
+ */
+export function runtimeFlags(mainDir = MAIN_DIR) {
+  const start = JSON.parse(readFileSync(join(mainDir, "package.json"), "utf8")).scripts?.start ?? "";
+  const words = start.trim().split(/\s+/);
+  if (words[0] !== "node") return [];
+  return words.slice(1).filter((word) => word.startsWith("--"));
+}
+const RUNTIME_FLAGS = runtimeFlags();
 
 /** A free loopback port (bind to 0, read, close; the short race is acceptable on loopback). */
 export function freePort() {
@@ -54,7 +67,7 @@ export async function startPassThrough({ cpu, upstreamUrl, nodeArgs = [] }) {
   const server = await startServer({
     name: "pass-through",
     command: process.execPath,
-    args: [...nodeArgs, join(SRC_DIR, "servers", "pass-through.mjs"), "--upstream", upstreamUrl],
+    args: [...RUNTIME_FLAGS, ...nodeArgs, join(SRC_DIR, "servers", "pass-through.mjs"), "--upstream", upstreamUrl],
     cpu,
     cwd: BENCH_DIR,
     ready: jsonLine("pass-through listening"),
@@ -68,7 +81,7 @@ export async function startPortkey({ cpu, nodeArgs = [] }) {
   const server = await startServer({
     name: "portkey",
     command: process.execPath,
-    args: [...nodeArgs, "--import", join(SRC_DIR, "servers", "portkey-loopback.mjs"), PORTKEY_ENTRY, "--headless", `--port=${port}`],
+    args: [...RUNTIME_FLAGS, ...nodeArgs, "--import", join(SRC_DIR, "servers", "portkey-loopback.mjs"), PORTKEY_ENTRY, "--headless", `--port=${port}`],
     cpu,
     cwd: BENCH_DIR,
     ready: (line) => (line.includes("Ready for connections") ? true : undefined),
@@ -105,7 +118,7 @@ export async function startSluice({ cpu, configFile, nodeArgs = [] }) {
   const server = await startServer({
     name: "sluice",
     command: process.execPath,
-    args: [...nodeArgs, SLUICE_ENTRY, "--config", configFile, "--listen", `127.0.0.1:${port}`],
+    args: [...RUNTIME_FLAGS, ...nodeArgs, SLUICE_ENTRY, "--config", configFile, "--listen", `127.0.0.1:${port}`],
     cpu,
     cwd: MAIN_DIR,
     ready: jsonLine("sluice listening"),
