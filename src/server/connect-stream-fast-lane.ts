@@ -1,6 +1,5 @@
 import type { Writable } from "node:stream";
 import {
-  toBinary,
   type DescMessage,
   type DescMethodServerStreaming,
   type JsonReadOptions,
@@ -20,8 +19,9 @@ import {
   isIdentityEncoding,
   timeoutFromHeader,
 } from "./fast-lane-call.js";
-import { drained, endStreamEnvelope, envelope, parseBinary, readSingleMessage } from "./enveloped-messages.js";
+import { drained, endStreamEnvelope, envelopeText, parseBinary, readSingleMessage } from "./enveloped-messages.js";
 import { createJsonCodec, type MessageJsonCodec } from "./compiled-json-codec.js";
+import { createBinaryWriter, type BinaryMessageWriter } from "./compiled-binary-writer.js";
 
 export interface ConnectStreamFastLaneOptions {
   readonly routes: readonly ServerStreamRoute[];
@@ -39,6 +39,7 @@ interface PreparedRoute {
   readonly output: DescMessage;
   readonly inputJson: MessageJsonCodec;
   readonly outputJson: MessageJsonCodec;
+  readonly outputBinary: BinaryMessageWriter;
   readonly invoke: ReturnType<typeof createStreamInvoker>;
 }
 
@@ -72,6 +73,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
       output: method.output,
       inputJson: createJsonCodec(method.input, jsonOptions),
       outputJson: createJsonCodec(method.output, jsonOptions),
+      outputBinary: createBinaryWriter(method.output),
       invoke: createStreamInvoker(route, options.interceptors),
     });
   }
@@ -110,8 +112,8 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
       res.writeHead(200, outgoing);
     };
     const serialize = binary
-      ? (message: unknown) => envelope(toBinary(route.output, message as never))
-      : (message: unknown) => envelope(Buffer.from(route.outputJson.stringify(message as never)));
+      ? (message: unknown) => route.outputBinary.envelope(message as never)
+      : (message: unknown) => envelopeText(route.outputJson.stringify(message as never));
     let error: ConnectError | undefined;
     try {
       const input = await readSingleMessage(

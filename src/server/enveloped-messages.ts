@@ -62,9 +62,19 @@ export function envelope(bytes: Uint8Array, flags = 0): Buffer {
   return frame;
 }
 
+/** One length-prefixed message of UTF-8 text (Connect JSON streaming), encoded straight into its envelope. */
+export function envelopeText(text: string, flags = 0): Buffer {
+  const length = Buffer.byteLength(text, "utf8");
+  const frame = Buffer.allocUnsafe(5 + length);
+  frame[0] = flags;
+  frame.writeUInt32BE(length, 1);
+  frame.write(text, 5, length, "utf8");
+  return frame;
+}
+
 /** A Connect end-of-stream envelope around its (JSON) payload. */
 export function endStreamEnvelope(json: string): Buffer {
-  return envelope(Buffer.from(json), endStreamFlag);
+  return envelopeText(json, endStreamFlag);
 }
 
 /** Waits for the response to take more data (a slow reader), or for the call to end. */

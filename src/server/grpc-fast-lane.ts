@@ -1,6 +1,5 @@
 import type * as http2 from "node:http2";
 import {
-  toBinary,
   type DescMessage,
   type DescMethodServerStreaming,
   type DescMethodUnary,
@@ -15,6 +14,7 @@ import {
 } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { UnaryRoute } from "./connect-unary-fast-lane.js";
+import { createBinaryWriter, type BinaryMessageWriter } from "./compiled-binary-writer.js";
 import {
   chainInterceptors,
   createActiveCalls,
@@ -26,7 +26,7 @@ import {
   isIdentityEncoding,
   timeoutFromHeader,
 } from "./fast-lane-call.js";
-import { drained, envelope, parseBinary, readSingleMessage } from "./enveloped-messages.js";
+import { drained, parseBinary, readSingleMessage } from "./enveloped-messages.js";
 
 export interface GrpcFastLaneOptions {
   readonly unaryRoutes: readonly UnaryRoute[];
@@ -43,6 +43,7 @@ interface PreparedRoute {
   readonly method: DescMethodUnary | DescMethodServerStreaming;
   readonly input: DescMessage;
   readonly output: DescMessage;
+  readonly outputBinary: BinaryMessageWriter;
   readonly invokeUnary?: (req: UnaryRequest) => Promise<UnaryResponse>;
   readonly invokeStream?: ReturnType<typeof createStreamInvoker>;
 }
@@ -93,6 +94,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
       method,
       input: method.input,
       output: method.output,
+      outputBinary: createBinaryWriter(method.output),
       invokeUnary: chainInterceptors(next as (req: UnaryRequest) => Promise<UnaryResponse>, options.interceptors),
     });
   }
@@ -103,6 +105,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
       method,
       input: method.input,
       output: method.output,
+      outputBinary: createBinaryWriter(method.output),
       invokeStream: createStreamInvoker(route, options.interceptors),
     });
   }
@@ -150,7 +153,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
       );
       if (route.kind === "unary") {
         const response = await route.invokeUnary!(interceptorRequest(route.method, url, call, false, input));
-        const frame = envelope(toBinary(route.output, response.message as never));
+        const frame = route.outputBinary.envelope(response.message as never);
         if (stream.destroyed) return;
         sendHeaders();
         stream.write(frame);
@@ -159,7 +162,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
         for await (const message of response.message) {
           if (stream.destroyed) break;
           sendHeaders();
-          if (!stream.write(envelope(toBinary(route.output, message as never)))) await drained(stream, call.signal);
+          if (!stream.write(route.outputBinary.envelope(message as never))) await drained(stream, call.signal);
         }
       }
     } catch (err) {
