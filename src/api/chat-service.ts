@@ -40,9 +40,13 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
       return caller.complete(request, route, candidates, context);
     },
 
-    async *streamComplete(request, context): AsyncGenerator<StreamCompleteResponse> {
-      const { route, candidates } = prepare(request, context);
-      yield* enforceStreamShape(caller.stream(request, route, candidates, context), route.alias);
+    // One generator per stream, not a wrapper around another: each layer is held for the
+    // stream's life and costs a promise hop per event.
+    streamComplete(request, context): AsyncGenerator<StreamCompleteResponse> {
+      return enforceStreamShape(() => {
+        const { route, candidates } = prepare(request, context);
+        return { events: caller.stream(request, route, candidates, context), provider: route.alias };
+      });
     },
   };
 }
@@ -53,9 +57,10 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
  * if an adapter forgot to check its provider's terminal event.
  */
 export async function* enforceStreamShape(
-  events: AsyncIterable<StreamCompleteResponse>,
-  provider: string,
+  open: () => { events: AsyncIterable<StreamCompleteResponse>; provider: string },
 ): AsyncGenerator<StreamCompleteResponse> {
+  // Opened on the first read, as a generator body runs: a bad request fails the stream, not the call to streamComplete.
+  const { events, provider } = open();
   let started = false;
   let done = false;
   for await (const event of events) {

@@ -12,7 +12,7 @@ import type { ModelRoute, Deployment } from "../routing/model-catalog.js";
 import type { UpstreamCall } from "../providers/provider.js";
 import { abortError } from "./upstream-client.js";
 import { createAttemptSignal, type AttemptSignal } from "./attempt-signal.js";
-import { openStream, type OpenedStream } from "./stream-attempt.js";
+import { openStream } from "./stream-attempt.js";
 import { degradedResponse, degradedStream } from "./degraded-answer.js";
 import { decideRetry } from "./retry-decision.js";
 import { sleep } from "./abortable-sleep.js";
@@ -408,7 +408,54 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
       "ttft",
     );
     if (chosen !== undefined) {
-      yield* relay(chosen.attempt, chosen.opened, requested, progress, context);
+      // Streams the chosen attempt to the caller. From here on nothing is retried: an upstream
+      // failure ends the stream with its status (DESIGN §4). Inline, not a second generator:
+      // each layer is held for the stream's life and costs a promise hop per event.
+      const { attempt, opened } = chosen;
+      const { candidate, attemptSignal, ticket } = attempt;
+      const { iterator } = opened;
+      deps.planner?.observe(candidate.deployment.key, { ttftMs: opened.ttftMs, ok: true });
+      latencies.record(candidate.deployment.key, "ttft", opened.ttftMs);
+      const route = routeInfo(candidate, requested, progress.attempts);
+      route.hedged = attempt.hedged;
+      let settled = false;
+      try {
+        for (const event of opened.held) {
+          if (event.event.case === "done") {
+            event.event.value.route = route;
+            setRouteHeaders(context.responseTrailer, route);
+            ticket.success();
+            settled = true;
+          }
+          yield event;
+        }
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) break;
+          attemptSignal.eventArrived();
+          const event = next.value;
+          if (event.event.case === "done") {
+            event.event.value.route = route;
+            setRouteHeaders(context.responseTrailer, route);
+            ticket.success();
+            settled = true;
+          }
+          yield event;
+        }
+      } catch (err) {
+        const failure = attemptSignal.timedOut ?? err;
+        if (!settled) settle(ticket, failure, context.signal);
+        settled = true;
+        if (context.signal.aborted) throw abortError(context.signal);
+        throw ConnectError.from(failure);
+      } finally {
+        // The caller went away mid-stream (or the adapter ended without done, which the
+        // service's stream-shape check reports).
+        if (!settled) ticket.release();
+        // Stops the adapter (aborting its upstream request) when we leave early.
+        await iterator.return?.(undefined);
+        endAttempt(attempt);
+      }
       return;
     }
     const degraded = degradedRoute(requested, progress.attempts);
@@ -418,63 +465,6 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
       return;
     }
     throw exhausted(progress, requested);
-  }
-
-  /**
-   * Streams the chosen attempt to the caller. From here on nothing is retried: an upstream
-   * failure ends the stream with its status (DESIGN §4).
-   */
-  async function* relay(
-    attempt: Attempt<OpenedStream>,
-    opened: OpenedStream,
-    requested: ModelRoute,
-    progress: Progress,
-    context: HandlerContext,
-  ): AsyncGenerator<StreamCompleteResponse> {
-    const { candidate, attemptSignal, ticket } = attempt;
-    const { iterator } = opened;
-    deps.planner?.observe(candidate.deployment.key, { ttftMs: opened.ttftMs, ok: true });
-    latencies.record(candidate.deployment.key, "ttft", opened.ttftMs);
-    const route = routeInfo(candidate, requested, progress.attempts);
-    route.hedged = attempt.hedged;
-    let settled = false;
-    try {
-      for (const event of opened.held) {
-        if (event.event.case === "done") {
-          event.event.value.route = route;
-          setRouteHeaders(context.responseTrailer, route);
-          ticket.success();
-          settled = true;
-        }
-        yield event;
-      }
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) break;
-        attemptSignal.eventArrived();
-        const event = next.value;
-        if (event.event.case === "done") {
-          event.event.value.route = route;
-          setRouteHeaders(context.responseTrailer, route);
-          ticket.success();
-          settled = true;
-        }
-        yield event;
-      }
-    } catch (err) {
-      const failure = attemptSignal.timedOut ?? err;
-      if (!settled) settle(ticket, failure, context.signal);
-      settled = true;
-      if (context.signal.aborted) throw abortError(context.signal);
-      throw ConnectError.from(failure);
-    } finally {
-      // The caller went away mid-stream (or the adapter ended without done, which the
-      // service's stream-shape check reports).
-      if (!settled) ticket.release();
-      // Stops the adapter (aborting its upstream request) when we leave early.
-      await iterator.return?.(undefined);
-      endAttempt(attempt);
-    }
   }
 
   return { complete, stream };

@@ -4,7 +4,7 @@ import { UpstreamError } from "../errors/gateway-error.js";
 import { classifyHttpFailure, classifyNetworkError, errorCode, failures } from "../errors/failure-table.js";
 import { headerGetter, parseRetryAfterMs, parseShouldRetry } from "../errors/retry-after.js";
 import type { ProviderTimeouts } from "../config/schema.js";
-import { keepAliveBody, type DestroyableBody } from "./keep-alive-body.js";
+import { StreamAnswerHandler, maxErrorBodyBytes, type StreamAnswer, type StreamAnswerOwner } from "./stream-answer.js";
 
 /** What a provider's error body says, read by the adapter (provider-specific shapes). */
 export interface ProviderErrorFacts {
@@ -27,14 +27,6 @@ export interface UpstreamClientOptions {
   readonly readError: (body: unknown) => ProviderErrorFacts;
 }
 
-export interface UpstreamResponse {
-  readonly status: number;
-  readonly headers: Dispatcher.ResponseData["headers"];
-  readonly body: Dispatcher.ResponseData["body"];
-}
-
-/** Error bodies are read up to this size: enough for any provider message, bounded against abuse. */
-const maxErrorBodyBytes = 64 * 1024;
 
 /** Shared: one options object for every abort listener. */
 const onceListener = Object.freeze({ once: true });
@@ -44,14 +36,14 @@ const onceListener = Object.freeze({ once: true });
  * JSON POST and returns the 2xx response with its body unread (so streams flow chunk by
  * chunk); turns every failure into an UpstreamError classified by the failure table.
  */
-export class UpstreamClient {
+export class UpstreamClient implements StreamAnswerOwner {
   readonly provider: string;
   private readonly pool: Pool;
   private readonly basePath: string;
   private readonly search: string;
   private readonly readError: UpstreamClientOptions["readError"];
-  /** Finished streams whose leftover bytes are still being read (keep-alive-body.ts). */
-  private readonly draining = new Set<DestroyableBody>();
+  /** Finished streams whose leftover bytes are still being read (stream-answer.ts). */
+  readonly draining = new Set<StreamAnswer>();
   private closing: Promise<void> | undefined;
 
   constructor(options: UpstreamClientOptions) {
@@ -74,40 +66,24 @@ export class UpstreamClient {
   }
 
   /**
-   * POSTs `body` (already serialized JSON) to `path` under the base URL. Resolves with a
-   * 2xx response; rejects with UpstreamError for any other status or socket failure, or
-   * with the caller's cancel / deadline error when `signal` aborted.
+   * POSTs `body` (already serialized JSON) to `path` under the base URL for a streaming
+   * answer. Resolves when a 2xx answer's headers arrive, its body still flowing (read it
+   * with `chunks()`); rejects with UpstreamError for any other status or socket failure, or
+   * with the caller's cancel / deadline error when `signal` aborted. One undici `dispatch`
+   * (stream-answer.ts).
    */
-  async postJson(
-    path: string,
-    body: string,
-    headers: Record<string, string>,
-    signal: AbortSignal,
-  ): Promise<UpstreamResponse> {
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await this.pool.request({
-        method: "POST",
-        path: this.basePath + path + this.search,
-        headers,
-        body,
-        signal,
-      });
-    } catch (err) {
-      throw this.networkError(err, signal);
-    }
-    const { statusCode, headers: responseHeaders } = response;
-    if (statusCode >= 200 && statusCode < 300) {
-      return { status: statusCode, headers: responseHeaders, body: response.body };
-    }
-    throw await this.httpError(response, signal);
+  postForStream(path: string, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<StreamAnswer> {
+    if (signal.aborted) return Promise.reject(abortError(signal));
+    const handler = new StreamAnswerHandler(this, signal);
+    this.pool.dispatch({ method: "POST", path: this.basePath + path + this.search, headers, body }, handler);
+    return handler.opened;
   }
 
-  /** Reads a whole 2xx JSON body (unary responses). */
-  async readJson(response: UpstreamResponse, signal: AbortSignal): Promise<unknown> {
+  /** Reads a whole streaming answer as JSON (an error object sent where a stream was asked for). */
+  async readJson(answer: StreamAnswer, signal: AbortSignal): Promise<unknown> {
     let text: string;
     try {
-      text = await response.body.text();
+      text = await answer.text();
     } catch (err) {
       throw this.networkError(err, signal);
     }
@@ -119,9 +95,9 @@ export class UpstreamClient {
   }
 
   /**
-   * POSTs `body` and reads the whole 2xx answer as JSON (unary calls): postJson + readJson
-   * in one undici `dispatch`, without the Readable body and request wrapper `pool.request`
-   * builds per call (~10% of a unary call's client-side CPU). Same errors as the pair.
+   * POSTs `body` and reads the whole 2xx answer as JSON (unary calls) in one undici
+   * `dispatch`, without the Readable body and request wrapper `pool.request` builds per
+   * call (~10% of a unary call's client-side CPU).
    */
   postForJson(path: string, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<unknown> {
     if (signal.aborted) return Promise.reject(abortError(signal));
@@ -156,15 +132,6 @@ export class UpstreamClient {
   }
 
   /**
-   * A streaming body for one consumer: stopping before `isComplete()` destroys it (the
-   * upstream request is aborted at once); stopping after reads the leftover in the
-   * background so the keep-alive socket returns to the pool.
-   */
-  streamBody(response: UpstreamResponse, isComplete: () => boolean): AsyncIterable<Uint8Array> {
-    return keepAliveBody(response.body, isComplete, this.draining);
-  }
-
-  /**
    * A failure while a stream's body flows. The caller's cancel wins; the adapter's own
    * errors (in-band errors, a missing terminal event, malformed chunks) pass as they are;
    * the body idle timeout stays a timeout; a socket lost mid-body is a cut stream.
@@ -193,16 +160,6 @@ export class UpstreamClient {
       message: `provider ${this.provider} ${failure === failures.timeout ? "timed out" : "unreachable"} (${detail})`,
       cause: err,
     });
-  }
-
-  private async httpError(response: Dispatcher.ResponseData, signal: AbortSignal): Promise<ConnectError> {
-    let text: string | undefined;
-    try {
-      text = await readBounded(response.body, maxErrorBodyBytes);
-    } catch {
-      if (signal.aborted) return abortError(signal);
-    }
-    return this.httpFailure(response.statusCode, response.headers, text);
   }
 
   /** The UpstreamError for a non-2xx answer, from its status, headers and (bounded) body text. */
@@ -266,16 +223,6 @@ export function abortError(signal: AbortSignal): ConnectError {
   const reason: unknown = signal.reason;
   if (reason instanceof ConnectError) return reason;
   return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, reason);
-}
-
-async function readBounded(body: AsyncIterable<Uint8Array>, limit: number): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size < limit) chunks.push(chunk);
-    size += chunk.byteLength;
-  }
-  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
 }
 
 /**

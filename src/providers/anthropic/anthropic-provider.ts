@@ -63,10 +63,10 @@ export function createAnthropicProvider(name: string, config: AnthropicProviderC
 
   async function* stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
     const payload = body(request, call, true);
-    const response = await client.postJson(messagesPath, payload, headersFor(call), call.signal);
+    const response = await client.postForStream(messagesPath, payload, headersFor(call), call.signal);
     let complete = false;
     try {
-      const events = parseSseStream(client.streamBody(response, () => complete));
+      const events = parseSseStream(response.chunks(() => complete));
       for await (const event of translateAnthropicStream(events, client)) {
         if (event.event.case === "done") complete = true;
         yield event;
@@ -77,7 +77,7 @@ export function createAnthropicProvider(name: string, config: AnthropicProviderC
       // The caller stopped early or the stream failed: destroying the unfinished body
       // aborts the undici request, so the upstream socket closes at once and no tokens
       // are generated for nobody (anthropic-provider.test.ts "cancel").
-      if (!complete) response.body.destroy();
+      if (!complete) response.destroy();
     }
   }
 

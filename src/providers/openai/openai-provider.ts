@@ -97,7 +97,7 @@ export function createOpenAIProvider(
 
     async *stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
       const body = encode(request, call, true);
-      const response = await client.postJson(path, body, withCallHeaders(streamHeaders, call.headers), call.signal);
+      const response = await client.postForStream(path, body, withCallHeaders(streamHeaders, call.headers), call.signal);
       let complete = false;
       try {
         if (isJsonContentType(response.headers["content-type"])) {
@@ -107,7 +107,7 @@ export function createOpenAIProvider(
             ? inBandError(name, json)
             : client.malformed("a JSON body where an event stream was asked for");
         }
-        const events = parseSseStream(client.streamBody(response, () => complete));
+        const events = parseSseStream(response.chunks(() => complete));
         for await (const event of translateChatStream(events, { failures: client, model: call.model })) {
           if (event.event.case === "done") complete = true;
           yield event;
@@ -116,7 +116,7 @@ export function createOpenAIProvider(
         throw client.streamFailure(err, call.signal);
       } finally {
         // Returning early (the caller is gone) or failing: tear the upstream request down.
-        if (!complete) response.body.destroy();
+        if (!complete) response.destroy();
       }
     },
 
