@@ -42,7 +42,7 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
 
     // One generator per stream, not a wrapper around another: each layer is held for the
     // stream's life and costs a promise hop per event.
-    streamComplete(request, context): AsyncGenerator<StreamCompleteResponse> {
+    streamComplete(request, context): AsyncIterable<StreamCompleteResponse> {
       return enforceStreamShape(() => {
         const { route, candidates } = prepare(request, context);
         return { events: caller.stream(request, route, candidates, context), provider: route.alias };
@@ -54,34 +54,85 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
 /**
  * Holds every provider to the stream contract: `start` first, exactly one `done`, last.
  * A stream that ends without `done` is a failure, never a clean end (DESIGN §3) — even
- * if an adapter forgot to check its provider's terminal event.
+ * if an adapter forgot to check its provider's terminal event. `open` runs on the first
+ * read, as a generator's body would: a bad request fails the stream, not the call that
+ * returned it. An iterator object rather than an async generator: it is held for the
+ * stream's whole life, and a generator's suspended frame weighs several times as much.
  */
-export async function* enforceStreamShape(
+export function enforceStreamShape(
   open: () => { events: AsyncIterable<StreamCompleteResponse>; provider: string },
-): AsyncGenerator<StreamCompleteResponse> {
-  // Opened on the first read, as a generator body runs: a bad request fails the stream, not the call to streamComplete.
-  const { events, provider } = open();
-  let started = false;
-  let done = false;
-  for await (const event of events) {
-    const kind = event.event.case;
-    if (done) throw contractBroken(provider, `an event (${kind}) after done`);
-    if (!started) {
-      if (kind !== "start") throw contractBroken(provider, `${kind ?? "an empty event"} before start`);
-      started = true;
-    } else if (kind === "start") {
-      throw contractBroken(provider, "a second start");
-    } else if (kind === "done") {
-      done = true;
-    }
-    yield event;
+): AsyncIterableIterator<StreamCompleteResponse> {
+  return new ShapedStream(open);
+}
+
+const finished: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+class ShapedStream implements AsyncIterableIterator<StreamCompleteResponse> {
+  private events: AsyncIterator<StreamCompleteResponse> | undefined = undefined;
+  private provider = "";
+  private started = false;
+  private done = false;
+  private over = false;
+
+  constructor(private readonly open: () => { events: AsyncIterable<StreamCompleteResponse>; provider: string }) {}
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<StreamCompleteResponse> {
+    return this;
   }
-  if (!done) {
-    throw new UpstreamError({
-      failure: failures.streamCut,
-      provider,
-      message: `provider ${provider} stream ended without finishing`,
-    });
+
+  async next(): Promise<IteratorResult<StreamCompleteResponse>> {
+    if (this.over) return finished;
+    let result: IteratorResult<StreamCompleteResponse>;
+    try {
+      if (this.events === undefined) {
+        const { events, provider } = this.open();
+        this.provider = provider;
+        this.events = events[Symbol.asyncIterator]();
+      }
+      result = await this.events.next();
+    } catch (err) {
+      this.over = true;
+      throw err;
+    }
+    if (result.done === true) {
+      this.over = true;
+      if (this.done) return result;
+      throw new UpstreamError({
+        failure: failures.streamCut,
+        provider: this.provider,
+        message: `provider ${this.provider} stream ended without finishing`,
+      });
+    }
+    const broken = this.check(result.value.event.case);
+    if (broken !== undefined) {
+      this.over = true;
+      // As a for-await loop would on a throw: the adapter is stopped (its upstream request aborted).
+      await this.events.return?.();
+      throw contractBroken(this.provider, broken);
+    }
+    return result;
+  }
+
+  async return(): Promise<IteratorResult<StreamCompleteResponse>> {
+    if (!this.over) {
+      this.over = true;
+      await this.events?.return?.();
+    }
+    return finished;
+  }
+
+  /** What breaks the contract in an event of this kind here, or undefined. */
+  private check(kind: StreamCompleteResponse["event"]["case"]): string | undefined {
+    if (this.done) return `an event (${kind}) after done`;
+    if (!this.started) {
+      if (kind !== "start") return `${kind ?? "an empty event"} before start`;
+      this.started = true;
+    } else if (kind === "start") {
+      return "a second start";
+    } else if (kind === "done") {
+      this.done = true;
+    }
+    return undefined;
   }
 }
 

@@ -71,3 +71,48 @@ describe("access log and error boundary", () => {
     expect(JSON.stringify(lines)).not.toContain("hunter2");
   });
 });
+
+describe("access log on streams", () => {
+  it("reports a stream that fails mid-way with a non-Connect error as INTERNAL, after the events it sent", async () => {
+    const { lines, logger } = capture();
+    const client = clientWith((router) => {
+      router.service(ChatService, {
+        async *streamComplete() {
+          yield { event: { case: "start", value: {} } };
+          throw new TypeError(`broke on ${secretPrompt}`);
+        },
+      });
+    }, logger);
+    const seen: (string | undefined)[] = [];
+    const err = await (async () => {
+      for await (const event of client.streamComplete(request)) seen.push(event.event.case);
+    })().then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(seen).toEqual(["start"]);
+    expect(err?.code).toBe(Code.Internal);
+    expect(err?.rawMessage).toBe("internal error");
+    expect(lines.filter((l) => l["msg"] === "rpc").map((l) => l["code"])).toEqual(["internal"]);
+    expect(JSON.stringify(lines)).not.toContain("hunter2");
+  });
+
+  it("logs a stream the caller leaves early as canceled, and stops the implementation", async () => {
+    const { lines, logger } = capture();
+    let stopped = false;
+    async function* events() {
+      try {
+        for (let i = 0; i < 100; i++) yield { event: { case: "delta", value: { text: "x" } } };
+      } finally {
+        stopped = true;
+      }
+    }
+    // The interceptor as a server calls it: the stream's consumer is the server's writer.
+    const method = ChatService.method.streamComplete;
+    const next = async () => ({ stream: true, service: ChatService, method, header: new Headers(), trailer: new Headers(), message: events() });
+    const res = await accessLogInterceptor(logger)(next as never)({ stream: true, service: ChatService, method } as never);
+    for await (const _ of (res as { message: AsyncIterable<unknown> }).message) break;
+    expect(stopped).toBe(true);
+    expect(lines.filter((l) => l["msg"] === "rpc").map((l) => l["code"])).toEqual(["canceled"]);
+  });
+});

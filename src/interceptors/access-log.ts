@@ -39,29 +39,66 @@ export function accessLogInterceptor(logger: Logger): Interceptor {
       if (started >= 0) log(procedure, started, undefined);
       return res;
     }
-    return { ...res, message: logStream(res.message, procedure, started, logger, log) };
+    return {
+      ...res,
+      message: new LoggedStream(res.message, (outcome) => {
+        // "cancelled": the consumer stopped reading (the caller went away) before the end.
+        const err = outcome === "cancelled" ? new ConnectError("the caller went away", Code.Canceled) : outcome;
+        if (started >= 0 || err?.code === Code.Internal) log(procedure, started, err);
+      }, (err) => boundary(err, logger, procedure)),
+    };
   };
 }
 
-async function* logStream<T>(
-  messages: AsyncIterable<T>,
-  procedure: string,
-  started: number,
-  logger: Logger,
-  log: (procedure: string, started: number, err: ConnectError | undefined) => void,
-): AsyncGenerator<T> {
-  let outcome: ConnectError | undefined | "cancelled" = "cancelled";
-  try {
-    yield* messages;
-    outcome = undefined;
-  } catch (err) {
-    const mapped = boundary(err, logger, procedure);
-    outcome = mapped;
-    throw mapped;
-  } finally {
-    // "cancelled": the consumer stopped reading (the caller went away) before the end.
-    const err = outcome === "cancelled" ? new ConnectError("the caller went away", Code.Canceled) : outcome;
-    if (started >= 0 || err?.code === Code.Internal) log(procedure, started, err);
+const finished: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * A stream's messages, passed through, with its outcome reported once at its end: an
+ * iterator object rather than an async generator, as it is held for the stream's whole
+ * life (a generator's suspended frame weighs several times as much).
+ */
+class LoggedStream<T> implements AsyncIterableIterator<T> {
+  private inner: AsyncIterator<T> | undefined = undefined;
+  private over = false;
+
+  constructor(
+    private readonly messages: AsyncIterable<T>,
+    private readonly ended: (outcome: ConnectError | undefined | "cancelled") => void,
+    private readonly boundary: (err: unknown) => ConnectError,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    if (this.over) return finished;
+    let result: IteratorResult<T>;
+    try {
+      this.inner ??= this.messages[Symbol.asyncIterator]();
+      result = await this.inner.next();
+    } catch (err) {
+      this.over = true;
+      const mapped = this.boundary(err);
+      this.ended(mapped);
+      throw mapped;
+    }
+    if (result.done === true) {
+      this.over = true;
+      this.ended(undefined);
+    }
+    return result;
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    if (this.over) return finished;
+    this.over = true;
+    try {
+      await this.inner?.return?.();
+    } finally {
+      this.ended("cancelled");
+    }
+    return finished;
   }
 }
 
