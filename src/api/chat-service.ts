@@ -80,20 +80,23 @@ class ShapedStream implements AsyncIterableIterator<StreamCompleteResponse> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<StreamCompleteResponse>> {
-    if (this.over) return finished;
-    let result: IteratorResult<StreamCompleteResponse>;
+  // Not an async method: a suspended async frame per pending read would outweigh the rest of this object.
+  next(): Promise<IteratorResult<StreamCompleteResponse>> {
+    if (this.over) return Promise.resolve(finished);
     try {
       if (this.events === undefined) {
         const { events, provider } = this.open();
         this.provider = provider;
         this.events = events[Symbol.asyncIterator]();
       }
-      result = await this.events.next();
+      return this.events.next().then(this.onResult, this.onError);
     } catch (err) {
       this.over = true;
-      throw err;
+      return Promise.reject(err);
     }
+  }
+
+  private readonly onResult = (result: IteratorResult<StreamCompleteResponse>): IteratorResult<StreamCompleteResponse> | Promise<never> => {
     if (result.done === true) {
       this.over = true;
       if (this.done) return result;
@@ -104,14 +107,20 @@ class ShapedStream implements AsyncIterableIterator<StreamCompleteResponse> {
       });
     }
     const broken = this.check(result.value.event.case);
-    if (broken !== undefined) {
-      this.over = true;
-      // As a for-await loop would on a throw: the adapter is stopped (its upstream request aborted).
-      await this.events.return?.();
-      throw contractBroken(this.provider, broken);
-    }
-    return result;
-  }
+    if (broken === undefined) return result;
+    this.over = true;
+    const error = contractBroken(this.provider, broken);
+    // As a for-await loop would on a throw: the adapter is stopped (its upstream request aborted).
+    return Promise.resolve(this.events!.return?.()).then(
+      () => Promise.reject(error),
+      () => Promise.reject(error),
+    );
+  };
+
+  private readonly onError = (err: unknown): never => {
+    this.over = true;
+    throw err;
+  };
 
   async return(): Promise<IteratorResult<StreamCompleteResponse>> {
     if (!this.over) {

@@ -71,23 +71,34 @@ class LoggedStream<T> implements AsyncIterableIterator<T> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<T>> {
-    if (this.over) return finished;
-    let result: IteratorResult<T>;
+  // Not an async method: a suspended async frame per pending read would outweigh the rest of this object.
+  next(): Promise<IteratorResult<T>> {
+    if (this.over) return Promise.resolve(finished);
     try {
       this.inner ??= this.messages[Symbol.asyncIterator]();
-      result = await this.inner.next();
+      return this.inner.next().then(this.onResult, this.onError);
     } catch (err) {
-      this.over = true;
-      const mapped = this.boundary(err);
-      this.ended(mapped);
-      throw mapped;
+      return Promise.reject(this.fail(err));
     }
+  }
+
+  private readonly onResult = (result: IteratorResult<T>): IteratorResult<T> => {
     if (result.done === true) {
       this.over = true;
       this.ended(undefined);
     }
     return result;
+  };
+
+  private readonly onError = (err: unknown): never => {
+    throw this.fail(err);
+  };
+
+  private fail(err: unknown): ConnectError {
+    this.over = true;
+    const mapped = this.boundary(err);
+    this.ended(mapped);
+    return mapped;
   }
 
   async return(): Promise<IteratorResult<T>> {

@@ -120,21 +120,73 @@ export class SseParser {
  * Parses a byte stream into SSE events, yielding each as soon as its blank line arrives.
  * A trailing event without its blank line is dropped (the standard's rule): whether a
  * stream ended cleanly is for the caller to judge from the provider's terminal event.
+ * An iterator object, not an async generator: it is held for the stream's whole life and
+ * a generator's suspended frame weighs several times as much.
  */
-export async function* parseSseStream(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
+export function parseSseStream(body: AsyncIterable<Uint8Array | string>): AsyncIterableIterator<SseEvent> {
+  return new SseEventStream(body);
+}
+
+const finished: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+class SseEventStream implements AsyncIterableIterator<SseEvent> {
   // ignoreBOM: the decoder keeps a leading BOM so that the parser strips exactly one, as
   // the standard says, whether it is fed bytes or strings.
-  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-  const parser = new SseParser();
-  for await (const chunk of body) {
-    const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    if (text.length === 0) continue;
-    const events = parser.push(text);
-    for (let i = 0; i < events.length; i++) yield events[i]!;
+  private readonly decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  private readonly parser = new SseParser();
+  private inner: AsyncIterator<Uint8Array | string> | undefined = undefined;
+  /** Events parsed but not yet handed out. */
+  private events: SseEvent[] = [];
+  private nextEvent = 0;
+  private over = false;
+
+  constructor(private readonly body: AsyncIterable<Uint8Array | string>) {}
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<SseEvent> {
+    return this;
   }
-  const rest = decoder.decode();
-  if (rest.length > 0) {
-    const events = parser.push(rest);
-    for (let i = 0; i < events.length; i++) yield events[i]!;
+
+  next(): Promise<IteratorResult<SseEvent>> {
+    if (this.nextEvent < this.events.length) return Promise.resolve({ done: false, value: this.events[this.nextEvent++]! });
+    if (this.over) return Promise.resolve(finished);
+    try {
+      this.inner ??= this.body[Symbol.asyncIterator]();
+      return this.inner.next().then(this.onChunk, this.onError);
+    } catch (err) {
+      this.over = true;
+      return Promise.reject(err);
+    }
+  }
+
+  async return(): Promise<IteratorResult<SseEvent>> {
+    if (!this.over) {
+      this.over = true;
+      this.events = [];
+      await this.inner?.return?.();
+    }
+    return finished;
+  }
+
+  private readonly onChunk = (chunk: IteratorResult<Uint8Array | string>): Promise<IteratorResult<SseEvent>> | IteratorResult<SseEvent> => {
+    if (chunk.done === true) {
+      this.over = true;
+      const rest = this.decoder.decode();
+      if (rest.length > 0) this.take(this.parser.push(rest));
+    } else {
+      const text = typeof chunk.value === "string" ? chunk.value : this.decoder.decode(chunk.value, { stream: true });
+      if (text.length > 0) this.take(this.parser.push(text));
+    }
+    // A chunk that completed no event: read on.
+    return this.next();
+  };
+
+  private readonly onError = (err: unknown): never => {
+    this.over = true;
+    throw err;
+  };
+
+  private take(events: SseEvent[]): void {
+    this.events = events;
+    this.nextEvent = 0;
   }
 }
