@@ -16,6 +16,7 @@ import { codeToHttpStatus, errorToJsonBytes, parseTimeout, trailerMux } from "@c
 import {
   chainInterceptors,
   createActiveCalls,
+  hasEntries,
   readRequestBody,
   startFastCall,
   type FastLane,
@@ -151,7 +152,8 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
     };
     // Unary Connect sends trailers as `trailer-`-prefixed headers; without any, the headers
     // go out as they are (no merged Headers copy per call — every call sets route headers).
-    if (trailer !== undefined) trailerMux(header ?? new Headers(), trailer).forEach(copy);
+    // The handler context makes a trailer object for every call (the response carries it), mostly empty.
+    if (trailer !== undefined && hasEntries(trailer)) trailerMux(header ?? new Headers(), trailer).forEach(copy);
     else header?.forEach(copy);
     outgoing["content-type"] = "application/json";
     outgoing["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
@@ -160,10 +162,6 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
   }
 }
 
-function hasEntries(headers: Headers): boolean {
-  for (const _ of headers.keys()) return true;
-  return false;
-}
 
 /** The interceptor request, carrying its handler context to the implementation. */
 interface FastUnaryRequest extends UnaryRequest {

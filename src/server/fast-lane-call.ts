@@ -228,6 +228,12 @@ export function chainInterceptors<T>(next: T, interceptors: readonly ((next: nev
   return chained;
 }
 
+/** Whether a Headers object holds anything (without copying it). */
+export function hasEntries(headers: Headers): boolean {
+  for (const _ of headers.keys()) return true;
+  return false;
+}
+
 /** A compression header that leaves the lane able to read the body: absent or identity. */
 export function isIdentityEncoding(value: string | string[] | undefined): boolean {
   return value === undefined || value === "identity";

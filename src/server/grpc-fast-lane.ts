@@ -18,6 +18,7 @@ import { createBinaryWriter, type BinaryMessageWriter } from "./compiled-binary-
 import {
   chainInterceptors,
   createActiveCalls,
+  hasEntries,
   createStreamInvoker,
   interceptorRequest,
   startFastCall,
@@ -174,7 +175,8 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
     sendHeaders();
     const set = call.responseTrailers();
     let trailers: http2.OutgoingHttpHeaders = okTrailers;
-    if (error !== undefined || set !== undefined) {
+    // Most unary calls set no trailer: the context's (empty) trailer object is not copied then.
+    if (error !== undefined || (set !== undefined && hasEntries(set))) {
       trailers = {};
       setTrailerStatus(new Headers(set), error).forEach((value, key) => {
         trailers[key] = value;

@@ -1,5 +1,8 @@
-/** Names seen in one open object; an array until it is big enough for a Set to pay. */
-type SeenNames = string[] | Set<string>;
+/**
+ * Names seen in one open object: the start and end offsets of each name as written (no
+ * string made per key), until an escaped name or a big object asks for a Set of decoded names.
+ */
+type SeenNames = number[] | Set<string>;
 
 const quote = 0x22;
 const backslash = 0x5c;
@@ -25,9 +28,8 @@ export function findDuplicateKey(text: string): string | undefined {
       const close = closingQuote(text, i);
       const seen = stack.length > 0 ? stack[stack.length - 1]! : null;
       if (expectKey && seen !== null) {
-        const raw = text.slice(i + 1, close);
-        const name = raw.includes("\\") ? (JSON.parse(text.slice(i, close + 1)) as string) : raw;
-        if (remember(stack, seen, name)) return name;
+        const duplicate = remember(text, stack, seen, i + 1, close);
+        if (duplicate !== undefined) return duplicate;
       }
       expectKey = false;
       i = close + 1;
@@ -73,15 +75,37 @@ function closingQuote(text: string, open: number): number {
   }
 }
 
-/** Adds `name` to the innermost object's names; true when it was there already. */
-function remember(stack: (SeenNames | null)[], seen: SeenNames, name: string): boolean {
-  if (Array.isArray(seen)) {
-    if (seen.includes(name)) return true;
-    seen.push(name);
-    if (seen.length > 16) stack[stack.length - 1] = new Set(seen);
-    return false;
+/** Adds the name at [start, end) to the innermost object's names; returns it when it was there already. */
+function remember(text: string, stack: (SeenNames | null)[], seen: SeenNames, start: number, end: number): string | undefined {
+  let escaped = false;
+  for (let k = start; k < end; k++) {
+    if (text.charCodeAt(k) === backslash) {
+      escaped = true;
+      break;
+    }
   }
-  if (seen.has(name)) return true;
+  if (Array.isArray(seen)) {
+    if (!escaped && seen.length < 32) {
+      for (let k = 0; k < seen.length; k += 2) {
+        if (sameText(text, seen[k]!, seen[k + 1]!, start, end)) return text.slice(start, end);
+      }
+      seen.push(start, end);
+      return undefined;
+    }
+    // An escaped name compares by its decoded text; so do big objects, through a Set.
+    const names = new Set<string>();
+    for (let k = 0; k < seen.length; k += 2) names.add(text.slice(seen[k]!, seen[k + 1]!));
+    stack[stack.length - 1] = names;
+    seen = names;
+  }
+  const name = escaped ? (JSON.parse(text.slice(start - 1, end + 1)) as string) : text.slice(start, end);
+  if (seen.has(name)) return name;
   seen.add(name);
-  return false;
+  return undefined;
+}
+
+function sameText(text: string, aStart: number, aEnd: number, bStart: number, bEnd: number): boolean {
+  if (aEnd - aStart !== bEnd - bStart) return false;
+  for (let k = 0; k < aEnd - aStart; k++) if (text.charCodeAt(aStart + k) !== text.charCodeAt(bStart + k)) return false;
+  return true;
 }
