@@ -117,12 +117,15 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
   }
 
   function routeInfo(candidate: Candidate, requested: ModelRoute, attempts: number): RouteInfo {
-    return create(RouteInfoSchema, {
+    return {
+      $typeName: "sluice.v1.RouteInfo",
       provider: candidate.deployment.provider.name,
       upstreamModel: candidate.deployment.model,
       attempts,
       fallbackModel: candidate.route === requested ? "" : candidate.route.alias,
-    });
+      degraded: false,
+      hedged: false,
+    };
   }
 
   function setRouteHeaders(target: Headers, route: RouteInfo): void {

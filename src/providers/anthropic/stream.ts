@@ -1,8 +1,5 @@
-import { create } from "@bufbuild/protobuf";
-import {
-  StreamCompleteResponseSchema,
-  type StreamCompleteResponse,
-} from "../../../gen/sluice/v1/chat_service_pb.js";
+import type { StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
+import { doneEvent, reasoningEvent, startEvent, textEvent, toolCallEvent } from "../stream-events.js";
 import type { SseEvent } from "../../upstream/sse-parser.js";
 import { streamErrorEvent } from "./errors.js";
 import { emptyUsage, finishReasonOf, foldUsage, toUsage } from "./usage.js";
@@ -67,19 +64,19 @@ export async function* translateAnthropicStream(
           case "text_delta":
             if (kind === textBlock) {
               const text = delta["text"];
-              if (typeof text === "string" && text.length > 0) yield contentDelta(text);
+              if (typeof text === "string" && text.length > 0) yield textEvent(text);
             }
             break;
           case "input_json_delta":
             if (kind >= 0) {
               const json = delta["partial_json"];
-              if (typeof json === "string" && json.length > 0) yield toolCallDelta(kind, "", "", json);
+              if (typeof json === "string" && json.length > 0) yield toolCallEvent(kind, "", "", json);
             }
             break;
           case "thinking_delta":
             if (kind === thinkingBlock) {
               const thinking = delta["thinking"];
-              if (typeof thinking === "string" && thinking.length > 0) yield reasoningDelta(thinking);
+              if (typeof thinking === "string" && thinking.length > 0) yield reasoningEvent(thinking);
             }
             break;
           default:
@@ -98,13 +95,13 @@ export async function* translateAnthropicStream(
           case "text": {
             blocks[at] = textBlock;
             const text = block["text"];
-            if (typeof text === "string" && text.length > 0) yield contentDelta(text);
+            if (typeof text === "string" && text.length > 0) yield textEvent(text);
             break;
           }
           case "thinking": {
             blocks[at] = thinkingBlock;
             const thinking = block["thinking"];
-            if (typeof thinking === "string" && thinking.length > 0) yield reasoningDelta(thinking);
+            if (typeof thinking === "string" && thinking.length > 0) yield reasoningEvent(thinking);
             break;
           }
           case "tool_use": {
@@ -117,7 +114,7 @@ export async function* translateAnthropicStream(
             // The input is `{}` at the start of a streamed block; should a provider ever
             // send it whole here, it is the first fragment of the arguments.
             const initial = isObject(input) && Object.keys(input).length > 0 ? JSON.stringify(input) : "";
-            yield toolCallDelta(callIndex, id, toolName, initial);
+            yield toolCallEvent(callIndex, id, toolName, initial);
             break;
           }
           default:
@@ -135,9 +132,7 @@ export async function* translateAnthropicStream(
         }
         foldUsage(usage, message["usage"]);
         started = true;
-        yield create(StreamCompleteResponseSchema, {
-          event: { case: "start", value: { id: message["id"], model: message["model"], provider: wire.provider } },
-        });
+        yield startEvent(message["id"], message["model"], wire.provider);
         break;
       }
       case "message_delta": {
@@ -149,9 +144,7 @@ export async function* translateAnthropicStream(
       }
       case "message_stop":
         if (!started) throw wire.malformed("message_stop before message_start");
-        yield create(StreamCompleteResponseSchema, {
-          event: { case: "done", value: { finishReason: finishReasonOf(stopReason), usage: toUsage(usage) } },
-        });
+        yield doneEvent(finishReasonOf(stopReason), toUsage(usage));
         return;
       case "error":
         throw streamErrorEvent(wire.provider, data ?? parseLoose(event));
@@ -187,18 +180,4 @@ function index(data: Record<string, unknown>, wire: WireFailures): number {
   const at = data["index"];
   if (typeof at !== "number" || !Number.isInteger(at) || at < 0) throw wire.malformed("content block without index");
   return at;
-}
-
-function contentDelta(text: string): StreamCompleteResponse {
-  return create(StreamCompleteResponseSchema, { event: { case: "delta", value: { text } } });
-}
-
-function reasoningDelta(text: string): StreamCompleteResponse {
-  return create(StreamCompleteResponseSchema, { event: { case: "reasoningDelta", value: { text } } });
-}
-
-function toolCallDelta(index: number, id: string, name: string, args: string): StreamCompleteResponse {
-  return create(StreamCompleteResponseSchema, {
-    event: { case: "toolCallDelta", value: { index, id, name, arguments: args } },
-  });
 }

@@ -1,13 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
-import { CompleteResponseSchema, type CompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
+import type { CompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
 import {
-  ContentPartSchema,
   FinishReason,
-  MessageSchema,
   Role,
-  ToolCallSchema,
-  UsageSchema,
   type ContentPart,
   type ToolCall,
   type Usage,
@@ -53,12 +48,14 @@ export function mapUsage(usage: unknown): Usage {
     prompt_tokens_details?: { cached_tokens?: unknown } | null;
     completion_tokens_details?: { reasoning_tokens?: unknown } | null;
   };
-  return create(UsageSchema, {
+  return {
+    $typeName: "sluice.v1.Usage",
     inputTokens: count(u.prompt_tokens),
     outputTokens: count(u.completion_tokens),
     cachedInputTokens: count(u.prompt_tokens_details?.cached_tokens),
     reasoningTokens: count(u.completion_tokens_details?.reasoning_tokens),
-  });
+    cacheWriteInputTokens: 0,
+  };
 }
 
 /** The completion id, or one made by Sluice when a server sends none (the contract allows it). */
@@ -129,27 +126,44 @@ export function translateCompletion(body: unknown, call: { readonly model: strin
   const content: ContentPart[] = [];
   const text = contentText(message.content);
   const refusal = str(message.refusal);
-  if (text !== "") content.push(create(ContentPartSchema, { part: { case: "text", value: text } }));
-  if (refusal !== "") content.push(create(ContentPartSchema, { part: { case: "text", value: refusal } }));
+  if (text !== "") content.push(textPart(text));
+  if (refusal !== "") content.push(textPart(refusal));
 
   const toolCalls: ToolCall[] = [];
   if (Array.isArray(message.tool_calls)) {
     for (const call of message.tool_calls as WireToolCall[]) {
       // Only function tools are ever offered; anything else (custom tools) cannot be answered.
       if (call === null || typeof call !== "object" || (call.type !== undefined && call.type !== "function")) continue;
-      toolCalls.push(
-        create(ToolCallSchema, { id: str(call.id), name: str(call.function?.name), arguments: str(call.function?.arguments) }),
-      );
+      toolCalls.push({
+        $typeName: "sluice.v1.ToolCall",
+        id: str(call.id),
+        name: str(call.function?.name),
+        arguments: str(call.function?.arguments),
+      });
     }
   }
 
   const finish = typeof choice?.finish_reason === "string" ? choice.finish_reason : undefined;
-  return create(CompleteResponseSchema, {
+  // Plain objects rather than create(), as in stream.ts: the generated types check every field.
+  return {
+    $typeName: "sluice.v1.CompleteResponse",
     id: completionId(completion.id),
     model: typeof completion.model === "string" && completion.model !== "" ? completion.model : call.model,
     provider: failures.provider,
-    message: create(MessageSchema, { role: Role.ASSISTANT, content, toolCalls, reasoning: reasoningText(message) }),
+    message: {
+      $typeName: "sluice.v1.Message",
+      role: Role.ASSISTANT,
+      content,
+      toolCalls,
+      toolCallId: "",
+      name: "",
+      reasoning: reasoningText(message),
+    },
     finishReason: mapFinishReason(finish, refusal !== ""),
     usage: mapUsage(completion.usage),
-  });
+  };
+}
+
+function textPart(text: string): ContentPart {
+  return { $typeName: "sluice.v1.ContentPart", part: { case: "text", value: text } };
 }
