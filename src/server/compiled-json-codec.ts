@@ -119,6 +119,14 @@ export function createJsonCodec(
   };
 }
 
+/** A method's request and response codecs, as the fast lanes keep them per route. */
+export function createMethodJsonCodecs(
+  method: { readonly input: DescMessage; readonly output: DescMessage },
+  options: Partial<JsonReadOptions & JsonWriteOptions>,
+): { readonly inputJson: MessageJsonCodec; readonly outputJson: MessageJsonCodec } {
+  return { inputJson: createJsonCodec(method.input, options), outputJson: createJsonCodec(method.output, options) };
+}
+
 /** Thrown inside a plan when protobuf-es must decide; never escapes the codec. */
 const bail: unique symbol = Symbol("sluice.json.bail");
 

@@ -20,7 +20,7 @@ import {
   timeoutFromHeader,
 } from "./fast-lane-call.js";
 import { drained, endStreamEnvelope, envelopeText, parseBinary, readSingleMessage } from "./enveloped-messages.js";
-import { createJsonCodec, type MessageJsonCodec } from "./compiled-json-codec.js";
+import { createMethodJsonCodecs, type MessageJsonCodec } from "./compiled-json-codec.js";
 import { createBinaryWriter, type BinaryMessageWriter } from "./compiled-binary-writer.js";
 
 export interface ConnectStreamFastLaneOptions {
@@ -71,8 +71,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
       method,
       input: method.input,
       output: method.output,
-      inputJson: createJsonCodec(method.input, jsonOptions),
-      outputJson: createJsonCodec(method.output, jsonOptions),
+      ...createMethodJsonCodecs(method, jsonOptions),
       outputBinary: createBinaryWriter(method.output),
       invoke: createStreamInvoker(route, options.interceptors),
     });

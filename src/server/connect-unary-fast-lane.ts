@@ -26,7 +26,7 @@ import {
   timeoutFromHeader,
   interceptorRequest,
 } from "./fast-lane-call.js";
-import { createJsonCodec, type MessageJsonCodec } from "./compiled-json-codec.js";
+import { createMethodJsonCodecs, type MessageJsonCodec } from "./compiled-json-codec.js";
 
 /** A unary RPC the fast lane may serve: its descriptor and the same implementation the router has. */
 export interface UnaryRoute {
@@ -96,8 +96,7 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
       method,
       input: method.input,
       output: method.output,
-      inputJson: createJsonCodec(method.input, jsonOptions),
-      outputJson: createJsonCodec(method.output, jsonOptions),
+      ...createMethodJsonCodecs(method, jsonOptions),
       invoke,
     });
   }

@@ -422,28 +422,23 @@ export function createResilientCaller(deps: ResilientCallerDeps) {
       const route = routeInfo(candidate, requested, progress.attempts);
       route.hedged = attempt.hedged;
       let settled = false;
-      try {
-        for (const event of opened.held) {
-          if (event.event.case === "done") {
-            event.event.value.route = route;
-            setRouteHeaders(context.responseTrailer, route);
-            ticket.success();
-            settled = true;
-          }
-          yield event;
+      /** The final event carries the route; it settles the breaker ticket as a success. */
+      const onEvent = (event: StreamCompleteResponse): StreamCompleteResponse => {
+        if (event.event.case === "done") {
+          event.event.value.route = route;
+          setRouteHeaders(context.responseTrailer, route);
+          ticket.success();
+          settled = true;
         }
+        return event;
+      };
+      try {
+        for (const event of opened.held) yield onEvent(event);
         for (;;) {
           const next = await iterator.next();
           if (next.done) break;
           attemptSignal.eventArrived();
-          const event = next.value;
-          if (event.event.case === "done") {
-            event.event.value.route = route;
-            setRouteHeaders(context.responseTrailer, route);
-            ticket.success();
-            settled = true;
-          }
-          yield event;
+          yield onEvent(next.value);
         }
       } catch (err) {
         const failure = attemptSignal.timedOut ?? err;
