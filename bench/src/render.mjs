@@ -2,7 +2,7 @@
 //   node src/render.mjs results/<date>-<sha>.json
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { writeReport } from "./report/write-report.mjs";
+import { subfolderOf, writeReport } from "./report/write-report.mjs";
 
 const file = process.argv[2];
 if (!file) {
@@ -10,7 +10,7 @@ if (!file) {
   process.exit(2);
 }
 const raw = JSON.parse(readFileSync(file, "utf8"));
-// writeReport adds quick/ for quick runs itself: hand it the results root.
-const resultsDir = raw.settings.mode === "quick" ? join(dirname(file), "..") : dirname(file);
+// writeReport adds quick/ or partial/ itself: hand it the results root.
+const resultsDir = subfolderOf(raw.settings) ? join(dirname(file), "..") : dirname(file);
 const { mdPath } = writeReport({ resultsDir, ...raw });
 console.log(mdPath);

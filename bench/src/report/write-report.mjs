@@ -1,6 +1,7 @@
 // Assembles the markdown report and its SVG charts, and writes them with the raw results:
 //   results/<date>-<sha>.md, results/<date>-<sha>-<chart>.svg, results/<date>-<sha>.json, results/latest.md
-// Quick (smoke) runs go to results/quick/ instead, so they never replace a real run's latest.md.
+// Quick (smoke) runs go to results/quick/ and partial runs (--only, --targets) to results/partial/ instead, so
+// neither replaces a full run's report or latest.md (a partial run at the same commit would overwrite its files).
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { capacitySection } from "./section-capacity.mjs";
@@ -9,6 +10,7 @@ import { latencySection } from "./section-latency.mjs";
 import { profileSection } from "./section-profile.mjs";
 import { streamingSection } from "./section-streaming.mjs";
 import { throughputSection } from "./section-throughput.mjs";
+import { SCENARIOS } from "../settings.mjs";
 
 const SECTIONS = {
   latency: latencySection,
@@ -19,7 +21,8 @@ const SECTIONS = {
 };
 
 export function writeReport({ resultsDir, env, settings, targets, results, stderrTails = [], profileFile }) {
-  const dir = settings.mode === "quick" ? join(resultsDir, "quick") : resultsDir;
+  const subfolder = subfolderOf(settings);
+  const dir = join(resultsDir, subfolder);
   mkdirSync(dir, { recursive: true });
   const stem = `${env.date.slice(0, 10)}-${env.gitSha}${env.gitDirty ? "-dirty" : ""}`;
   const sections = [];
@@ -47,10 +50,19 @@ export function writeReport({ resultsDir, env, settings, targets, results, stder
   writeFileSync(mdPath, `${report}\n`);
   copyFileSync(mdPath, join(dir, "latest.md"));
   const publicTargets = targets.map(({ id, label, role, proto, floor, skip }) => ({ id, label, role, proto, floor, skip }));
-  const raw = { env, settings: { ...settings, targetFilter: undefined }, targets: publicTargets, results, stderrTails };
+  const raw = { env, settings: { ...settings, targetFilter: undefined, subfolder }, targets: publicTargets, results, stderrTails };
   writeFileSync(join(dir, `${stem}.json`), `${JSON.stringify(raw, null, 1)}\n`);
   if (profileFile) copyFileSync(profileFile, join(dir, `${stem}.cpuprofile`));
   return { mdPath, dir, stem };
+}
+
+/** "" for a full run, "quick" for a smoke run, "partial" for one that left scenarios or targets out. */
+export function subfolderOf(settings) {
+  // Re-rendered raw results say where they were written (their target filter is not kept).
+  if (typeof settings.subfolder === "string") return settings.subfolder;
+  if (settings.mode === "quick") return "quick";
+  const partial = (settings.scenarios && settings.scenarios.length < SCENARIOS.length) || (settings.targetFilter && settings.targetFilter.size > 0);
+  return partial ? "partial" : "";
 }
 
 /** What the servers wrote to stderr (e.g. MaxListenersExceededWarning): often the first hint of a leak. */
