@@ -1,5 +1,6 @@
 import { ScalarType, toBinary, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { isScalarZeroValue } from "@bufbuild/protobuf/reflect";
+import { envelope } from "./enveloped-messages.js";
 
 /** One message type's protobuf binary encoding, byte for byte what protobuf-es's `toBinary` writes. */
 export interface BinaryMessageWriter {
@@ -43,6 +44,7 @@ export function createBinaryWriter(schema: DescMessage, hooks: BinaryWriterHooks
 
   const root = planOf(schema);
   // A nested type without a plan only shows when a message of it is set: planOf is re-read then.
+  // Nested message sizes and string byte lengths, in the order the write pass needs them.
   const sizes: number[] = [];
 
   return {
@@ -62,17 +64,9 @@ export function createBinaryWriter(schema: DescMessage, hooks: BinaryWriterHooks
         }
       }
       hooks.onFallback?.();
-      return envelopeBytes(toBinary(schema, message as never), flags);
+      return envelope(toBinary(schema, message as never), flags);
     },
   };
-}
-
-function envelopeBytes(bytes: Uint8Array, flags: number): Buffer {
-  const frame = Buffer.allocUnsafe(5 + bytes.byteLength);
-  frame[0] = flags;
-  frame.writeUInt32BE(bytes.byteLength, 1);
-  frame.set(bytes, 5);
-  return frame;
 }
 
 /** Thrown inside a plan when protobuf-es must write the message; never escapes the writer. */
@@ -280,7 +274,9 @@ function valueSize(field: FieldPlan, value: unknown, sizes: number[], planOf: Pl
   switch (field.kind) {
     case Kind.String: {
       if (typeof value !== "string") throw bail;
+      // Recorded like a message's size: the write pass reads it instead of measuring again.
       const length = Buffer.byteLength(value, "utf8");
+      sizes.push(length);
       return varintSize(length) + length;
     }
     case Kind.Bytes:
@@ -330,7 +326,7 @@ function valueSize(field: FieldPlan, value: unknown, sizes: number[], planOf: Pl
 
 interface Cursor {
   at: number;
-  /** The next entry of `sizes` to read. */
+  /** The next entry of `sizes` (message sizes and string byte lengths, in write order) to read. */
   size: number;
 }
 
@@ -352,10 +348,9 @@ function writeValue(field: FieldPlan, value: unknown, out: Buffer, cursor: Curso
   for (let i = 0; i < tag.length; i++) out[cursor.at++] = tag[i]!;
   switch (field.kind) {
     case Kind.String: {
-      const text = value as string;
-      const length = Buffer.byteLength(text, "utf8");
+      const length = sizes[cursor.size++]!;
       writeVarint(out, cursor, length);
-      cursor.at += out.write(text, cursor.at, length, "utf8");
+      cursor.at += out.write(value as string, cursor.at, length, "utf8");
       return;
     }
     case Kind.Bytes: {

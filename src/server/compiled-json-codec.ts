@@ -45,7 +45,6 @@ export function createJsonCodec(
   hooks: JsonCodecHooks = {},
 ): MessageJsonCodec {
   const { onFallback } = hooks;
-  const readOptions = options;
   const ignoreUnknown = options.ignoreUnknownFields === true;
   const recursionLimit = options.recursionLimit ?? 100;
   const writeCompiles =
@@ -58,8 +57,8 @@ export function createJsonCodec(
   function readerOf(desc: DescMessage): MessageReader {
     let reader = readers.get(desc);
     if (reader === undefined) {
-      // Set before compiling: recursive types find their own (lazy) entry.
-      reader = compileReader(desc, { readerOf, ignoreUnknown, recursionLimit, readOptions });
+      // Plans look nested types up when they read one, so a recursive type finds its own entry by then.
+      reader = compileReader(desc, { readerOf, ignoreUnknown, recursionLimit, readOptions: options });
       readers.set(desc, reader);
     }
     return reader;

@@ -151,8 +151,7 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
     };
     // Unary Connect sends trailers as `trailer-`-prefixed headers; without any, the headers
     // go out as they are (no merged Headers copy per call — every call sets route headers).
-    // The handler context makes a trailer object for every call (the response carries it), mostly empty.
-    if (trailer !== undefined && hasEntries(trailer)) trailerMux(header ?? new Headers(), trailer).forEach(copy);
+    if (trailer !== undefined) trailerMux(header ?? new Headers(), trailer).forEach(copy);
     else header?.forEach(copy);
     outgoing["content-type"] = "application/json";
     outgoing["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);

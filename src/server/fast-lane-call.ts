@@ -57,7 +57,10 @@ export interface FastCall {
   readonly context: HandlerContext;
   /** Response headers the implementation or an interceptor set, if any (none: no Headers object was made). */
   responseHeaders(): Headers | undefined;
-  /** Response trailers set, if any. */
+  /**
+   * Response trailers set, if any. Undefined also when the trailer object was only read:
+   * every response hands it to the interceptors, so it exists for most calls, empty.
+   */
   responseTrailers(): Headers | undefined;
   /** Releases the timer and listeners; the call's signal is left as it is (not aborted). */
   end(): void;
@@ -183,7 +186,8 @@ class FastCallContext implements HandlerContext, FastCall {
   }
 
   responseTrailers(): Headers | undefined {
-    return this.responseTrailerCache;
+    const trailers = this.responseTrailerCache;
+    return trailers !== undefined && hasEntries(trailers) ? trailers : undefined;
   }
 
   end(): void {

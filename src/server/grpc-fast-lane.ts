@@ -18,7 +18,6 @@ import { createBinaryWriter, type BinaryMessageWriter } from "./compiled-binary-
 import {
   chainInterceptors,
   createActiveCalls,
-  hasEntries,
   createStreamInvoker,
   interceptorRequest,
   startFastCall,
@@ -175,8 +174,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
     sendHeaders();
     const set = call.responseTrailers();
     let trailers: http2.OutgoingHttpHeaders = okTrailers;
-    // Most unary calls set no trailer: the context's (empty) trailer object is not copied then.
-    if (error !== undefined || (set !== undefined && hasEntries(set))) {
+    if (error !== undefined || set !== undefined) {
       trailers = {};
       setTrailerStatus(new Headers(set), error).forEach((value, key) => {
         trailers[key] = value;

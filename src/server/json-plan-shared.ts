@@ -5,6 +5,11 @@ import type { DescMessage, JsonValue, Message } from "@bufbuild/protobuf";
 /** Thrown inside a plan when protobuf-es must decide; never escapes the codec. */
 export const bail: unique symbol = Symbol("sluice.json.bail");
 
+/** The plan for what a plan never takes: protobuf-es decides every time. */
+export function alwaysBail(): never {
+  throw bail;
+}
+
 export type MessageReader = (json: unknown, depth: number) => Message;
 export type MessageWriter = (message: Message) => JsonValue;
 export type AnyRecord = Record<string, unknown>;

@@ -10,7 +10,7 @@ import {
   type Message,
 } from "@bufbuild/protobuf";
 import { getTextEncoding } from "@bufbuild/protobuf/wire";
-import { bail, int32Max, int32Min, needsProtobufEs, uint32Max, type AnyRecord, type MessageReader } from "./json-plan-shared.js";
+import { alwaysBail, bail, int32Max, int32Min, needsProtobufEs, uint32Max, type AnyRecord, type MessageReader } from "./json-plan-shared.js";
 
 /** Reading proto3 JSON into a message by per-type plans (compiled-json-codec.ts explains when they bail). */
 
@@ -93,15 +93,14 @@ function fieldReader(field: DescField, deps: ReaderDeps): FieldReader {
     }
     case "message": {
       const messageDesc = field.message;
+      const value = messageValueReader(messageDesc, deps);
       if (field.oneof) {
         const oneofName = field.oneof.localName;
-        const value = messageValueReader(messageDesc, deps);
         return (target, json, depth) => {
           if (json === null) throw bail;
           target[oneofName] = { case: name, value: value(json, depth + 1) };
         };
       }
-      const value = messageValueReader(messageDesc, deps);
       return (target, json, depth) => {
         // null resets a message field — except google.protobuf.Value, where it is a value.
         if (json === null) {
@@ -123,9 +122,7 @@ function fieldReader(field: DescField, deps: ReaderDeps): FieldReader {
     case "map": {
       // Only string keys with scalar values are planned; other maps are rare enough for protobuf-es.
       if (field.mapKey !== ScalarType.STRING || field.mapKind !== "scalar") {
-        return () => {
-          throw bail;
-        };
+        return alwaysBail;
       }
       const value = scalarReader(field.scalar);
       return (target, json) => {
@@ -162,9 +159,7 @@ function listItemReader(field: DescField & { fieldKind: "list" }, deps: ReaderDe
       const messageDesc = field.message;
       // A null item is an error, except in a list of google.protobuf.Value (where it is a value).
       if (messageDesc.typeName === "google.protobuf.Value") {
-        return () => {
-          throw bail;
-        };
+        return alwaysBail;
       }
       const value = messageValueReader(messageDesc, deps);
       return (json, depth) => {
@@ -183,9 +178,7 @@ function listItemReader(field: DescField & { fieldKind: "list" }, deps: ReaderDe
 function messageValueReader(desc: DescMessage, deps: ReaderDeps): (json: unknown, depth: number) => unknown {
   if (desc.typeName === "google.protobuf.Struct") return (json, depth) => structLocal(json, depth, deps.recursionLimit);
   if (isWrapperTypeName(desc.typeName)) {
-    return () => {
-      throw bail;
-    };
+    return alwaysBail;
   }
   return (json, depth) => deps.readerOf(desc)(json, depth);
 }
@@ -255,17 +248,13 @@ function scalarReader(scalar: ScalarType): (json: unknown) => unknown {
       };
     default:
       // float (range rules), 64-bit integers (bigint or string forms), bytes (base64).
-      return () => {
-        throw bail;
-      };
+      return alwaysBail;
   }
 }
 
 function enumReader(desc: DescEnum): (json: unknown) => number {
   if (desc.typeName === "google.protobuf.NullValue") {
-    return () => {
-      throw bail;
-    };
+    return alwaysBail;
   }
   const byName = new Map(desc.values.map((value) => [value.name, value.number]));
   const known = new Set(desc.values.map((value) => value.number));

@@ -1,7 +1,7 @@
 import { ScalarType, toJson, type DescEnum, type DescField, type DescMessage, type JsonValue, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
 import { isScalarZeroValue } from "@bufbuild/protobuf/reflect";
 import { base64Encode } from "@bufbuild/protobuf/wire";
-import { bail, needsProtobufEs, type AnyRecord, type MessageWriter } from "./json-plan-shared.js";
+import { alwaysBail, bail, needsProtobufEs, type AnyRecord, type MessageWriter } from "./json-plan-shared.js";
 
 /** Writing a message as proto3 JSON by per-type plans (compiled-json-codec.ts explains when they bail). */
 
@@ -69,9 +69,7 @@ function fieldWriter(field: DescField, deps: WriterDeps): FieldWriter {
     case "map": {
       // Other key types are written in their canonical form ("007" → "7"): protobuf-es decides.
       if (field.mapKey !== ScalarType.STRING) {
-        return () => {
-          throw bail;
-        };
+        return alwaysBail;
       }
       const value =
         field.mapKind === "scalar"
@@ -128,9 +126,7 @@ function listItemWriter(field: DescField & { fieldKind: "list" }, deps: WriterDe
  */
 function messageValueWriter(desc: DescMessage, deps: WriterDeps): (item: unknown) => JsonValue {
   if (desc.typeName.startsWith("google.protobuf.")) {
-    return () => {
-      throw bail;
-    };
+    return alwaysBail;
   }
   return (item) => deps.writerOf(desc)(item as Message);
 }
@@ -183,9 +179,7 @@ function scalarWriter(scalar: ScalarType): (value: unknown) => JsonValue {
 
 function enumWriter(desc: DescEnum): (value: unknown) => JsonValue {
   if (desc.typeName === "google.protobuf.NullValue") {
-    return () => {
-      throw bail;
-    };
+    return alwaysBail;
   }
   const names = new Map(desc.values.map((value) => [value.number, value.name]));
   return (value) => {

@@ -1,17 +1,14 @@
 import type { Dispatcher } from "undici";
 import type { ConnectError } from "@connectrpc/connect";
+import { AnswerHandler, type AnswerOwner } from "./answer-handler.js";
 
-/** Error bodies are read up to this size: enough for any provider message, bounded against abuse. */
-export const maxErrorBodyBytes = 64 * 1024;
 /** The most a finished stream's leftover is read for: past it, closing the socket is cheaper. */
 const maxDrainBytes = 64 * 1024;
 /** Unread bytes past which the upstream socket is paused (a slow caller), and resumed below half. */
 const highWaterBytes = 64 * 1024;
 
 /** What a stream answer needs from its client: the failure table's errors, and the set of bodies being drained. */
-export interface StreamAnswerOwner {
-  failedAnswer(status: number, headers: Dispatcher.ResponseData["headers"], text: string | undefined): ConnectError;
-  networkError(err: unknown, signal: AbortSignal): ConnectError;
+export interface StreamAnswerOwner extends AnswerOwner {
   readonly draining: Set<StreamAnswer>;
 }
 
@@ -32,94 +29,66 @@ export interface StreamAnswer {
   destroy(): void;
 }
 
-/** Shared: one options object for every abort listener. */
-const onceListener = Object.freeze({ once: true });
 const doneResult: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
+type Waiting = { resolve: (result: IteratorResult<Uint8Array>) => void; reject: (error: unknown) => void };
+
 /**
- * One streaming upstream call as an undici dispatch handler — and its body's async
- * iterator, and the abort listener on the caller's signal: one object per stream instead of
+ * One streaming upstream call as an undici dispatch handler (answer-handler.ts: abort,
+ * error answers) — and its body's async iterator: one object per stream instead of
  * `pool.request`'s request wrapper, Readable body, its async iterator and end-of-stream
  * listeners (~3 KB a stream held open, and a Readable push, event and promise per chunk).
  * `opened` settles when the answer's headers arrive: with this object for a 2xx answer,
- * else with the failure table's error (its body read as far as `maxErrorBodyBytes`).
- * Tests: the OpenAI and Anthropic provider suites (replay, cuts, cancel, keep-alive reuse,
- * slow readers) and upstream-client.test.ts.
+ * else with the failure table's error.
+ * Tests: stream-answer.test.ts, and the OpenAI and Anthropic provider suites (replay, cuts,
+ * cancel, keep-alive reuse).
  */
-export class StreamAnswerHandler implements Dispatcher.DispatchHandler, StreamAnswer, AsyncIterator<Uint8Array> {
+export class StreamAnswerHandler extends AnswerHandler implements StreamAnswer, AsyncIterator<Uint8Array> {
   readonly opened: Promise<StreamAnswerHandler>;
-  status = 0;
-  headers: Dispatcher.ResponseData["headers"] = {};
   private resolveOpen!: (answer: StreamAnswerHandler) => void;
   private rejectOpen!: (error: unknown) => void;
-  private controller: Dispatcher.DispatchController | undefined = undefined;
   /** Chunks that arrived before the consumer asked for them. */
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
   private paused = false;
   /** The consumer's pending `next()`. */
-  private waiting: { resolve: (result: IteratorResult<Uint8Array>) => void; reject: (error: unknown) => void } | undefined = undefined;
+  private waiting: Waiting | undefined = undefined;
   private ended = false;
   private failure: unknown = undefined;
   /** The consumer stopped: what still arrives is read and dropped (draining) or the request was aborted. */
   private stopped = false;
   private drainedBytes = 0;
   private isComplete: () => boolean = () => false;
-  /** Non-2xx: the error body, bounded. */
-  private errorChunks: Buffer[] | undefined = undefined;
-  private errorBytes = 0;
 
   constructor(
-    private readonly owner: StreamAnswerOwner,
-    private readonly signal: AbortSignal,
+    protected override readonly owner: StreamAnswerOwner,
+    signal: AbortSignal,
   ) {
+    super(owner, signal);
     this.opened = new Promise((resolve, reject) => {
       this.resolveOpen = resolve;
       this.rejectOpen = reject;
     });
-    signal.addEventListener("abort", this, onceListener);
   }
 
-  /** The caller's signal aborted: the upstream request goes at once, wherever it is. */
-  handleEvent(): void {
-    this.controller?.abort(this.signal.reason);
+  override onRequestStart(controller: Dispatcher.DispatchController): void {
+    super.onRequestStart(controller);
+    // Given up while queued in the pool.
+    if (!this.signal.aborted && this.stopped) this.abortUpstream();
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    // Aborted (or given up) while queued in the pool.
-    if (this.signal.aborted) controller.abort(this.signal.reason);
-    else if (this.stopped) this.abortUpstream();
+  protected answerStarted(): void {
+    this.resolveOpen(this);
   }
 
-  onResponseStart(
-    _controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-  ): void {
-    this.status = statusCode;
-    this.headers = headers as Dispatcher.ResponseData["headers"];
-    if (statusCode >= 200 && statusCode < 300) this.resolveOpen(this);
-    else this.errorChunks = [];
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.errorChunks !== undefined) {
-      if (this.errorBytes < maxErrorBodyBytes) this.errorChunks.push(chunk);
-      this.errorBytes += chunk.byteLength;
-      return;
-    }
+  protected answerData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.stopped) {
       this.drainedBytes += chunk.byteLength;
       if (this.drainedBytes > maxDrainBytes) controller.abort(new Error("leftover after the terminal event is too long"));
       return;
     }
-    const waiting = this.waiting;
-    if (waiting !== undefined) {
-      this.waiting = undefined;
-      waiting.resolve({ done: false, value: chunk });
-      return;
-    }
+    const waiting = this.takeWaiting();
+    if (waiting !== undefined) return waiting.resolve({ done: false, value: chunk });
     this.queue.push(chunk);
     this.queuedBytes += chunk.byteLength;
     if (this.queuedBytes >= highWaterBytes && !this.paused) {
@@ -128,38 +97,31 @@ export class StreamAnswerHandler implements Dispatcher.DispatchHandler, StreamAn
     }
   }
 
-  onResponseEnd(): void {
-    this.finish();
-    if (this.errorChunks !== undefined) {
-      const text = Buffer.concat(this.errorChunks, Math.min(this.errorBytes, maxErrorBodyBytes)).toString("utf8");
-      this.rejectOpen(this.owner.failedAnswer(this.status, this.headers, text));
-      return;
-    }
+  protected answerEnded(): void {
     this.ended = true;
-    const waiting = this.waiting;
-    if (waiting !== undefined) {
-      this.waiting = undefined;
-      waiting.resolve(doneResult);
-    }
+    this.takeWaiting()?.resolve(doneResult);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.finish();
-    if (this.status === 0) {
-      this.rejectOpen(this.owner.networkError(err, this.signal));
-      return;
-    }
-    if (this.errorChunks !== undefined) {
-      // An error answer whose body broke off is still that error (unless the caller left).
-      this.rejectOpen(this.signal.aborted ? this.owner.networkError(err, this.signal) : this.owner.failedAnswer(this.status, this.headers, undefined));
-      return;
-    }
+  protected answerBroke(err: Error): void {
     this.failure = err;
+    this.takeWaiting()?.reject(err);
+  }
+
+  protected failed(error: ConnectError): void {
+    this.rejectOpen(error);
+  }
+
+  /** The request is over: out of the draining set too. */
+  protected override finish(): void {
+    super.finish();
+    this.owner.draining.delete(this);
+  }
+
+  /** The consumer's pending read, handed over once. */
+  private takeWaiting(): Waiting | undefined {
     const waiting = this.waiting;
-    if (waiting !== undefined) {
-      this.waiting = undefined;
-      waiting.reject(err);
-    }
+    this.waiting = undefined;
+    return waiting;
   }
 
   // ---- the body, for its one consumer ----
@@ -228,11 +190,5 @@ export class StreamAnswerHandler implements Dispatcher.DispatchHandler, StreamAn
   private abortUpstream(): void {
     const reason = new Error("the stream's consumer stopped before its end");
     if (this.controller !== undefined) this.controller.abort(reason);
-  }
-
-  /** The request is over: stop listening to the caller and leave the draining set. */
-  private finish(): void {
-    this.signal.removeEventListener("abort", this);
-    this.owner.draining.delete(this);
   }
 }

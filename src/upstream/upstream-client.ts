@@ -4,7 +4,8 @@ import { UpstreamError } from "../errors/gateway-error.js";
 import { classifyHttpFailure, classifyNetworkError, errorCode, failures } from "../errors/failure-table.js";
 import { headerGetter, parseRetryAfterMs, parseShouldRetry } from "../errors/retry-after.js";
 import type { ProviderTimeouts } from "../config/schema.js";
-import { StreamAnswerHandler, maxErrorBodyBytes, type StreamAnswer, type StreamAnswerOwner } from "./stream-answer.js";
+import { AnswerHandler } from "./answer-handler.js";
+import { StreamAnswerHandler, type StreamAnswer, type StreamAnswerOwner } from "./stream-answer.js";
 
 /** What a provider's error body says, read by the adapter (provider-specific shapes). */
 export interface ProviderErrorFacts {
@@ -27,9 +28,6 @@ export interface UpstreamClientOptions {
   readonly readError: (body: unknown) => ProviderErrorFacts;
 }
 
-
-/** Shared: one options object for every abort listener. */
-const onceListener = Object.freeze({ once: true });
 
 /**
  * One keep-alive undici Pool per upstream origin, reused by every request to it. Sends a
@@ -103,7 +101,6 @@ export class UpstreamClient implements StreamAnswerOwner {
     if (signal.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
       const handler = new JsonAnswerHandler(this, signal, resolve, reject);
-      signal.addEventListener("abort", handler, onceListener);
       this.pool.dispatch({ method: "POST", path: this.basePath + path + this.search, headers, body }, handler);
     });
   }
@@ -225,80 +222,45 @@ export function abortError(signal: AbortSignal): ConnectError {
   return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, reason);
 }
 
-/**
- * One unary answer read whole and parsed as JSON, as an undici dispatch handler (and the
- * abort listener on the caller's signal): a class, so a call allocates one object rather
- * than a closure per callback.
- */
-class JsonAnswerHandler implements Dispatcher.DispatchHandler {
+/** One unary answer read whole and parsed as JSON (answer-handler.ts does the rest). */
+class JsonAnswerHandler extends AnswerHandler {
   private readonly chunks: Buffer[] = [];
   private size = 0;
-  private status = 0;
-  private headers: Dispatcher.ResponseData["headers"] = {};
-  private controller: Dispatcher.DispatchController | undefined = undefined;
-  private settled = false;
 
   constructor(
     private readonly client: UpstreamClient,
-    private readonly signal: AbortSignal,
+    signal: AbortSignal,
     private readonly resolve: (value: unknown) => void,
     private readonly reject: (reason: unknown) => void,
-  ) {}
-
-  /** The caller's signal aborted. */
-  handleEvent(): void {
-    this.controller?.abort(this.signal.reason);
+  ) {
+    super(client, signal);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    // Aborted while queued in the pool.
-    if (this.signal.aborted) controller.abort(this.signal.reason);
-  }
+  protected answerStarted(): void {}
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    this.status = statusCode;
-    this.headers = headers as Dispatcher.ResponseData["headers"];
-  }
-
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    // An error body is read only as far as its message can be.
-    if (this.isSuccess() || this.size < maxErrorBodyBytes) this.chunks.push(chunk);
+  protected answerData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
     this.size += chunk.byteLength;
   }
 
-  onResponseEnd(): void {
-    if (!this.finish()) return;
-    const { status, client } = this;
-    const text = Buffer.concat(this.chunks, this.isSuccess() ? this.size : Math.min(this.size, maxErrorBodyBytes)).toString("utf8");
-    if (!this.isSuccess()) return this.reject(client.failedAnswer(status, this.headers, text));
+  protected answerEnded(): void {
+    const { chunks } = this;
+    // Most answers arrive in one chunk: no copy then.
+    const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size)).toString("utf8");
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch {
-      return this.reject(client.malformed("response body is not JSON"));
+      return this.reject(this.client.malformed("response body is not JSON"));
     }
     this.resolve(value);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (!this.finish()) return;
-    // An error answer whose body broke off is still that error (as postJson reports it).
-    if (this.status !== 0 && !this.isSuccess() && !this.signal.aborted) {
-      return this.reject(this.client.failedAnswer(this.status, this.headers, undefined));
-    }
+  protected answerBroke(err: Error): void {
     this.reject(this.client.networkError(err, this.signal));
   }
 
-  private isSuccess(): boolean {
-    return this.status >= 200 && this.status < 300;
-  }
-
-  /** True the first time: the call settles once, and stops listening to the caller's signal. */
-  private finish(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    this.signal.removeEventListener("abort", this);
-    return true;
+  protected failed(error: ConnectError): void {
+    this.reject(error);
   }
 }
