@@ -2,10 +2,10 @@
  * Sluice's entry point: command line → configuration → logger → services → server →
  * signal handling. Everything it wires is built by factories that tests build the same way.
  */
-import { createSluice, type Sluice } from "./app.js";
+import { createSluice, type Sluice } from "./app/create-sluice.js";
 import { ConfigError, loadConfig } from "./config/load-config.js";
 import type { SluiceConfig } from "./config/schema.js";
-import { parseCliArgs, usage, UsageError, type CliArgs } from "./server/cli-args.js";
+import { parseCliArgs, usage, UsageError, type CliArgs } from "./app/cli-args.js";
 import { createSluiceServer, type SluiceServer } from "./server/create-server.js";
 import { createLogger, type Logger } from "./telemetry/logger.js";
 
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
 
   const logger = createLogger({ level: config.log.level });
   const sluice = createSluice(config, { logger });
-  const server = createSluiceServer({ config, sluice, logger });
+  const server = createSluiceServer({ config, routes: sluice.routes, healthDetails: sluice.healthDetails, logger });
   handleSignals(server, sluice, logger);
 
   let url: string;

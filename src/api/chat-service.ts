@@ -7,7 +7,7 @@ import {
 } from "../../gen/sluice/v1/chat_service_pb.js";
 import type { ModelCatalog } from "../routing/model-catalog.js";
 import type { CallPlanner } from "../routing/call-plan.js";
-import type { ResilientCaller } from "../upstream/resilient-call.js";
+import type { ResilientCaller } from "../resilience/call-runner.js";
 import { UpstreamError } from "../errors/gateway-error.js";
 import { failures } from "../errors/failure-table.js";
 import { validateCompleteRequest } from "./validate-request.js";

@@ -1,5 +1,5 @@
 import type { CompleteRequest } from "../../gen/sluice/v1/chat_service_pb.js";
-import type { Candidate } from "../upstream/resilient-call.js";
+import type { Candidate } from "./candidate.js";
 import type { Deployment, ModelCatalog, ModelRoute } from "./model-catalog.js";
 import { selectRoute } from "./conditional-routes.js";
 import { createStrategy } from "./strategies/create-strategy.js";

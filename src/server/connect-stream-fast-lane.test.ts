@@ -17,14 +17,8 @@ let laneServed: string[];
 const path = "/sluice.v1.ChatService/StreamComplete";
 
 beforeAll(async () => {
-  rig = await startLaneComparison(({ sluice, jsonOptions, maxRequestBytes, shutdownSignal }) =>
-    createConnectStreamFastLane({
-      routes: sluice.streamRoutes,
-      interceptors: sluice.interceptors,
-      maxRequestBytes,
-      jsonOptions,
-      shutdownSignal,
-    }),
+  rig = await startLaneComparison(({ routes, active, jsonOptions, maxRequestBytes }) =>
+    createConnectStreamFastLane({ routes, active, maxRequestBytes, jsonOptions }),
   );
   ({ origin, laneServed } = rig);
 });

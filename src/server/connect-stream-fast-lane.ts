@@ -1,46 +1,21 @@
 import type { Writable } from "node:stream";
-import {
-  type DescMessage,
-  type DescMethodServerStreaming,
-  type JsonReadOptions,
-  type JsonWriteOptions,
-} from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { JsonReadOptions, JsonWriteOptions, Message } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { endStreamToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
-import {
-  createActiveCalls,
-  createStreamInvoker,
-  startFastCall,
-  type FastCall,
-  type FastLane,
-  type NodeRequest,
-  type NodeResponse,
-  type ServerStreamRoute,
-  isIdentityEncoding,
-  timeoutFromHeader,
-} from "./fast-lane-call.js";
-import { drained, endStreamEnvelope, envelopeText, parseBinary, readSingleMessage } from "./enveloped-messages.js";
-import { createMethodJsonCodecs, type MessageJsonCodec } from "./compiled-json-codec.js";
-import { createBinaryWriter, type BinaryMessageWriter } from "./compiled-binary-writer.js";
+import type { MessageJsonCodec } from "../wire/compiled-json-codec.js";
+import { endStreamEnvelope, envelopeText, parseBinary } from "../wire/envelope.js";
+import type { ActiveCalls } from "./active-calls.js";
+import { startFastCall, type FastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
+import { isIdentityEncoding, timeoutFromHeader } from "./lane-headers.js";
+import type { LaneRoutes, StreamLaneRoute } from "./lane-routes.js";
+import { drained, readSingleMessage } from "./read-envelope.js";
 
 export interface ConnectStreamFastLaneOptions {
-  readonly routes: readonly ServerStreamRoute[];
-  /** The same interceptor chain the router applies, outermost first. */
-  readonly interceptors: readonly Interceptor[];
+  /** The route table, prepared once for every lane. */
+  readonly routes: LaneRoutes;
+  readonly active: ActiveCalls;
   readonly maxRequestBytes: number;
   readonly jsonOptions: Partial<JsonReadOptions & JsonWriteOptions>;
-  /** Aborts every call in progress (graceful drain's deadline). */
-  readonly shutdownSignal: AbortSignal;
-}
-
-interface PreparedRoute {
-  readonly method: DescMethodServerStreaming;
-  readonly input: DescMessage;
-  readonly output: DescMessage;
-  readonly inputJson: MessageJsonCodec;
-  readonly outputJson: MessageJsonCodec;
-  readonly outputBinary: BinaryMessageWriter;
-  readonly invoke: ReturnType<typeof createStreamInvoker>;
 }
 
 /** Connect streaming content types: JSON (what curl and browsers send) or binary. */
@@ -63,25 +38,12 @@ const textDecoder = new TextDecoder();
  * Tests: connect-stream-fast-lane.test.ts compares it with connect-node byte for byte.
  */
 export function createConnectStreamFastLane(options: ConnectStreamFastLaneOptions): FastLane {
-  const { maxRequestBytes, jsonOptions } = options;
-  const routes = new Map<string, PreparedRoute>();
-  for (const route of options.routes) {
-    const { method } = route;
-    routes.set(`/${method.parent.typeName}/${method.name}`, {
-      method,
-      input: method.input,
-      output: method.output,
-      ...createMethodJsonCodecs(method, jsonOptions),
-      outputBinary: createBinaryWriter(method.output),
-      invoke: createStreamInvoker(route, options.interceptors),
-    });
-  }
-  const active = createActiveCalls(options.shutdownSignal);
+  const { routes, active, maxRequestBytes, jsonOptions } = options;
 
   return function connectStreamFastLane(req, res) {
     if (req.method !== "POST") return false;
     const route = routes.get(req.url ?? "");
-    if (route === undefined) return false;
+    if (route === undefined || route.kind !== "server_streaming") return false;
     const headers = req.headers;
     const contentType = headers["content-type"];
     if (contentType === undefined) return false;
@@ -97,7 +59,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
     return true;
   };
 
-  async function serve(route: PreparedRoute, binary: boolean, req: NodeRequest, res: NodeResponse, call: FastCall): Promise<void> {
+  async function serve(route: StreamLaneRoute, binary: boolean, req: NodeRequest, res: NodeResponse, call: FastCall): Promise<void> {
     let headersSent = false;
     /** Sends the response headers once, with the first envelope. */
     const sendHeaders = (): void => {
@@ -111,8 +73,8 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
       res.writeHead(200, outgoing);
     };
     const serialize = binary
-      ? (message: unknown) => route.outputBinary.envelope(message as never)
-      : (message: unknown) => envelopeText(route.outputJson.stringify(message as never));
+      ? (message: Message) => route.outputBinary.envelope(message)
+      : (message: Message) => envelopeText(route.outputJson.stringify(message));
     let error: ConnectError | undefined;
     try {
       const input = await readSingleMessage(
@@ -122,7 +84,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
         binary ? (bytes) => parseBinary(route.input, bytes) : (bytes) => parseJson(route.inputJson, bytes),
         { skipEndStream: true },
       );
-      const response = await route.invoke(route.method, req.url ?? "", call, input);
+      const response = await route.invoke(req.url ?? "", call, input);
       for await (const message of response.message) {
         if (res.destroyed) break;
         const frame = serialize(message);
@@ -143,7 +105,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
 }
 
 /** connect's JSON parse of a message, with its error for text that is not the message. */
-function parseJson(codec: MessageJsonCodec, bytes: Uint8Array): unknown {
+function parseJson(codec: MessageJsonCodec, bytes: Uint8Array): Message {
   try {
     return codec.parse(textDecoder.decode(bytes));
   } catch (err) {

@@ -12,14 +12,8 @@ let origin: string;
 let laneServed: string[];
 
 beforeAll(async () => {
-  rig = await startLaneComparison(({ sluice, jsonOptions, maxRequestBytes, shutdownSignal }) =>
-    createConnectUnaryFastLane({
-      routes: sluice.unaryRoutes,
-      interceptors: sluice.interceptors,
-      maxRequestBytes,
-      jsonOptions,
-      shutdownSignal,
-    }),
+  rig = await startLaneComparison(({ routes, active, jsonOptions, maxRequestBytes }) =>
+    createConnectUnaryFastLane({ routes, active, maxRequestBytes, jsonOptions }),
   );
   ({ origin, laneServed } = rig);
 });

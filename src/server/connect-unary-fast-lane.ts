@@ -1,59 +1,18 @@
-import {
-  type DescMessage,
-  type DescMethodUnary,
-  type JsonReadOptions,
-  type JsonWriteOptions,
-} from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  type HandlerContext,
-  type Interceptor,
-  type UnaryRequest,
-  type UnaryResponse,
-} from "@connectrpc/connect";
+import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
-import {
-  chainInterceptors,
-  createActiveCalls,
-  hasEntries,
-  readRequestBody,
-  startFastCall,
-  type FastLane,
-  type NodeRequest,
-  type NodeResponse,
-  isIdentityEncoding,
-  timeoutFromHeader,
-  interceptorRequest,
-} from "./fast-lane-call.js";
-import { createMethodJsonCodecs, type MessageJsonCodec } from "./compiled-json-codec.js";
-
-/** A unary RPC the fast lane may serve: its descriptor and the same implementation the router has. */
-export interface UnaryRoute {
-  readonly method: DescMethodUnary;
-  readonly impl: (request: never, context: HandlerContext) => unknown;
-}
+import type { ActiveCalls } from "./active-calls.js";
+import { startFastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
+import { hasEntries, isIdentityEncoding, timeoutFromHeader } from "./lane-headers.js";
+import type { LaneRoutes, UnaryLaneRoute } from "./lane-routes.js";
+import { readRequestBody } from "./read-body.js";
 
 export interface ConnectUnaryFastLaneOptions {
-  readonly routes: readonly UnaryRoute[];
-  /** The same interceptor chain the router applies, outermost first. */
-  readonly interceptors: readonly Interceptor[];
+  /** The route table, prepared once for every lane. */
+  readonly routes: LaneRoutes;
+  readonly active: ActiveCalls;
   readonly maxRequestBytes: number;
   readonly jsonOptions: Partial<JsonReadOptions & JsonWriteOptions>;
-  /** Aborts every call in progress (graceful drain's deadline). */
-  readonly shutdownSignal: AbortSignal;
-}
-
-export type { FastLane };
-
-interface PreparedRoute {
-  readonly method: DescMethodUnary;
-  readonly input: DescMessage;
-  readonly output: DescMessage;
-  readonly inputJson: MessageJsonCodec;
-  readonly outputJson: MessageJsonCodec;
-  /** The implementation wrapped in the interceptor chain, built once. */
-  readonly invoke: (req: UnaryRequest) => Promise<UnaryResponse>;
 }
 
 const jsonContentType = /^application\/json(?:;\s*charset=utf-?8)?$/i;
@@ -75,38 +34,12 @@ const textDecoder = new TextDecoder();
  * connect-unary-fast-lane.test.ts compares it byte for byte with connect-node.
  */
 export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions): FastLane {
-  const { maxRequestBytes, jsonOptions, shutdownSignal } = options;
-  const routes = new Map<string, PreparedRoute>();
-  for (const route of options.routes) {
-    const { method } = route;
-    const next = async (req: UnaryRequest): Promise<UnaryResponse> => {
-      const context = (req as FastUnaryRequest).context;
-      const message = await (route.impl as (m: unknown, c: HandlerContext) => unknown)(req.message, context);
-      return {
-        stream: false,
-        service: method.parent,
-        method,
-        header: context.responseHeader,
-        trailer: context.responseTrailer,
-        message: message as UnaryResponse["message"],
-      };
-    };
-    const invoke = chainInterceptors(next as (req: UnaryRequest) => Promise<UnaryResponse>, options.interceptors);
-    routes.set(`/${method.parent.typeName}/${method.name}`, {
-      method,
-      input: method.input,
-      output: method.output,
-      ...createMethodJsonCodecs(method, jsonOptions),
-      invoke,
-    });
-  }
-
-  const active = createActiveCalls(shutdownSignal);
+  const { routes, active, maxRequestBytes, jsonOptions } = options;
 
   return function fastLane(req, res) {
     if (req.method !== "POST") return false;
     const route = routes.get(req.url ?? "");
-    if (route === undefined) return false;
+    if (route === undefined || route.kind !== "unary") return false;
     const headers = req.headers;
     const contentType = headers["content-type"];
     if (contentType === undefined || !jsonContentType.test(contentType)) return false;
@@ -119,21 +52,21 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
     return true;
   };
 
-  async function serve(route: PreparedRoute, req: NodeRequest, res: NodeResponse, timeoutMs: number | undefined) {
+  async function serve(route: UnaryLaneRoute, req: NodeRequest, res: NodeResponse, timeoutMs: number | undefined) {
     const call = startFastCall(route.method, "connect", req.url ?? "", req.headers, res, timeoutMs, active);
     const { context } = call;
     let status = 200;
     let body: Uint8Array | string;
     try {
       const bytes = await readRequestBody(req, maxRequestBytes);
-      let message: unknown;
+      let message;
       try {
         message = route.inputJson.parse(textDecoder.decode(bytes));
       } catch (err) {
         throw ConnectError.from(err, Code.InvalidArgument);
       }
-      const response = await route.invoke(interceptorRequest(route.method, req.url ?? "", call, false, message));
-      body = route.outputJson.stringify(response.message as never);
+      const response = await route.invoke(req.url ?? "", call, message);
+      body = route.outputJson.stringify(response.message);
     } catch (err) {
       const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
       status = codeToHttpStatus(error.code);
@@ -160,8 +93,3 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
   }
 }
 
-
-/** The interceptor request, carrying its handler context to the implementation. */
-interface FastUnaryRequest extends UnaryRequest {
-  readonly context: HandlerContext;
-}

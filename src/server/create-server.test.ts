@@ -7,7 +7,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { afterEach, describe, expect, it } from "vitest";
 import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
-import { createSluice } from "../app.js";
+import { createSluice } from "../app/create-sluice.js";
 import { parseConfig } from "../config/load-config.js";
 import { createLogger } from "../telemetry/logger.js";
 import { createSluiceServer } from "./create-server.js";
@@ -31,7 +31,7 @@ function build(document: Record<string, unknown>) {
   const config = parseConfig({ listen: "127.0.0.1:0", ...document }, {});
   const logger = createLogger({ level: "silent" });
   const sluice = createSluice(config, { logger });
-  const server = createSluiceServer({ config, sluice, logger });
+  const server = createSluiceServer({ config, routes: sluice.routes, healthDetails: sluice.healthDetails, logger });
   cleanup.push(() => sluice.close());
   cleanup.push(() => server.shutdown());
   return server;

@@ -6,7 +6,6 @@ import type { Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import type { Sluice } from "../app.js";
 import type { SluiceConfig } from "../config/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import { createHealthService, healthWatchPath, type HealthService } from "./health-service.js";
@@ -16,12 +15,18 @@ import { parseListenAddress, formatUrl } from "./listen-address.js";
 import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
 import { createConnectStreamFastLane } from "./connect-stream-fast-lane.js";
 import { createGrpcFastLane } from "./grpc-fast-lane.js";
-import { createHealthzRoute } from "./healthz-route.js";
-import { useNodeTextEncoding } from "./protobuf-text-encoding.js";
+import { createHealthzRoute, type HealthDetails } from "./healthz-route.js";
+import { createActiveCalls } from "./active-calls.js";
+import { prepareLaneRoutes } from "./lane-routes.js";
+import { registerRouteTable, type RouteTable } from "./route-table.js";
+import { useNodeTextEncoding } from "../wire/protobuf-text-encoding.js";
 
 export interface SluiceServerOptions {
   readonly config: SluiceConfig;
-  readonly sluice: Sluice;
+  /** The RPCs and the interceptor chain every lane applies. */
+  readonly routes: RouteTable;
+  /** Reported at GET /healthz beside the serving status. */
+  readonly healthDetails: HealthDetails;
   readonly logger: Logger;
   /** Serves paths no RPC matches (the OpenAI-compatible routes); default 404. */
   readonly fallback?: ConnectNodeAdapterOptions["fallback"];
@@ -62,7 +67,7 @@ const cancelGraceMs = 1_000;
  * speaking gRPC, gRPC-Web and Connect over HTTP/1.1 and HTTP/2, with graceful drain.
  */
 export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
-  const { config, sluice, logger } = options;
+  const { config, routes, logger } = options;
   // Every binary message the server writes encodes its strings through this (process-wide).
   useNodeTextEncoding();
   const { host, port } = parseListenAddress(config.listen);
@@ -70,8 +75,8 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     ? { cert: readFileSync(config.server.tls.certFile), key: readFileSync(config.server.tls.keyFile) }
     : undefined;
 
-  const health = createHealthService({ services: sluice.services.map((service) => service.typeName) });
-  const reflection = createReflectionService({ services: [...sluice.services, Health, ...reflectionServices] });
+  const health = createHealthService({ services: routes.services.map((service) => service.typeName) });
+  const reflection = createReflectionService({ services: [...routes.services, Health, ...reflectionServices] });
   const shutdownController = new AbortController();
   // Every call links its signal to this one while it runs: thousands of listeners are
   // expected, not a leak (create-server.test: "no listener warning").
@@ -80,32 +85,18 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   // Unknown JSON fields are an error, not silently dropped: a misspelt setting
   // ("temprature") must not quietly change nothing (README "The API").
   const jsonOptions = { ignoreUnknownFields: false };
-  const fastLane = createConnectUnaryFastLane({
-    routes: sluice.unaryRoutes,
-    interceptors: sluice.interceptors,
-    maxRequestBytes: config.server.maxRequestBytes,
-    jsonOptions,
-    shutdownSignal: shutdownController.signal,
-  });
-  const connectStreamLane = createConnectStreamFastLane({
-    routes: sluice.streamRoutes,
-    interceptors: sluice.interceptors,
-    maxRequestBytes: config.server.maxRequestBytes,
-    jsonOptions,
-    shutdownSignal: shutdownController.signal,
-  });
-  const grpcLane = createGrpcFastLane({
-    unaryRoutes: sluice.unaryRoutes,
-    streamRoutes: sluice.streamRoutes,
-    interceptors: sluice.interceptors,
-    maxRequestBytes: config.server.maxRequestBytes,
-    shutdownSignal: shutdownController.signal,
-  });
-  const healthz = createHealthzRoute(sluice, health);
+  // One preparation of the route table and one set of active calls for every lane.
+  const laneRoutes = prepareLaneRoutes(routes, jsonOptions);
+  const active = createActiveCalls(shutdownController.signal);
+  const lane = { routes: laneRoutes, active, maxRequestBytes: config.server.maxRequestBytes };
+  const fastLane = createConnectUnaryFastLane({ ...lane, jsonOptions });
+  const connectStreamLane = createConnectStreamFastLane({ ...lane, jsonOptions });
+  const grpcLane = createGrpcFastLane(lane);
+  const healthz = createHealthzRoute(options.healthDetails, health);
   const rpcHandler = connectNodeAdapter({
     jsonOptions,
     routes(router) {
-      sluice.registerRoutes(router);
+      registerRouteTable(router, routes);
       health.register(router);
       reflection.register(router);
     },

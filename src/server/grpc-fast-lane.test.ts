@@ -6,10 +6,13 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { CompleteRequestSchema } from "../../gen/sluice/v1/chat_service_pb.js";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
-import { createSluice, type Sluice } from "../app.js";
+import { createSluice, type Sluice } from "../app/create-sluice.js";
 import { parseConfig } from "../config/load-config.js";
 import { createLogger } from "../telemetry/logger.js";
 import { createGrpcFastLane } from "./grpc-fast-lane.js";
+import { createActiveCalls } from "./active-calls.js";
+import { prepareLaneRoutes } from "./lane-routes.js";
+import { registerRouteTable } from "./route-table.js";
 
 /**
  * The gRPC fast lane must put the same bytes, headers and trailers on the wire as
@@ -32,16 +35,14 @@ beforeAll(async () => {
   sluice = createSluice(config, { logger: createLogger({ level: "silent" }) });
   const shutdown = new AbortController();
   const general = connectNodeAdapter({
-    routes: (router) => sluice.registerRoutes(router),
+    routes: (router) => registerRouteTable(router, sluice.routes),
     readMaxBytes: 1024,
     shutdownSignal: shutdown.signal,
   });
   const lane = createGrpcFastLane({
-    unaryRoutes: sluice.unaryRoutes,
-    streamRoutes: sluice.streamRoutes,
-    interceptors: sluice.interceptors,
+    routes: prepareLaneRoutes(sluice.routes, {}),
+    active: createActiveCalls(shutdown.signal),
     maxRequestBytes: 1024,
-    shutdownSignal: shutdown.signal,
   });
   // As the one-port listener does: the lane sees raw streams first; the rest go through
   // node's compatibility layer (a server that owns no connection) to connect-node.

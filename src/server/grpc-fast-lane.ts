@@ -1,51 +1,18 @@
 import type * as http2 from "node:http2";
-import {
-  type DescMessage,
-  type DescMethodServerStreaming,
-  type DescMethodUnary,
-} from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  type HandlerContext,
-  type Interceptor,
-  type UnaryRequest,
-  type UnaryResponse,
-} from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import type { UnaryRoute } from "./connect-unary-fast-lane.js";
-import { createBinaryWriter, type BinaryMessageWriter } from "./compiled-binary-writer.js";
-import {
-  chainInterceptors,
-  createActiveCalls,
-  createStreamInvoker,
-  interceptorRequest,
-  startFastCall,
-  type FastCall,
-  type ServerStreamRoute,
-  isIdentityEncoding,
-  timeoutFromHeader,
-} from "./fast-lane-call.js";
-import { drained, parseBinary, readSingleMessage } from "./enveloped-messages.js";
+import { parseBinary } from "../wire/envelope.js";
+import type { ActiveCalls } from "./active-calls.js";
+import { startFastCall, type FastCall } from "./fast-call.js";
+import { isIdentityEncoding, timeoutFromHeader } from "./lane-headers.js";
+import type { LaneRoute, LaneRoutes } from "./lane-routes.js";
+import { drained, readSingleMessage } from "./read-envelope.js";
 
 export interface GrpcFastLaneOptions {
-  readonly unaryRoutes: readonly UnaryRoute[];
-  readonly streamRoutes: readonly ServerStreamRoute[];
-  /** The same interceptor chain the router applies, outermost first. */
-  readonly interceptors: readonly Interceptor[];
+  /** The route table, prepared once for every lane. */
+  readonly routes: LaneRoutes;
+  readonly active: ActiveCalls;
   readonly maxRequestBytes: number;
-  /** Aborts every call in progress (graceful drain's deadline). */
-  readonly shutdownSignal: AbortSignal;
-}
-
-interface PreparedRoute {
-  readonly kind: "unary" | "stream";
-  readonly method: DescMethodUnary | DescMethodServerStreaming;
-  readonly input: DescMessage;
-  readonly output: DescMessage;
-  readonly outputBinary: BinaryMessageWriter;
-  readonly invokeUnary?: (req: UnaryRequest) => Promise<UnaryResponse>;
-  readonly invokeStream?: ReturnType<typeof createStreamInvoker>;
 }
 
 /** Serves an HTTP/2 stream, or returns false (untouched) so the general Connect adapter serves it. */
@@ -72,45 +39,7 @@ const okTrailers: http2.OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0"
  * the Go, Java and Python clients run through it.
  */
 export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane {
-  const { maxRequestBytes } = options;
-  const routes = new Map<string, PreparedRoute>();
-  for (const route of options.unaryRoutes) {
-    const { method } = route;
-    const impl = route.impl as (message: unknown, context: HandlerContext) => unknown;
-    const next = async (req: UnaryRequest): Promise<UnaryResponse> => {
-      const context = (req as FastRequest<UnaryRequest>).context;
-      const message = await impl(req.message, context);
-      return {
-        stream: false,
-        service: method.parent,
-        method,
-        header: context.responseHeader,
-        trailer: context.responseTrailer,
-        message: message as UnaryResponse["message"],
-      };
-    };
-    routes.set(path(method), {
-      kind: "unary",
-      method,
-      input: method.input,
-      output: method.output,
-      outputBinary: createBinaryWriter(method.output),
-      invokeUnary: chainInterceptors(next as (req: UnaryRequest) => Promise<UnaryResponse>, options.interceptors),
-    });
-  }
-  for (const route of options.streamRoutes) {
-    const { method } = route;
-    routes.set(path(method), {
-      kind: "stream",
-      method,
-      input: method.input,
-      output: method.output,
-      outputBinary: createBinaryWriter(method.output),
-      invokeStream: createStreamInvoker(route, options.interceptors),
-    });
-  }
-
-  const active = createActiveCalls(options.shutdownSignal);
+  const { routes, active, maxRequestBytes } = options;
 
   return function grpcFastLane(stream, headers) {
     if (headers[":method"] !== "POST") return false;
@@ -129,7 +58,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
     return true;
   };
 
-  async function serve(route: PreparedRoute, stream: http2.ServerHttp2Stream, url: string, call: FastCall): Promise<void> {
+  async function serve(route: LaneRoute, stream: http2.ServerHttp2Stream, url: string, call: FastCall): Promise<void> {
     let headersSent = false;
     /** Sends the response headers once, with the first message or the trailers. */
     const sendHeaders = (): void => {
@@ -152,17 +81,17 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
         { skipEndStream: false },
       );
       if (route.kind === "unary") {
-        const response = await route.invokeUnary!(interceptorRequest(route.method, url, call, false, input));
-        const frame = route.outputBinary.envelope(response.message as never);
+        const response = await route.invoke(url, call, input);
+        const frame = route.outputBinary.envelope(response.message);
         if (stream.destroyed) return;
         sendHeaders();
         stream.write(frame);
       } else {
-        const response = await route.invokeStream!(route.method as DescMethodServerStreaming, url, call, input);
+        const response = await route.invoke(url, call, input);
         for await (const message of response.message) {
           if (stream.destroyed) break;
           sendHeaders();
-          if (!stream.write(route.outputBinary.envelope(message as never))) await drained(stream, call.signal);
+          if (!stream.write(route.outputBinary.envelope(message))) await drained(stream, call.signal);
         }
       }
     } catch (err) {
@@ -189,10 +118,3 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
 const respondOptions: http2.ServerStreamResponseOptions = { waitForTrailers: true };
 
 function ignoreStreamError(): void {}
-
-/** The fast lane's interceptor request, carrying its handler context to the implementation. */
-type FastRequest<T> = T & { readonly context: HandlerContext };
-
-function path(method: DescMethodUnary | DescMethodServerStreaming): string {
-  return `/${method.parent.typeName}/${method.name}`;
-}

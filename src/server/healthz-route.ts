@@ -1,7 +1,9 @@
-import type { Sluice } from "../app.js";
 import type { HealthService } from "./health-service.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import type { NodeRequest, NodeResponse } from "./fast-lane-call.js";
+import type { NodeRequest, NodeResponse } from "./fast-call.js";
+
+/** What /healthz reports beside the serving status (breaker states, in-flight counts). */
+export type HealthDetails = () => Readonly<Record<string, unknown>>;
 
 /**
  * `GET /healthz`: plain-HTTP health for load balancers and humans, beside the gRPC
@@ -9,14 +11,13 @@ import type { NodeRequest, NodeResponse } from "./fast-lane-call.js";
  * circuit breaker state and the in-flight count of deployments with a `maxInFlight`, so an
  * operator sees at a glance which upstream is being skipped.
  */
-export function createHealthzRoute(sluice: Sluice, health: HealthService): (req: NodeRequest, res: NodeResponse) => boolean {
+export function createHealthzRoute(details: HealthDetails, health: HealthService): (req: NodeRequest, res: NodeResponse) => boolean {
   return (req, res) => {
     if (req.url !== "/healthz" || (req.method !== "GET" && req.method !== "HEAD")) return false;
     const serving = health.status("") === ServingStatus.SERVING;
     const body = JSON.stringify({
       status: serving ? "SERVING" : "NOT_SERVING",
-      breakers: sluice.breakers.states(),
-      inFlight: sluice.limiter.counts(),
+      ...details(),
     });
     res.writeHead(serving ? 200 : 503, {
       "content-type": "application/json",

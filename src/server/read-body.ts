@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 
 /** The chunks of a request body as they arrived, and their total size. */
@@ -68,3 +69,19 @@ export function readBody(req: Readable, check?: BodyCheck): Promise<BodyChunks> 
 export function concatBody({ chunks, size }: BodyChunks): Buffer {
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
+
+/** Reads a whole request body, refusing more than `maxBytes` as connect does (RESOURCE_EXHAUSTED). */
+export async function readRequestBody(req: Readable & { readonly headers: IncomingHttpHeaders }, maxBytes: number): Promise<Buffer> {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(Number(declared), maxBytes);
+  return concatBody(
+    await readBody(req, (_chunks, size) => {
+      if (size > maxBytes) throw tooLarge(size, maxBytes);
+    }),
+  );
+}
+
+function tooLarge(size: number, maxBytes: number): ConnectError {
+  return new ConnectError(`message size ${size} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
+}
+

@@ -2,7 +2,7 @@ import { create, type DescService } from "@bufbuild/protobuf";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { createDescriptorIndex, type DescriptorIndex } from "./descriptor-index.js";
+import { createDescriptorIndex, type DescriptorIndex } from "../wire/descriptor-index.js";
 
 /** The reflection services themselves, to list them among the served services. */
 export const reflectionServices: readonly DescService[] = [v1.ServerReflection, v1alpha.ServerReflection];

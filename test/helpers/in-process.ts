@@ -1,9 +1,10 @@
 import { createClient, createRouterTransport, type Client } from "@connectrpc/connect";
 import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
 import { ModelService } from "../../gen/sluice/v1/model_service_pb.js";
-import { createSluice, type Sluice } from "../../src/app.js";
+import { createSluice, type Sluice } from "../../src/app/create-sluice.js";
 import { parseConfig } from "../../src/config/load-config.js";
 import { createLogger } from "../../src/telemetry/logger.js";
+import { registerRouteTable } from "../../src/server/route-table.js";
 
 export interface InProcessSluice {
   readonly sluice: Sluice;
@@ -19,7 +20,7 @@ export interface InProcessSluice {
 export function createInProcessSluice(configDocument?: Record<string, unknown>): InProcessSluice {
   const config = parseConfig(configDocument, {});
   const sluice = createSluice(config, { logger: createLogger({ level: "silent" }) });
-  const transport = createRouterTransport((router) => sluice.registerRoutes(router));
+  const transport = createRouterTransport((router) => registerRouteTable(router, sluice.routes));
   return {
     sluice,
     chat: createClient(ChatService, transport),

@@ -3,16 +3,22 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
-import { createSluice, type Sluice } from "../../src/app.js";
+import { createSluice, type Sluice } from "../../src/app/create-sluice.js";
 import { parseConfig } from "../../src/config/load-config.js";
 import { createLogger } from "../../src/telemetry/logger.js";
-import type { FastLane } from "../../src/server/fast-lane-call.js";
+import type { FastLane } from "../../src/server/fast-call.js";
+import { createActiveCalls, type ActiveCalls } from "../../src/server/active-calls.js";
+import { prepareLaneRoutes, type LaneRoutes } from "../../src/server/lane-routes.js";
+import { registerRouteTable } from "../../src/server/route-table.js";
 
 export interface LaneSetup {
   readonly sluice: Sluice;
   readonly jsonOptions: Partial<JsonReadOptions & JsonWriteOptions>;
   readonly maxRequestBytes: number;
   readonly shutdownSignal: AbortSignal;
+  /** The route table prepared for the lanes, as the server prepares it. */
+  readonly routes: LaneRoutes;
+  readonly active: ActiveCalls;
 }
 
 export interface LaneComparison {
@@ -37,14 +43,18 @@ export async function startLaneComparison(createLane: (setup: LaneSetup) => Fast
     {},
   );
   const sluice = createSluice(config, { logger: createLogger({ level: "silent" }) });
+  const jsonOptions = { ignoreUnknownFields: false };
+  const shutdownSignal = new AbortController().signal;
   const setup: LaneSetup = {
     sluice,
-    jsonOptions: { ignoreUnknownFields: false },
+    jsonOptions,
     maxRequestBytes: 1024,
-    shutdownSignal: new AbortController().signal,
+    shutdownSignal,
+    routes: prepareLaneRoutes(sluice.routes, jsonOptions),
+    active: createActiveCalls(shutdownSignal),
   };
   const general = connectNodeAdapter({
-    routes: (router) => sluice.registerRoutes(router),
+    routes: (router) => registerRouteTable(router, sluice.routes),
     jsonOptions: setup.jsonOptions,
     readMaxBytes: setup.maxRequestBytes,
     shutdownSignal: setup.shutdownSignal,

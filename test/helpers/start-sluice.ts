@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { createSluice, type Sluice } from "../../src/app.js";
+import { createSluice, type Sluice } from "../../src/app/create-sluice.js";
 import { defaultConfigDocument } from "../../src/config/default-config.js";
 import { parseConfig } from "../../src/config/load-config.js";
 import type { SluiceConfig } from "../../src/config/schema.js";
@@ -55,7 +55,7 @@ export async function startSluice(
   );
   const logger = options.logger ?? createLogger({ level: "silent" });
   const sluice = createSluice(config, { logger });
-  const server = createSluiceServer({ config, sluice, logger, onConnection: options.onConnection });
+  const server = createSluiceServer({ config, routes: sluice.routes, healthDetails: sluice.healthDetails, logger, onConnection: options.onConnection });
   let address;
   try {
     address = await server.listen();

@@ -1,7 +1,7 @@
 import type { CompleteRequest, CompleteResponse, StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
 import type { AnthropicProviderConfig } from "../../config/schema.js";
-import { parseSseStream } from "../../upstream/sse-parser.js";
-import { UpstreamClient } from "../../upstream/upstream-client.js";
+import { parseSseStream } from "../../transport/sse-parser.js";
+import { UpstreamClient } from "../../transport/upstream-client.js";
 import type { Provider, UpstreamCall } from "../provider.js";
 import { readAnthropicError } from "./errors.js";
 import { toAnthropicRequest } from "./request.js";

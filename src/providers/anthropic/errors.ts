@@ -1,6 +1,7 @@
 import { UpstreamError } from "../../errors/gateway-error.js";
 import { classifyHttpFailure } from "../../errors/failure-table.js";
-import { redactSecrets, type ProviderErrorFacts } from "../../upstream/upstream-client.js";
+import type { ProviderErrorFacts } from "../../transport/upstream-client.js";
+import { redactSecrets } from "../../errors/redact-secrets.js";
 import { isObject } from "./wire.js";
 
 /**

@@ -5,7 +5,7 @@ import { StreamCompleteResponseSchema, type StreamCompleteResponse } from "../..
 import { FinishReason } from "../../../gen/sluice/v1/chat_pb.js";
 import { UpstreamError } from "../../errors/gateway-error.js";
 import { failures } from "../../errors/failure-table.js";
-import type { SseEvent } from "../../upstream/sse-parser.js";
+import type { SseEvent } from "../../transport/sse-parser.js";
 import { translateAnthropicStream } from "./stream.js";
 import { finishReasonOf } from "./usage.js";
 import type { WireFailures } from "./wire.js";

@@ -1,5 +1,5 @@
 import type { JsonObject } from "@bufbuild/protobuf";
-import type { UpstreamClient } from "../../upstream/upstream-client.js";
+import type { UpstreamClient } from "../../transport/upstream-client.js";
 
 /**
  * The Anthropic Messages API wire format, as far as Sluice sends and reads it

@@ -12,7 +12,7 @@ import {
 import { MessageSchema, Role, UsageSchema } from "../../../gen/sluice/v1/chat_pb.js";
 import type { DemoProviderConfig } from "../../config/schema.js";
 import { invalidArgument, type FieldViolation } from "../../errors/gateway-error.js";
-import { abortError } from "../../upstream/upstream-client.js";
+import { abortError } from "../../errors/abort-error.js";
 import type { Provider, UpstreamCall } from "../provider.js";
 import { composeDemoAnswer } from "./demo-answer.js";
 

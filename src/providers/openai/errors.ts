@@ -1,6 +1,7 @@
 import { classifyHttpFailure } from "../../errors/failure-table.js";
 import { UpstreamError } from "../../errors/gateway-error.js";
-import { redactSecrets, type ProviderErrorFacts } from "../../upstream/upstream-client.js";
+import type { ProviderErrorFacts } from "../../transport/upstream-client.js";
+import { redactSecrets } from "../../errors/redact-secrets.js";
 
 /**
  * The error object of an OpenAI(-compatible) error body. OpenAI always sends

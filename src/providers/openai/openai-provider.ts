@@ -4,8 +4,8 @@ import type {
   StreamCompleteResponse,
 } from "../../../gen/sluice/v1/chat_service_pb.js";
 import type { OpenAIProviderConfig } from "../../config/schema.js";
-import { parseSseStream } from "../../upstream/sse-parser.js";
-import { UpstreamClient } from "../../upstream/upstream-client.js";
+import { parseSseStream } from "../../transport/sse-parser.js";
+import { UpstreamClient } from "../../transport/upstream-client.js";
 import type { Provider, UpstreamCall } from "../provider.js";
 import { inBandError, isErrorPayload, readOpenAIError } from "./errors.js";
 import { buildChatRequest, type MaxTokensField } from "./request.js";

@@ -7,7 +7,7 @@ import {
   type ToolCall,
   type Usage,
 } from "../../../gen/sluice/v1/chat_pb.js";
-import type { UpstreamClient } from "../../upstream/upstream-client.js";
+import type { UpstreamClient } from "../../transport/upstream-client.js";
 import { inBandError, isErrorPayload } from "./errors.js";
 
 /** What the translators need to report an unreadable answer (an UpstreamClient has it). */

@@ -5,7 +5,7 @@ import { FinishReason } from "../../../gen/sluice/v1/chat_pb.js";
 import { ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { UpstreamError } from "../../errors/gateway-error.js";
 import { failures } from "../../errors/failure-table.js";
-import type { SseEvent } from "../../upstream/sse-parser.js";
+import type { SseEvent } from "../../transport/sse-parser.js";
 import { translateChatStream } from "./stream.js";
 import type { AnswerFailures } from "./response.js";
 

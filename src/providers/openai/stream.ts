@@ -1,6 +1,6 @@
 import type { StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
 import { doneEvent, reasoningEvent, startEvent, textEvent, toolCallEvent } from "../stream-events.js";
-import type { SseEvent } from "../../upstream/sse-parser.js";
+import type { SseEvent } from "../../transport/sse-parser.js";
 import { inBandError, isErrorPayload } from "./errors.js";
 import { completionId, mapFinishReason, mapUsage, reasoningText, type AnswerFailures } from "./response.js";
 

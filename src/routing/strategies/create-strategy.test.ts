@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createStrategy, type StrategyType } from "./create-strategy.js";
 import { seededRandom } from "./seeded-random.js";
-import { candidates, keys, manualClock } from "./test-support.js";
+import { candidates, keys, manualClock } from "../../../test/helpers/strategy-support.js";
 
 const list = candidates({ a: 1, b: 3, spare: 0 });
 const context = { metadata: { end_user: "u1" } };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createLeastLatencyStrategy } from "./least-latency.js";
-import { candidates, keys, manualClock } from "./test-support.js";
+import { candidates, keys, manualClock } from "../../../test/helpers/strategy-support.js";
 
 const context = { metadata: {} };
 const ok = (ms: number) => ({ ttftMs: ms, ok: true });

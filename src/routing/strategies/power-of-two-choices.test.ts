@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createPowerOfTwoChoicesStrategy } from "./power-of-two-choices.js";
 import { seededRandom } from "./seeded-random.js";
-import { binomialTolerance, candidates, firstCounts, keys } from "./test-support.js";
+import { binomialTolerance, candidates, firstCounts, keys } from "../../../test/helpers/strategy-support.js";
 
 const context = { metadata: {} };
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createRoundRobinStrategy } from "./round-robin.js";
-import { candidates, keys } from "./test-support.js";
+import { candidates, keys } from "../../../test/helpers/strategy-support.js";
 
 const context = { metadata: {} };
 

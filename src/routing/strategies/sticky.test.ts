@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { seededRandom } from "./seeded-random.js";
 import { createStickyStrategy } from "./sticky.js";
-import { binomialTolerance, candidates, keys } from "./test-support.js";
+import { binomialTolerance, candidates, keys } from "../../../test/helpers/strategy-support.js";
 
 const user = (id: string) => ({ metadata: { end_user: id } });
 

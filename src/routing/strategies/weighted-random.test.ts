@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { seededRandom } from "./seeded-random.js";
-import { binomialTolerance, candidates, firstCounts, keys } from "./test-support.js";
+import { binomialTolerance, candidates, firstCounts, keys } from "../../../test/helpers/strategy-support.js";
 import { createWeightedRandomStrategy } from "./weighted-random.js";
 
 const context = { metadata: {} };

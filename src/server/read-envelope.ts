@@ -1,30 +1,27 @@
 import type { Readable, Writable } from "node:stream";
-import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { concatBody, readBody } from "./read-body.js";
 
-/**
- * Length-prefixed messages (gRPC and Connect streaming framing: flags byte, big-endian
- * uint32 length, bytes) for the fast lanes, with connect's own errors for every protocol
- * violation so a lane answers exactly as connect-node would.
- */
+import { compressedFlag, endStreamFlag } from "../wire/envelope.js";
 
-/** Connect's end-of-stream flag (a request envelope carrying it is skipped, as connect does). */
-const endStreamFlag = 0b10;
-const compressedFlag = 0b01;
+/**
+ * Reading a request's enveloped message off the socket, and waiting out a slow reader,
+ * for the fast lanes: connect's own errors for every protocol violation, so a lane
+ * answers exactly as connect-node would.
+ */
 
 /**
  * Reads the request's one message (unary and server-streaming calls carry exactly one) and
  * parses it with `parse`. The size limit is enforced on the prefix, before buffering what
  * it announces.
  */
-export async function readSingleMessage(
+export async function readSingleMessage<T>(
   req: Readable,
   kind: "unary" | "server-streaming",
   maxBytes: number,
-  parse: (bytes: Uint8Array) => unknown,
+  parse: (bytes: Uint8Array) => T,
   options: { skipEndStream: boolean },
-): Promise<unknown> {
+): Promise<T> {
   /** The message's length once its 5-byte prefix has arrived. */
   let length = -1;
   const { chunks, size } = await readBody(req, (chunks, size) => {
@@ -53,30 +50,6 @@ export async function readSingleMessage(
   return parse(body.subarray(5, 5 + length));
 }
 
-/** One length-prefixed message. */
-export function envelope(bytes: Uint8Array, flags = 0): Buffer {
-  const frame = Buffer.allocUnsafe(5 + bytes.byteLength);
-  frame[0] = flags;
-  frame.writeUInt32BE(bytes.byteLength, 1);
-  frame.set(bytes, 5);
-  return frame;
-}
-
-/** One length-prefixed message of UTF-8 text (Connect JSON streaming), encoded straight into its envelope. */
-export function envelopeText(text: string, flags = 0): Buffer {
-  const length = Buffer.byteLength(text, "utf8");
-  const frame = Buffer.allocUnsafe(5 + length);
-  frame[0] = flags;
-  frame.writeUInt32BE(length, 1);
-  frame.write(text, 5, length, "utf8");
-  return frame;
-}
-
-/** A Connect end-of-stream envelope around its (JSON) payload. */
-export function endStreamEnvelope(json: string): Buffer {
-  return envelopeText(json, endStreamFlag);
-}
-
 /** Waits for the response to take more data (a slow reader), or for the call to end. */
 export function drained(res: Pick<Writable, "once" | "off">, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -92,11 +65,3 @@ export function drained(res: Pick<Writable, "once" | "off">, signal: AbortSignal
   });
 }
 
-/** connect's binary parse, with its error for bytes that are not the message. */
-export function parseBinary(schema: DescMessage, bytes: Uint8Array): unknown {
-  try {
-    return fromBinary(schema, bytes);
-  } catch (err) {
-    throw new ConnectError(`parse binary: ${err instanceof Error ? err.message : String(err)}`, Code.Internal);
-  }
-}

@@ -1,4 +1,4 @@
-import type { Candidate, Clock } from "./strategy.js";
+import type { Candidate, Clock } from "../../src/routing/strategies/strategy.js";
 
 /**
  * Shared by the strategy tests (not a .test.ts file so vitest does not run it).

@@ -3,6 +3,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { UpstreamError } from "../errors/gateway-error.js";
 import { classifyHttpFailure, classifyNetworkError, errorCode, failures } from "../errors/failure-table.js";
 import { headerGetter, parseRetryAfterMs, parseShouldRetry } from "../errors/retry-after.js";
+import { abortError } from "../errors/abort-error.js";
+import { redactSecrets } from "../errors/redact-secrets.js";
 import type { ProviderTimeouts } from "../config/schema.js";
 import { AnswerHandler } from "./answer-handler.js";
 import { StreamAnswerHandler, type StreamAnswer, type StreamAnswerOwner } from "./stream-answer.js";
@@ -206,20 +208,6 @@ function describeHttpFailure(provider: string, status: number, reason: string, p
   if (reason === "UPSTREAM_BILLING") return `${prefix}: the gateway's ${provider} account cannot be billed`;
   if (!providerMessage) return prefix;
   return `${prefix}: ${redactSecrets(providerMessage).slice(0, 500)}`;
-}
-
-const secretPattern = /\b(sk-[A-Za-z0-9_*-]{6,}|sk-ant-[A-Za-z0-9_*-]{6,}|Bearer\s+\S+)/g;
-
-/** Removes anything shaped like an API key from text that may reach a caller or a log. */
-export function redactSecrets(text: string): string {
-  return text.replace(secretPattern, "[redacted]");
-}
-
-/** The error for an aborted call: the caller's own reason when it is a ConnectError. */
-export function abortError(signal: AbortSignal): ConnectError {
-  const reason: unknown = signal.reason;
-  if (reason instanceof ConnectError) return reason;
-  return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, reason);
 }
 
 /** One unary answer read whole and parsed as JSON (answer-handler.ts does the rest). */

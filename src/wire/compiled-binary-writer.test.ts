@@ -8,7 +8,7 @@ import {
 } from "../../gen/sluice/v1/chat_service_pb.js";
 import type { FinishReason } from "../../gen/sluice/v1/chat_pb.js";
 import { createBinaryWriter } from "./compiled-binary-writer.js";
-import { envelope } from "./enveloped-messages.js";
+import { envelope } from "./envelope.js";
 import { randomMessage, seeded } from "../../test/helpers/random-messages.js";
 
 function outcome<T>(run: () => T): { ok: true; value: T } | { ok: false; error: string } {

@@ -9,8 +9,9 @@ import {
 } from "../../gen/sluice/v1/chat_service_pb.js";
 import { gatewayError, UpstreamError } from "../errors/gateway-error.js";
 import type { ModelRoute, Deployment } from "../routing/model-catalog.js";
+import type { Candidate } from "../routing/candidate.js";
 import type { UpstreamCall } from "../providers/provider.js";
-import { abortError } from "./upstream-client.js";
+import { abortError } from "../errors/abort-error.js";
 import { createAttemptSignal, type AttemptSignal } from "./attempt-signal.js";
 import { openStream } from "./stream-attempt.js";
 import { degradedResponse, degradedStream } from "./degraded-answer.js";
@@ -21,15 +22,7 @@ import type { BreakerTicket } from "./deployment-breaker.js";
 import type { RetryBudget } from "./retry-budget.js";
 import type { CallPlanner } from "../routing/call-plan.js";
 import { createInFlightLimiter, type InFlightLimiter } from "./in-flight-limiter.js";
-import { createLatencyQuantiles, type LatencyKind, type LatencyQuantiles } from "../routing/latency-quantiles.js";
-
-/** One deployment to try, in plan order. */
-export interface Candidate {
-  readonly deployment: Deployment;
-  /** The alias the deployment belongs to (another one than requested for a model fallback). */
-  readonly route: ModelRoute;
-  readonly fallback: boolean;
-}
+import { createLatencyQuantiles, type LatencyKind, type LatencyQuantiles } from "./latency-quantiles.js";
 
 export interface ResilientCallerDeps {
   readonly breakers: BreakerRegistry;

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UpstreamError, gatewayError, invalidArgument } from "../errors/gateway-error.js";
 import { classifyHttpFailure, failures, type FailureClass } from "../errors/failure-table.js";
-import { abortError } from "./upstream-client.js";
+import { abortError } from "../errors/abort-error.js";
 import { decideRetry, type RetryState } from "./retry-decision.js";
 
 const backoff = { initialMs: 100, maxMs: 1_000 };

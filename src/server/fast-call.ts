@@ -1,55 +1,23 @@
 import type * as http from "node:http";
-import { concatBody, readBody } from "./read-body.js";
 import type * as http2 from "node:http2";
-import type { DescMethod, DescMethodServerStreaming } from "@bufbuild/protobuf";
+import type { DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   createContextValues,
   type ContextValues,
   type HandlerContext,
-  type Interceptor,
   type StreamRequest,
-  type StreamResponse,
   type UnaryRequest,
 } from "@connectrpc/connect";
+import type { ActiveCalls } from "./active-calls.js";
+import { hasEntries } from "./lane-headers.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 /** Serves a request, or returns false (untouched) so the general Connect adapter serves it. */
 export type FastLane = (req: NodeRequest, res: NodeResponse) => boolean;
-
-/**
- * Calls in progress on the fast lanes, aborted together when the server's drain deadline
- * passes: one listener on the shutdown signal instead of one per call.
- */
-export interface ActiveCalls {
-  add(controller: AbortController): void;
-  delete(controller: AbortController): void;
-  readonly shutdownSignal: AbortSignal;
-}
-
-export function createActiveCalls(shutdownSignal: AbortSignal): ActiveCalls {
-  const active = new Set<AbortController>();
-  shutdownSignal.addEventListener(
-    "abort",
-    () => {
-      for (const controller of active) controller.abort(shutdownSignal.reason);
-    },
-    { once: true },
-  );
-  return {
-    shutdownSignal,
-    add(controller) {
-      active.add(controller);
-      if (shutdownSignal.aborted) controller.abort(shutdownSignal.reason);
-    },
-    delete(controller) {
-      active.delete(controller);
-    },
-  };
-}
 
 /** The lifetime of one fast-lane call: its signal, deadline and handler context. */
 export interface FastCall {
@@ -210,52 +178,6 @@ function nodeHeadersToHeaders(incoming: http.IncomingHttpHeaders): Headers {
   return headers;
 }
 
-/** Reads a whole request body, refusing more than `maxBytes` as connect does (RESOURCE_EXHAUSTED). */
-export async function readRequestBody(req: NodeRequest, maxBytes: number): Promise<Buffer> {
-  const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(Number(declared), maxBytes);
-  return concatBody(
-    await readBody(req, (_chunks, size) => {
-      if (size > maxBytes) throw tooLarge(size, maxBytes);
-    }),
-  );
-}
-
-function tooLarge(size: number, maxBytes: number): ConnectError {
-  return new ConnectError(`message size ${size} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
-}
-
-/** Builds `next` for a chain of interceptors (first = outermost), once per route. */
-export function chainInterceptors<T>(next: T, interceptors: readonly ((next: never) => unknown)[]): T {
-  let chained = next;
-  for (let i = interceptors.length - 1; i >= 0; i--) chained = interceptors[i]!(chained as never) as T;
-  return chained;
-}
-
-/** Whether a Headers object holds anything (without copying it). */
-export function hasEntries(headers: Headers): boolean {
-  for (const _ of headers.keys()) return true;
-  return false;
-}
-
-/** A compression header that leaves the lane able to read the body: absent or identity. */
-export function isIdentityEncoding(value: string | string[] | undefined): boolean {
-  return value === undefined || value === "identity";
-}
-
-/** A protocol's timeout header parser, as connect exports one per protocol. */
-type TimeoutParser = (value: string | null, maxTimeoutMs: number) => { timeoutMs?: number; error?: ConnectError };
-
-/**
- * A call's timeout from its header (`connect-timeout-ms`, `grpc-timeout`) with the
- * protocol's own connect parser: undefined when absent, null when malformed — the lane
- * then declines, and connect-node answers with the protocol's error.
- */
-export function timeoutFromHeader(value: string | string[] | undefined, parse: TimeoutParser): number | undefined | null {
-  if (value === undefined) return undefined;
-  const timeout = parse(value as string, Number.MAX_SAFE_INTEGER);
-  return timeout.error !== undefined ? null : timeout.timeoutMs;
-}
 
 /**
  * The request interceptors see, carrying the handler context for the implementation. Its
@@ -296,40 +218,3 @@ class FastInterceptorRequest {
   }
 }
 
-/** A server-streaming RPC the fast lanes may serve, with the router's implementation. */
-export interface ServerStreamRoute {
-  readonly method: DescMethodServerStreaming;
-  readonly impl: (request: never, context: HandlerContext) => AsyncIterable<unknown>;
-}
-
-/**
- * The implementation of a server-streaming route behind the interceptor chain, built once
- * per route: interceptors see a StreamRequest whose one message is the parsed input.
- */
-export function createStreamInvoker(
-  route: ServerStreamRoute,
-  interceptors: readonly Interceptor[],
-): (method: DescMethodServerStreaming, url: string, call: FastCall, input: unknown) => Promise<StreamResponse> {
-  const { method } = route;
-  const impl = route.impl as (message: unknown, context: HandlerContext) => AsyncIterable<unknown>;
-  const next = async (req: StreamRequest): Promise<StreamResponse> => {
-    const context = (req as StreamRequest & { context: HandlerContext }).context;
-    let input: unknown;
-    for await (const message of req.message) input = message;
-    return {
-      stream: true,
-      service: method.parent,
-      method,
-      header: context.responseHeader,
-      trailer: context.responseTrailer,
-      message: impl(input, context) as StreamResponse["message"],
-    };
-  };
-  const invoke = chainInterceptors(next as (req: StreamRequest) => Promise<StreamResponse>, interceptors);
-  return (routeMethod, url, call, input) =>
-    invoke(interceptorRequest(routeMethod, url, call, true, single(input)));
-}
-
-async function* single<T>(value: T): AsyncGenerator<T> {
-  yield value;
-}

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { parseListenAddress } from "./listen-address.js";
+import { parseListenAddress } from "../server/listen-address.js";
 
 /** What the command line (and its environment fallbacks) asks for. */
 export interface CliArgs {

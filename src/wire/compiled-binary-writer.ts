@@ -1,6 +1,6 @@
 import { ScalarType, toBinary, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { isScalarZeroValue } from "@bufbuild/protobuf/reflect";
-import { envelope } from "./enveloped-messages.js";
+import { envelope } from "./envelope.js";
 
 /** One message type's protobuf binary encoding, byte for byte what protobuf-es's `toBinary` writes. */
 export interface BinaryMessageWriter {

@@ -1,4 +1,4 @@
-import { abortError } from "./upstream-client.js";
+import { abortError } from "../errors/abort-error.js";
 
 /**
  * Waits `ms` milliseconds unless `signal` aborts first, in which case it rejects at once with

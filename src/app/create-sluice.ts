@@ -1,0 +1,63 @@
+import type { SluiceConfig } from "../config/schema.js";
+import type { Logger } from "../telemetry/logger.js";
+import type { Provider } from "../providers/provider.js";
+import { createProviders } from "../providers/create-providers.js";
+import { createModelCatalog, type ModelCatalog } from "../routing/model-catalog.js";
+import { createCallPlanner } from "../routing/call-plan.js";
+import { createResilientCaller } from "../resilience/call-runner.js";
+import { createBreakerRegistry, type BreakerRegistry } from "../resilience/breaker-registry.js";
+import { createRetryBudget } from "../resilience/retry-budget.js";
+import { createInFlightLimiter, type InFlightLimiter } from "../resilience/in-flight-limiter.js";
+import { createLatencyQuantiles } from "../resilience/latency-quantiles.js";
+import { createChatService } from "../api/chat-service.js";
+import { createModelService } from "../api/model-service.js";
+import { createInterceptors } from "../interceptors/index.js";
+import type { RouteTable } from "../server/route-table.js";
+import { createRouteTable } from "./route-table.js";
+
+export interface SluiceDeps {
+  readonly logger: Logger;
+}
+
+/** The gateway's services, independent of how they are served (server, tests, in-process transport). */
+export interface Sluice {
+  /** The RPCs and the interceptor chain: what the server (every lane) and in-process transports serve. */
+  readonly routes: RouteTable;
+  /** Breaker states and in-flight counts, for GET /healthz. */
+  healthDetails(): Readonly<Record<string, unknown>>;
+  /** Every configured provider, by configured name. */
+  readonly providers: ReadonlyMap<string, Provider>;
+  readonly catalog: ModelCatalog;
+  /** One circuit breaker per deployment (states for health and metrics). */
+  readonly breakers: BreakerRegistry;
+  /** In-flight attempts on deployments with a `maxInFlight` (health and metrics). */
+  readonly limiter: InFlightLimiter;
+  /** Closes provider pools and breaker timers. */
+  close(): Promise<void>;
+}
+
+/** Builds providers, the model catalog and the services from a validated configuration. */
+export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
+  const providers = createProviders(config);
+  const catalog = createModelCatalog(config, providers);
+  const interceptors = createInterceptors({ logger: deps.logger });
+  const breakers = createBreakerRegistry(config.resilience.breaker);
+  const retryBudget = createRetryBudget(config.resilience.retryBudget);
+  const planner = createCallPlanner(catalog);
+  const limiter = createInFlightLimiter();
+  const caller = createResilientCaller({ breakers, retryBudget, planner, limiter, latencies: createLatencyQuantiles() });
+  const chat = createChatService({ catalog, planner, caller });
+  const models = createModelService(catalog);
+  return {
+    routes: createRouteTable({ chat, models, interceptors }),
+    providers,
+    catalog,
+    breakers,
+    limiter,
+    healthDetails: () => ({ breakers: breakers.states(), inFlight: limiter.counts() }),
+    async close() {
+      breakers.shutdown();
+      await Promise.all([...providers.values()].map((provider) => provider.close()));
+    },
+  };
+}
