@@ -1,6 +1,7 @@
 import type { CompleteRequest } from "../../gen/sluice/v1/chat_service_pb.js";
 import { Role, ToolChoiceMode } from "../../gen/sluice/v1/chat_pb.js";
 import { invalidArgument, type FieldViolation } from "../errors/gateway-error.js";
+import { reasons, type Reason } from "../errors/reasons.js";
 
 /** Limits the contract documents in chat_service.proto; checked before any routing. */
 export const requestLimits = {
@@ -21,17 +22,17 @@ const imageMediaTypes = new Set(["image/png", "image/jpeg", "image/gif", "image/
  */
 export function validateCompleteRequest(request: CompleteRequest): void {
   const violations: FieldViolation[] = [];
-  const bad = (field: string, description: string, reason = "INVALID_FIELD"): void => {
+  const bad = (field: string, description: string, reason: Reason = reasons.invalidField): void => {
     violations.push({ field, description, reason });
   };
 
-  if (request.model === "") bad("model", "required: a model alias (see ModelService.ListModels)", "REQUIRED_FIELD");
-  if (request.messages.length === 0) bad("messages", "required: at least one message", "REQUIRED_FIELD");
+  if (request.model === "") bad("model", "required: a model alias (see ModelService.ListModels)", reasons.requiredField);
+  if (request.messages.length === 0) bad("messages", "required: at least one message", reasons.requiredField);
 
   request.messages.forEach((message, i) => {
     const at = `messages[${i}]`;
     if (message.role === Role.UNSPECIFIED) {
-      bad(`${at}.role`, "required: ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL", "REQUIRED_FIELD");
+      bad(`${at}.role`, "required: ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL", reasons.requiredField);
     } else if (!(message.role in Role)) {
       bad(`${at}.role`, `unknown role ${message.role}`);
     }
@@ -39,13 +40,13 @@ export function validateCompleteRequest(request: CompleteRequest): void {
       bad(`${at}.tool_calls`, "only assistant messages carry tool calls");
     }
     if (message.role === Role.TOOL && message.toolCallId === "") {
-      bad(`${at}.tool_call_id`, "required on tool messages: the id of the call answered", "REQUIRED_FIELD");
+      bad(`${at}.tool_call_id`, "required on tool messages: the id of the call answered", reasons.requiredField);
     }
     if (message.role !== Role.TOOL && message.toolCallId !== "") {
       bad(`${at}.tool_call_id`, "only tool messages answer a tool call");
     }
     if (message.content.length === 0 && !(message.role === Role.ASSISTANT && message.toolCalls.length > 0)) {
-      bad(`${at}.content`, "required: at least one content part", "REQUIRED_FIELD");
+      bad(`${at}.content`, "required: at least one content part", reasons.requiredField);
     }
     message.content.forEach((part, j) => {
       const partAt = `${at}.content[${j}]`;
@@ -58,9 +59,9 @@ export function validateCompleteRequest(request: CompleteRequest): void {
             bad(`${partAt}.image`, "images are accepted in user and tool messages only");
           }
           if (image.source.case === undefined) {
-            bad(`${partAt}.image`, "set url or data", "REQUIRED_FIELD");
+            bad(`${partAt}.image`, "set url or data", reasons.requiredField);
           } else if (image.source.case === "data") {
-            if (image.source.value.length === 0) bad(`${partAt}.image.data`, "empty image", "REQUIRED_FIELD");
+            if (image.source.value.length === 0) bad(`${partAt}.image.data`, "empty image", reasons.requiredField);
             if (!imageMediaTypes.has(image.mediaType)) {
               bad(`${partAt}.image.media_type`, "required with data: image/png, image/jpeg, image/gif or image/webp");
             }
@@ -70,12 +71,12 @@ export function validateCompleteRequest(request: CompleteRequest): void {
           break;
         }
         default:
-          bad(partAt, "empty content part: set text or image", "REQUIRED_FIELD");
+          bad(partAt, "empty content part: set text or image", reasons.requiredField);
       }
     });
     message.toolCalls.forEach((call, j) => {
-      if (call.id === "") bad(`${at}.tool_calls[${j}].id`, "required", "REQUIRED_FIELD");
-      if (call.name === "") bad(`${at}.tool_calls[${j}].name`, "required", "REQUIRED_FIELD");
+      if (call.id === "") bad(`${at}.tool_calls[${j}].id`, "required", reasons.requiredField);
+      if (call.name === "") bad(`${at}.tool_calls[${j}].name`, "required", reasons.requiredField);
     });
   });
 
@@ -96,7 +97,7 @@ export function validateCompleteRequest(request: CompleteRequest): void {
   const toolNames = new Set<string>();
   request.tools.forEach((tool, i) => {
     if (tool.name === "") {
-      bad(`tools[${i}].name`, "required", "REQUIRED_FIELD");
+      bad(`tools[${i}].name`, "required", reasons.requiredField);
     } else if (tool.name.length > requestLimits.maxToolNameLength || !toolNamePattern.test(tool.name)) {
       bad(`tools[${i}].name`, "letters, digits, _ and - only, at most 64 characters");
     } else if (toolNames.has(tool.name)) {
@@ -115,10 +116,10 @@ export function validateCompleteRequest(request: CompleteRequest): void {
   const format = request.responseFormat?.format;
   if (format?.case === "jsonSchema") {
     if (format.value.name === "" || !toolNamePattern.test(format.value.name)) {
-      bad("response_format.json_schema.name", "required: letters, digits, _ and - only", "REQUIRED_FIELD");
+      bad("response_format.json_schema.name", "required: letters, digits, _ and - only", reasons.requiredField);
     }
     if (format.value.schema === undefined) {
-      bad("response_format.json_schema.schema", "required: the JSON Schema", "REQUIRED_FIELD");
+      bad("response_format.json_schema.schema", "required: the JSON Schema", reasons.requiredField);
     }
   }
 

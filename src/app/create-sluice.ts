@@ -4,7 +4,7 @@ import type { Provider } from "../providers/provider.js";
 import { createProviders } from "../providers/create-providers.js";
 import { createModelCatalog, type ModelCatalog } from "../routing/model-catalog.js";
 import { createCallPlanner } from "../routing/call-plan.js";
-import { createResilientCaller } from "../resilience/call-runner.js";
+import { createCallRunner } from "../resilience/call-runner.js";
 import { createBreakerRegistry, type BreakerRegistry } from "../resilience/breaker-registry.js";
 import { createRetryBudget } from "../resilience/retry-budget.js";
 import { createInFlightLimiter, type InFlightLimiter } from "../resilience/in-flight-limiter.js";
@@ -45,8 +45,8 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   const retryBudget = createRetryBudget(config.resilience.retryBudget);
   const planner = createCallPlanner(catalog);
   const limiter = createInFlightLimiter();
-  const caller = createResilientCaller({ breakers, retryBudget, planner, limiter, latencies: createLatencyQuantiles() });
-  const chat = createChatService({ catalog, planner, caller });
+  const runner = createCallRunner({ breakers, retryBudget, planner, limiter, latencies: createLatencyQuantiles() });
+  const chat = createChatService({ catalog, planner, runner });
   const models = createModelService(catalog);
   return {
     routes: createRouteTable({ chat, models, interceptors }),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
-import { classifyHttpFailure, classifyNetworkError, failures } from "./failure-table.js";
+import { classifyHttpFailure, classifyNetworkError, describeUpstreamFailure, failures } from "./failure-table.js";
 import { parseRetryAfterMs, parseShouldRetry } from "./retry-after.js";
 
 describe("failure table (DESIGN §4)", () => {
@@ -88,5 +88,32 @@ describe("UpstreamError", () => {
     expect(ConnectError.from(err)).toBe(err);
     expect(ConnectError.from(err).code).toBe(Code.Unavailable);
     expect(new ConnectError("x", Code.Internal) instanceof UpstreamError).toBe(false);
+  });
+});
+
+describe("failure classes decide what the caller reads and what fails over", () => {
+  it("withholds the provider's message on auth and billing failures, with words of its own", () => {
+    const authFailure = classifyHttpFailure({ status: 401 });
+    expect(authFailure.showProviderMessage).toBe(false);
+    expect(classifyHttpFailure({ status: 403 }).showProviderMessage).toBe(false);
+    expect(classifyHttpFailure({ status: 402 }).showProviderMessage).toBe(false);
+    const secret = "Incorrect API key provided: sk-abc123456789";
+    expect(describeUpstreamFailure("provider p answered 401", authFailure, "p", secret)).toBe(
+      "provider p answered 401: the gateway's credentials for p were refused",
+    );
+  });
+
+  it("passes other providers' messages on, redacted and bounded", () => {
+    const message = describeUpstreamFailure("provider p answered 400", failures.badRequest, "p", `bad key sk-abcdef123456 ${"x".repeat(900)}`);
+    expect(message.startsWith("provider p answered 400: bad key [redacted] x")).toBe(true);
+    expect(message).not.toContain("sk-abcdef");
+    expect(message.length).toBeLessThanOrEqual("provider p answered 400: ".length + 500);
+    expect(describeUpstreamFailure("provider p answered 500", failures.serverError, "p", undefined)).toBe("provider p answered 500");
+  });
+
+  it("marks only the context-length class as failing over on the alias's opt-in", () => {
+    const optIn = Object.entries(failures).filter(([, failure]) => failure.contextLength).map(([name]) => name);
+    expect(optIn).toEqual(["contextLength"]);
+    expect(failures.contextLength.failover).toBe(false);
   });
 });

@@ -1,51 +1,83 @@
 import { Code } from "@connectrpc/connect";
+import { reasons, type Reason } from "./reasons.js";
+import { redactSecrets } from "./redact-secrets.js";
 
 /**
  * How Sluice treats one kind of upstream failure. This file is the single place that
- * decides what is retryable (DESIGN §4, habit 5): adapters, retry, fallback and breakers
- * all read these fields instead of looking at status codes themselves.
+ * decides what is retryable, what fails over, what counts against a breaker and what the
+ * caller may read: adapters, retry, fallback, breakers and error messages all read these
+ * fields instead of looking at status codes or reason strings themselves.
  */
 export interface FailureClass {
   /** Connect code the caller sees. */
   readonly code: Code;
   /** google.rpc.ErrorInfo reason (domain "sluice"). */
-  readonly reason: string;
+  readonly reason: Reason;
   /** Trying the same deployment again may succeed. */
   readonly retryable: boolean;
   /** Another deployment may succeed. */
   readonly failover: boolean;
   /** The deployment is at fault: counts against its circuit breaker. A caller's bad request never does. */
   readonly deploymentFault: boolean;
+  /**
+   * The prompt is too long for this model: another alias with a larger context window may
+   * serve it, so it fails over where the alias opts in (`fallbackOnContextLength`).
+   */
+  readonly contextLength: boolean;
+  /**
+   * The provider's own message may reach the caller (redacted, bounded): the caller needs
+   * it to fix a request. Never for auth or billing failures, whose messages can echo part
+   * of the gateway's key or account.
+   */
+  readonly showProviderMessage: boolean;
+  /** What the caller is told instead, when the provider's message is withheld. */
+  readonly withheld?: ((provider: string) => string) | undefined;
 }
 
-function failure(
-  code: Code,
-  reason: string,
-  retryable: boolean,
-  failover: boolean,
-  deploymentFault: boolean,
-): FailureClass {
-  return Object.freeze({ code, reason, retryable, failover, deploymentFault });
+interface FailureInit {
+  readonly retryable: boolean;
+  readonly failover: boolean;
+  readonly deploymentFault: boolean;
+  readonly contextLength?: boolean;
+  readonly showProviderMessage?: boolean;
+  readonly withheld?: (provider: string) => string;
 }
+
+function failure(code: Code, reason: Reason, init: FailureInit): FailureClass {
+  return Object.freeze({ contextLength: false, showProviderMessage: true, code, reason, ...init });
+}
+
+/** The caller's fault: never retried, never a breaker failure. */
+const callerFault = { retryable: false, failover: false, deploymentFault: false } as const;
+/** The deployment's fault, and another one may do better. */
+const deploymentDown = { retryable: true, failover: true, deploymentFault: true } as const;
+/** The gateway's own account is refused: another deployment (another key) may work; the message is withheld. */
+const accountRefused = { retryable: false, failover: true, deploymentFault: true, showProviderMessage: false } as const;
 
 export const failures = {
-  badRequest: failure(Code.InvalidArgument, "UPSTREAM_BAD_REQUEST", false, false, false),
-  contextLength: failure(Code.InvalidArgument, "CONTEXT_LENGTH_EXCEEDED", false, false, false),
-  upstreamAuth: failure(Code.Internal, "UPSTREAM_AUTH", false, true, true),
-  upstreamBilling: failure(Code.Internal, "UPSTREAM_BILLING", false, true, true),
-  modelNotFound: failure(Code.NotFound, "UPSTREAM_MODEL_NOT_FOUND", false, true, true),
-  rateLimited: failure(Code.ResourceExhausted, "UPSTREAM_RATE_LIMITED", true, true, false),
-  overloaded: failure(Code.Unavailable, "UPSTREAM_OVERLOADED", true, true, true),
-  serverError: failure(Code.Unavailable, "UPSTREAM_UNAVAILABLE", true, true, true),
-  timeout: failure(Code.Unavailable, "UPSTREAM_TIMEOUT", true, true, true),
-  connection: failure(Code.Unavailable, "UPSTREAM_CONNECTION", true, true, true),
+  badRequest: failure(Code.InvalidArgument, reasons.upstreamBadRequest, callerFault),
+  contextLength: failure(Code.InvalidArgument, reasons.contextLengthExceeded, { ...callerFault, contextLength: true }),
+  upstreamAuth: failure(Code.Internal, reasons.upstreamAuth, {
+    ...accountRefused,
+    withheld: (provider) => `the gateway's credentials for ${provider} were refused`,
+  }),
+  upstreamBilling: failure(Code.Internal, reasons.upstreamBilling, {
+    ...accountRefused,
+    withheld: (provider) => `the gateway's ${provider} account cannot be billed`,
+  }),
+  modelNotFound: failure(Code.NotFound, reasons.upstreamModelNotFound, { retryable: false, failover: true, deploymentFault: true }),
+  rateLimited: failure(Code.ResourceExhausted, reasons.upstreamRateLimited, { retryable: true, failover: true, deploymentFault: false }),
+  overloaded: failure(Code.Unavailable, reasons.upstreamOverloaded, deploymentDown),
+  serverError: failure(Code.Unavailable, reasons.upstreamUnavailable, deploymentDown),
+  timeout: failure(Code.Unavailable, reasons.upstreamTimeout, deploymentDown),
+  connection: failure(Code.Unavailable, reasons.upstreamConnection, deploymentDown),
   /** The stream ended before the provider's terminal event: a cut, never a success. */
-  streamCut: failure(Code.Unavailable, "UPSTREAM_STREAM_INCOMPLETE", true, true, true),
+  streamCut: failure(Code.Unavailable, reasons.upstreamStreamIncomplete, deploymentDown),
   /** The provider answered 2xx with something we cannot read. */
-  malformed: failure(Code.Internal, "UPSTREAM_MALFORMED", false, true, true),
+  malformed: failure(Code.Internal, reasons.upstreamMalformed, { retryable: false, failover: true, deploymentFault: true }),
   /** An unexpected status (e.g. 3xx, 418). */
-  unexpected: failure(Code.Unknown, "UPSTREAM_UNEXPECTED_STATUS", false, true, true),
-  conflict: failure(Code.Aborted, "UPSTREAM_CONFLICT", true, true, false),
+  unexpected: failure(Code.Unknown, reasons.upstreamUnexpectedStatus, { retryable: false, failover: true, deploymentFault: true }),
+  conflict: failure(Code.Aborted, reasons.upstreamConflict, { retryable: true, failover: true, deploymentFault: false }),
 } as const;
 
 /** Facts of an HTTP failure an adapter has read off the response. */
@@ -62,7 +94,7 @@ export interface HttpFailureFacts {
 const contextLengthCodes = new Set(["context_length_exceeded", "string_above_max_length"]);
 const contextLengthMessage = /context length|context window|prompt is too long|too many tokens|maximum context/i;
 
-/** Classifies an upstream HTTP status (DESIGN §4). */
+/** Classifies an upstream HTTP status (README "Errors" lists the outcome of each). */
 export function classifyHttpFailure(facts: HttpFailureFacts): FailureClass {
   const base = classifyStatus(facts);
   if (facts.shouldRetry === undefined || base.retryable === facts.shouldRetry) return base;
@@ -141,4 +173,23 @@ export function errorCode(err: unknown): string | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/** Longest excerpt of a provider's own message passed on to a caller. */
+const maxProviderMessageChars = 500;
+
+/**
+ * The caller-facing text of an upstream failure: `prefix`, then what the provider said
+ * when the failure class lets it through (keys redacted, bounded), or the class's own
+ * words when it withholds it. Every adapter and the HTTP client build messages here.
+ */
+export function describeUpstreamFailure(
+  prefix: string,
+  failure: FailureClass,
+  provider: string,
+  providerMessage: string | undefined,
+): string {
+  if (!failure.showProviderMessage) return failure.withheld === undefined ? prefix : `${prefix}: ${failure.withheld(provider)}`;
+  if (!providerMessage) return prefix;
+  return `${prefix}: ${redactSecrets(providerMessage).slice(0, maxProviderMessageChars)}`;
 }

@@ -8,6 +8,8 @@ import {
   RetryInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
 import type { FailureClass } from "./failure-table.js";
+import type { Reason } from "./reasons.js";
+import { reasons } from "./reasons.js";
 
 /** ErrorInfo.domain of every error Sluice raises. */
 export const errorDomain = "sluice";
@@ -18,10 +20,10 @@ type OutgoingDetail = NonNullable<ConstructorParameters<typeof ConnectError>[3]>
 export interface FieldViolation {
   readonly field: string;
   readonly description: string;
-  readonly reason?: string;
+  readonly reason?: Reason;
 }
 
-function errorInfo(reason: string, metadata: Record<string, string> = {}): OutgoingDetail {
+function errorInfo(reason: Reason, metadata: Record<string, string> = {}): OutgoingDetail {
   return { desc: ErrorInfoSchema, value: { reason, domain: errorDomain, metadata } };
 }
 
@@ -45,14 +47,14 @@ export function invalidArgument(violations: readonly FieldViolation[]): ConnectE
       ? `${first.field}: ${first.description}`
       : `${violations.length} invalid fields: ${violations.map((v) => `${v.field}: ${v.description}`).join("; ")}`;
   return new ConnectError(message, Code.InvalidArgument, undefined, [
-    errorInfo(first?.reason ?? "INVALID_REQUEST"),
+    errorInfo(first?.reason ?? reasons.invalidField),
     {
       desc: BadRequestSchema,
       value: {
         fieldViolations: violations.map((v) => ({
           field: v.field,
           description: v.description,
-          reason: v.reason ?? "INVALID_FIELD",
+          reason: v.reason ?? reasons.invalidField,
         })),
       },
     },
@@ -62,7 +64,7 @@ export function invalidArgument(violations: readonly FieldViolation[]): ConnectE
 /** A gateway error with a reason, e.g. NOT_FOUND / MODEL_NOT_FOUND. */
 export function gatewayError(
   code: Code,
-  reason: string,
+  reason: Reason,
   message: string,
   metadata?: Record<string, string>,
 ): ConnectError {
@@ -71,7 +73,7 @@ export function gatewayError(
 
 /** A rate or budget limit: RESOURCE_EXHAUSTED + QuotaFailure (+ RetryInfo when waiting helps). */
 export function quotaExceeded(
-  reason: string,
+  reason: Reason,
   message: string,
   violation: { subject: string; description: string },
   retryAfterMs?: number,

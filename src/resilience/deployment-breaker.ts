@@ -1,6 +1,7 @@
 import CircuitBreaker from "opossum";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { UpstreamError, gatewayError } from "../errors/gateway-error.js";
+import { reasons } from "../errors/reasons.js";
 
 /**
  * One circuit breaker per deployment ("provider/model"), built on opossum (DESIGN §4).
@@ -60,7 +61,7 @@ export interface DeploymentBreaker {
 }
 
 /** ErrorInfo reason of the error `run()` rejects with when the breaker is open. */
-export const circuitOpenReason = "DEPLOYMENT_CIRCUIT_OPEN";
+export const circuitOpenReason = reasons.deploymentCircuitOpen;
 
 /** opossum's window has this many buckets; one interval timer rotates them. */
 const rollingCountBuckets = 10;

@@ -185,7 +185,7 @@ describe("decideRetry: anything that is not an UpstreamError fails, never retrie
     ["the caller's CANCELLED", abortError(cancelled.signal)],
     ["the caller's DEADLINE_EXCEEDED", abortError(deadline.signal)],
     ["INVALID_ARGUMENT", invalidArgument([{ field: "messages", description: "must not be empty" }])],
-    ["a ConnectError UNAVAILABLE (gateway's own)", gatewayError(Code.Unavailable, "CIRCUIT_OPEN", "all breakers open")],
+    ["a ConnectError UNAVAILABLE (gateway's own)", gatewayError(Code.Unavailable, "ALL_DEPLOYMENTS_UNAVAILABLE", "all breakers open")],
     ["a plain Error", new Error("bug")],
     ["a thrown string", "boom"],
     ["undefined", undefined],
@@ -193,5 +193,23 @@ describe("decideRetry: anything that is not an UpstreamError fails, never retrie
     const random = vi.fn(() => 0.5);
     expect(decideRetry(error, state, backoff, random)).toEqual({ kind: "fail", reason: "not-upstream" });
     expect(random).not.toHaveBeenCalled();
+  });
+});
+
+describe("decideRetry: a prompt too long for this model", () => {
+  it("fails the call unless the alias opts in to falling back on context length", () => {
+    const tooLong = upstream(failures.contextLength);
+    expect(decideRetry(tooLong, state, backoff)).toEqual({ kind: "fail", reason: "not-retryable" });
+    expect(decideRetry(tooLong, { ...state, fallbackOnContextLength: true }, backoff)).toEqual({
+      kind: "failover",
+      reason: "not-retryable",
+    });
+  });
+
+  it("never fails over any other bad request on that opt-in", () => {
+    expect(decideRetry(upstream(failures.badRequest), { ...state, fallbackOnContextLength: true }, backoff)).toEqual({
+      kind: "fail",
+      reason: "not-retryable",
+    });
   });
 });

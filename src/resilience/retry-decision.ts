@@ -14,6 +14,8 @@ export interface RetryState {
   readonly totalBudgetMs: number;
   /** A provider-requested wait longer than this is not worth it: try another deployment. */
   readonly maxRetryAfterMs: number;
+  /** The alias opts in to failing over on a context-length error (config `fallbackOnContextLength`). */
+  readonly fallbackOnContextLength?: boolean | undefined;
 }
 
 /** Why the call stops trying this deployment. */
@@ -38,8 +40,8 @@ export type RetryDecision =
  * next one, or fail the call. Pure: the caller sleeps (on its AbortSignal), consults the
  * process-wide retry budget, and moves to the next deployment.
  *
- * Only the failure table decides what is retryable (DESIGN §4, habit 5): this reads
- * `UpstreamError.failure.retryable` / `.failover` (with `x-should-retry` already folded in)
+ * Only the failure table decides what is retryable: this reads `UpstreamError.failure`
+ * (`retryable`, `failover`, `contextLength`; `x-should-retry` already folded in)
  * and never looks at a status code. Anything that is not an UpstreamError — a bad request
  * we rejected, the caller's CANCELLED / DEADLINE_EXCEEDED (`abortError`), a bug — fails at once.
  */
@@ -51,27 +53,31 @@ export function decideRetry(
 ): RetryDecision {
   if (!(error instanceof UpstreamError)) return failNotUpstream;
   const { failure, retryAfterMs } = error;
-  if (!failure.retryable) return giveUp(failure, "not-retryable");
-  if (state.attempt >= state.maxAttempts) return giveUp(failure, "attempts-exhausted");
+  if (!failure.retryable) return giveUp(failure, "not-retryable", state);
+  if (state.attempt >= state.maxAttempts) return giveUp(failure, "attempts-exhausted", state);
 
   if (retryAfterMs !== undefined) {
     // Honour the provider exactly — never less, and never replaced by a shorter jittered
     // backoff — or move on; a shorter wait would only earn another 429.
-    if (retryAfterMs > state.maxRetryAfterMs) return giveUp(failure, "retry-after-too-long");
-    if (state.elapsedMs + retryAfterMs > state.totalBudgetMs) return giveUp(failure, "over-time-budget");
+    if (retryAfterMs > state.maxRetryAfterMs) return giveUp(failure, "retry-after-too-long", state);
+    if (state.elapsedMs + retryAfterMs > state.totalBudgetMs) return giveUp(failure, "over-time-budget", state);
     return { kind: "retry", delayMs: retryAfterMs, reason: "retry-after" };
   }
 
   const delayMs = backoffDelayMs(state.attempt, backoff, random);
   // A backoff that outlives the call's budget is a wait for nothing: the retry could not
   // finish in time, so another deployment gets the remaining time instead.
-  if (state.elapsedMs + delayMs > state.totalBudgetMs) return giveUp(failure, "over-time-budget");
+  if (state.elapsedMs + delayMs > state.totalBudgetMs) return giveUp(failure, "over-time-budget", state);
   return { kind: "retry", delayMs, reason: "backoff" };
 }
 
-/** Stops on this deployment: fail over when the table says another one may succeed, else fail. */
-function giveUp(failure: FailureClass, reason: GiveUpReason): RetryDecision {
-  return failure.failover ? failovers[reason] : fails[reason];
+/**
+ * Stops on this deployment: fail over when the table says another one may succeed (or,
+ * for a prompt too long for this model, when the alias opts in), else fail.
+ */
+function giveUp(failure: FailureClass, reason: GiveUpReason, state: RetryState): RetryDecision {
+  const failover = failure.failover || (failure.contextLength && state.fallbackOnContextLength === true);
+  return failover ? failovers[reason] : fails[reason];
 }
 
 // Give-up decisions carry no per-call data, so they are shared frozen constants.

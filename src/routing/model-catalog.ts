@@ -2,6 +2,7 @@ import { Code } from "@connectrpc/connect";
 import type { AttemptTimeouts, ModelConfig, SluiceConfig } from "../config/schema.js";
 import type { Provider } from "../providers/provider.js";
 import { gatewayError } from "../errors/gateway-error.js";
+import { reasons } from "../errors/reasons.js";
 
 /** One provider + upstream model serving an alias, resolved at startup. */
 export interface Deployment {
@@ -68,7 +69,7 @@ export function createModelCatalog(config: SluiceConfig, providers: ReadonlyMap<
       const shown = alias.length > maxEchoedModelLength ? `${alias.slice(0, maxEchoedModelLength)}…` : alias;
       throw gatewayError(
         Code.NotFound,
-        "MODEL_NOT_FOUND",
+        reasons.modelNotFound,
         `model "${shown}" is not served by this gateway (see ModelService.ListModels)`,
         { model: shown },
       );

@@ -1,10 +1,15 @@
 import { Pool, type Dispatcher } from "undici";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UpstreamError } from "../errors/gateway-error.js";
-import { classifyHttpFailure, classifyNetworkError, errorCode, failures } from "../errors/failure-table.js";
+import {
+  classifyHttpFailure,
+  classifyNetworkError,
+  describeUpstreamFailure,
+  errorCode,
+  failures,
+} from "../errors/failure-table.js";
 import { headerGetter, parseRetryAfterMs, parseShouldRetry } from "../errors/retry-after.js";
 import { abortError } from "../errors/abort-error.js";
-import { redactSecrets } from "../errors/redact-secrets.js";
 import type { ProviderTimeouts } from "../config/schema.js";
 import { AnswerHandler } from "./answer-handler.js";
 import { StreamAnswerHandler, type StreamAnswer, type StreamAnswerOwner } from "./stream-answer.js";
@@ -182,7 +187,7 @@ export class UpstreamClient implements StreamAnswerOwner {
       provider: this.provider,
       status,
       retryAfterMs: parseRetryAfterMs(get),
-      message: describeHttpFailure(this.provider, status, failure.reason, facts.message),
+      message: describeUpstreamFailure(`provider ${this.provider} answered ${status}`, failure, this.provider, facts.message),
     });
   }
 
@@ -195,19 +200,6 @@ export class UpstreamClient implements StreamAnswerOwner {
     })();
     return this.closing;
   }
-}
-
-/**
- * The caller-facing message for an upstream HTTP failure. The provider's own message is
- * shown for request errors — the caller needs it to fix the request — but never for auth
- * or billing failures, whose messages can echo part of our key or account.
- */
-function describeHttpFailure(provider: string, status: number, reason: string, providerMessage?: string): string {
-  const prefix = `provider ${provider} answered ${status}`;
-  if (reason === "UPSTREAM_AUTH") return `${prefix}: the gateway's credentials for ${provider} were refused`;
-  if (reason === "UPSTREAM_BILLING") return `${prefix}: the gateway's ${provider} account cannot be billed`;
-  if (!providerMessage) return prefix;
-  return `${prefix}: ${redactSecrets(providerMessage).slice(0, 500)}`;
 }
 
 /** One unary answer read whole and parsed as JSON (answer-handler.ts does the rest). */

@@ -1,7 +1,6 @@
 import { UpstreamError } from "../../errors/gateway-error.js";
-import { classifyHttpFailure } from "../../errors/failure-table.js";
+import { classifyHttpFailure, describeUpstreamFailure } from "../../errors/failure-table.js";
 import type { ProviderErrorFacts } from "../../transport/upstream-client.js";
-import { redactSecrets } from "../../errors/redact-secrets.js";
 import { isObject } from "./wire.js";
 
 /**
@@ -54,9 +53,5 @@ export function streamErrorEvent(provider: string, data: unknown): UpstreamError
     providerMessage: facts.message,
   });
   const prefix = `provider ${provider} stream failed with ${facts.code ?? "an unknown error"}`;
-  // As for HTTP errors: auth and billing messages may echo account details; never shown.
-  const secret = failure.reason === "UPSTREAM_AUTH" || failure.reason === "UPSTREAM_BILLING";
-  const message =
-    secret || facts.message === undefined ? prefix : `${prefix}: ${redactSecrets(facts.message).slice(0, 500)}`;
-  return new UpstreamError({ failure, provider, message });
+  return new UpstreamError({ failure, provider, message: describeUpstreamFailure(prefix, failure, provider, facts.message) });
 }

@@ -18,6 +18,7 @@ import type {
   ToolParam,
   ToolResultBlockParam,
 } from "./wire.js";
+import { reasons } from "../../errors/reasons.js";
 
 /**
  * `max_tokens` when neither the request nor the deployment sets one (Anthropic requires
@@ -63,7 +64,7 @@ export function toAnthropicRequest(request: CompleteRequest, options: AnthropicR
     violations.push({
       field,
       description: `${what} is not supported by provider ${options.provider} (Anthropic)`,
-      reason: "UNSUPPORTED_BY_PROVIDER",
+      reason: reasons.unsupportedByProvider,
     });
   };
 

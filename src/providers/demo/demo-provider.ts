@@ -15,6 +15,7 @@ import { invalidArgument, type FieldViolation } from "../../errors/gateway-error
 import { abortError } from "../../errors/abort-error.js";
 import type { Provider, UpstreamCall } from "../provider.js";
 import { composeDemoAnswer } from "./demo-answer.js";
+import { reasons } from "../../errors/reasons.js";
 
 /** Events a demo provider emits, so tests can see what reached "upstream". */
 export interface DemoProviderEvents {
@@ -42,7 +43,7 @@ export function createDemoProvider(name: string, config: DemoProviderConfig): De
   function reject(request: CompleteRequest): void {
     const violations: FieldViolation[] = [];
     const unsupported = (field: string): void => {
-      violations.push({ field, description: `not supported by provider ${name} (demo)`, reason: "UNSUPPORTED_BY_PROVIDER" });
+      violations.push({ field, description: `not supported by provider ${name} (demo)`, reason: reasons.unsupportedByProvider });
     };
     if (request.tools.length > 0) unsupported("tools");
     if (request.toolChoice !== undefined) unsupported("tool_choice");

@@ -1,7 +1,6 @@
-import { classifyHttpFailure } from "../../errors/failure-table.js";
+import { classifyHttpFailure, describeUpstreamFailure } from "../../errors/failure-table.js";
 import { UpstreamError } from "../../errors/gateway-error.js";
 import type { ProviderErrorFacts } from "../../transport/upstream-client.js";
-import { redactSecrets } from "../../errors/redact-secrets.js";
 
 /**
  * The error object of an OpenAI(-compatible) error body. OpenAI always sends
@@ -100,8 +99,5 @@ export function inBandError(provider: string, payload: unknown): UpstreamError {
     providerMessage: facts.message,
   });
   const prefix = `provider ${provider} reported an error in its answer`;
-  const withheld = failure.reason === "UPSTREAM_AUTH" || failure.reason === "UPSTREAM_BILLING";
-  const message =
-    withheld || facts.message === undefined ? prefix : `${prefix}: ${redactSecrets(facts.message).slice(0, 500)}`;
-  return new UpstreamError({ failure, provider, message });
+  return new UpstreamError({ failure, provider, message: describeUpstreamFailure(prefix, failure, provider, facts.message) });
 }

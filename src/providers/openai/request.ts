@@ -9,6 +9,7 @@ import {
   type Message,
 } from "../../../gen/sluice/v1/chat_pb.js";
 import { invalidArgument, type FieldViolation } from "../../errors/gateway-error.js";
+import { reasons, type Reason } from "../../errors/reasons.js";
 
 // The OpenAI Chat Completions request body, as far as Sluice sends it. Field names are the
 // wire names (snake_case); every optional field is absent unless the caller set it.
@@ -113,10 +114,10 @@ export function buildChatRequest(request: CompleteRequest, options: ChatRequestO
       violations.push({
         field,
         description: `${what}not supported by provider ${options.provider} (openai)`,
-        reason: "UNSUPPORTED_BY_PROVIDER",
+        reason: reasons.unsupportedByProvider,
       });
     },
-    invalid(field, description, reason = "INVALID_FIELD") {
+    invalid(field, description, reason = reasons.invalidField) {
       violations.push({ field, description, reason });
     },
   };
@@ -212,7 +213,7 @@ const toolChoiceModes: Readonly<Record<number, "auto" | "none" | "required" | un
 interface Violations {
   /** A setting this provider lacks; `what` prefixes the description, e.g. "images in tool messages are ". */
   unsupported(field: string, what?: string): void;
-  invalid(field: string, description: string, reason?: string): void;
+  invalid(field: string, description: string, reason?: Reason): void;
 }
 
 function translateMessage(message: Message, at: string, bad: Violations): ChatMessage {
@@ -309,7 +310,7 @@ function imagePart(image: Image, at: string, bad: Violations): ChatImagePart | u
       url = `data:${image.mediaType};base64,${toBase64(image.source.value)}`;
       break;
     default:
-      bad.invalid(at, "set url or data", "REQUIRED_FIELD");
+      bad.invalid(at, "set url or data", reasons.requiredField);
       return undefined;
   }
   const detail = imageDetails[image.detail];

@@ -1,0 +1,39 @@
+/**
+ * Every `google.rpc.ErrorInfo.reason` Sluice sends (domain "sluice"): the one list, so a
+ * caller's `switch` on reasons can be checked against it. The README's error table is
+ * tested against this file (reasons.test.ts): add a reason here and it must be documented.
+ */
+export const reasons = {
+  // The caller's request (INVALID_ARGUMENT + BadRequest naming the field; ErrorInfo carries the first field's reason).
+  requiredField: "REQUIRED_FIELD",
+  invalidField: "INVALID_FIELD",
+  /** A setting the chosen provider does not support (e.g. `top_k` on OpenAI). */
+  unsupportedByProvider: "UNSUPPORTED_BY_PROVIDER",
+  /** No such model alias (NOT_FOUND). */
+  modelNotFound: "MODEL_NOT_FOUND",
+
+  // Upstream failures, one per failure class (failure-table.ts).
+  upstreamBadRequest: "UPSTREAM_BAD_REQUEST",
+  contextLengthExceeded: "CONTEXT_LENGTH_EXCEEDED",
+  upstreamAuth: "UPSTREAM_AUTH",
+  upstreamBilling: "UPSTREAM_BILLING",
+  upstreamModelNotFound: "UPSTREAM_MODEL_NOT_FOUND",
+  upstreamRateLimited: "UPSTREAM_RATE_LIMITED",
+  upstreamOverloaded: "UPSTREAM_OVERLOADED",
+  upstreamUnavailable: "UPSTREAM_UNAVAILABLE",
+  upstreamTimeout: "UPSTREAM_TIMEOUT",
+  upstreamConnection: "UPSTREAM_CONNECTION",
+  upstreamStreamIncomplete: "UPSTREAM_STREAM_INCOMPLETE",
+  upstreamMalformed: "UPSTREAM_MALFORMED",
+  upstreamUnexpectedStatus: "UPSTREAM_UNEXPECTED_STATUS",
+  upstreamConflict: "UPSTREAM_CONFLICT",
+
+  // The gateway's own resilience decisions (UNAVAILABLE).
+  /** One deployment skipped: its circuit breaker is open. */
+  deploymentCircuitOpen: "DEPLOYMENT_CIRCUIT_OPEN",
+  allDeploymentsUnavailable: "ALL_DEPLOYMENTS_UNAVAILABLE",
+  allDeploymentsBusy: "ALL_DEPLOYMENTS_BUSY",
+} as const;
+
+/** One of the reasons above. */
+export type Reason = (typeof reasons)[keyof typeof reasons];

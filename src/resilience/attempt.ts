@@ -1,0 +1,117 @@
+import type { Candidate } from "../routing/candidate.js";
+import type { CallPlanner } from "../routing/call-plan.js";
+import { createAttemptSignal, type AttemptSignal } from "./attempt-signal.js";
+import type { BreakerRegistry } from "./breaker-registry.js";
+import type { BreakerTicket } from "./deployment-breaker.js";
+import type { InFlightLimiter } from "./in-flight-limiter.js";
+
+/** How far a call got over its plan: what RouteInfo reports and what the final error is built from. */
+export interface CallProgress {
+  attempts: number;
+  lastError: unknown;
+  /** Skipped because their circuit was open. */
+  skippedOpen: number;
+  /** Skipped at their `maxInFlight`. */
+  skippedBusy: number;
+}
+
+export function newCallProgress(): CallProgress {
+  return { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0 };
+}
+
+/**
+ * An attempt in flight: its own signal, breaker ticket and strategy hooks; `opening`
+ * settles with the answer (unary) or the stream's first token (streams).
+ */
+export interface Attempt<T> {
+  readonly candidate: Candidate;
+  readonly attemptSignal: AttemptSignal;
+  readonly ticket: BreakerTicket;
+  readonly opening: Promise<T>;
+  readonly hedged: boolean;
+  /** performance.now() when it started. */
+  readonly started: number;
+}
+
+export interface AttemptsDeps {
+  readonly breakers: BreakerRegistry;
+  readonly limiter: InFlightLimiter;
+  /** Strategy feedback: in-flight attempts per deployment. */
+  readonly planner?: Pick<CallPlanner, "begin" | "end"> | undefined;
+}
+
+/** Starting and ending attempts: each takes an in-flight slot, a breaker ticket and strategy hooks, and gives them back exactly once. */
+export interface Attempts {
+  /**
+   * Starts an attempt on `candidate`, or returns undefined (counted in `progress`) when it
+   * is at its in-flight limit or its circuit is open. `own`: the attempt gets its own
+   * signal (timeouts, hedging) rather than the caller's.
+   */
+  start<T>(
+    candidate: Candidate,
+    signal: AbortSignal,
+    progress: CallProgress,
+    own: boolean,
+    hedged: boolean,
+    run: (attemptSignal: AttemptSignal) => Promise<T>,
+  ): Attempt<T> | undefined;
+  /** Ends an attempt whose answer the caller will not get (failed, or lost a hedge race). */
+  finish(attempt: Attempt<unknown>, failure: unknown, callerSignal: AbortSignal): void;
+  /** Releases what `start` took besides the breaker ticket (exactly once per attempt). */
+  end(attempt: Attempt<unknown>): void;
+}
+
+export function createAttempts(deps: AttemptsDeps): Attempts {
+  const { breakers, limiter, planner } = deps;
+
+  function end(attempt: Attempt<unknown>): void {
+    const { key, maxInFlight } = attempt.candidate.deployment;
+    limiter.release(key, maxInFlight);
+    planner?.end(key);
+    attempt.attemptSignal.dispose();
+  }
+
+  return {
+    start(candidate, signal, progress, own, hedged, run) {
+      const { key, maxInFlight } = candidate.deployment;
+      if (!limiter.tryAcquire(key, maxInFlight)) {
+        progress.skippedBusy++;
+        return undefined;
+      }
+      const ticket = breakers.get(key).begin();
+      if (ticket === undefined) {
+        limiter.release(key, maxInFlight);
+        progress.skippedOpen++;
+        return undefined;
+      }
+      progress.attempts++;
+      const attemptSignal = createAttemptSignal(signal, candidate.deployment.timeouts, candidate.deployment.provider.name, own);
+      planner?.begin(key);
+      const started = performance.now();
+      // An attempt's own timeout is its failure, whatever the adapter reported on abort. An
+      // attempt on the caller's own signal has no timeout of its own: nothing to wrap.
+      const opened = run(attemptSignal);
+      const opening =
+        attemptSignal.signal === signal
+          ? opened
+          : opened.catch((err: unknown) => {
+              throw attemptSignal.timedOut ?? err;
+            });
+      return { candidate, attemptSignal, ticket, opening, hedged, started };
+    },
+
+    finish(attempt, failure, callerSignal) {
+      if (failure === undefined) attempt.ticket.release();
+      else settle(attempt.ticket, failure, callerSignal);
+      end(attempt);
+    },
+
+    end,
+  };
+}
+
+/** Tells the breaker how an attempt ended: the caller's own cancel or deadline never counts. */
+export function settle(ticket: BreakerTicket, err: unknown, callerSignal: AbortSignal): void {
+  if (callerSignal.aborted) ticket.release();
+  else ticket.failure(err);
+}
