@@ -46,7 +46,7 @@ const QUICK = {
   quietMaxWaitMs: 3_000,
 };
 
-const USAGE = `usage: node src/run.mjs [--quick] [--only ${SCENARIOS.join(",")}] [--targets id,id] [--repeats N] [--no-build]`;
+const USAGE = `usage: node src/run.mjs [--quick] [--only ${SCENARIOS.join(",")}] [--targets id,id] [--repeats N] [--no-build]\n       [--body realistic|hello] [--sluice-log info|warn]`;
 
 export function parseSettings(argv) {
   const { values } = parseArgs({
@@ -57,6 +57,9 @@ export function parseSettings(argv) {
       targets: { type: "string" },
       repeats: { type: "string" },
       "no-build": { type: "boolean", default: false },
+      // Production defaults: a realistic conversation, Sluice's access log at info (what `npm start` ships).
+      body: { type: "string", default: "realistic" },
+      "sluice-log": { type: "string", default: "info" },
       help: { type: "boolean", default: false },
     },
   });
@@ -70,6 +73,8 @@ export function parseSettings(argv) {
   for (const name of settings.scenarios) if (!SCENARIOS.includes(name)) throw new Error(`unknown scenario ${name}\n${USAGE}`);
   settings.targetFilter = values.targets ? new Set(values.targets.split(",").map((s) => s.trim())) : null;
   settings.build = !values["no-build"];
+  settings.body = values.body;
+  settings.sluiceLog = values["sluice-log"];
   // Proxy under test on one core, load generator + fake on the other. Without two cores, no pinning.
   const cores = os.availableParallelism();
   settings.cpus = cores >= 2 ? { proxy: 0, load: 1 } : { proxy: undefined, load: undefined };

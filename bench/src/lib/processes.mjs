@@ -87,6 +87,9 @@ export function startServer({ name, command, args, cpu, cwd, env, ready, probe, 
       setTimeout(poll, 100);
     }
     child.stdout.setEncoding("utf8").on("data", (text) => {
+      // Once ready, the output (an access log at info) is only drained, never parsed: the
+      // server must not block on a full pipe, and the harness must not spend CPU on it.
+      if (settled) return;
       buffer += text;
       let newline;
       while ((newline = buffer.indexOf("\n")) >= 0) {

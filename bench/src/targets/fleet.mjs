@@ -21,7 +21,7 @@ export async function startFleet(ctx) {
   const { settings, log } = ctx;
   const work = workloads(settings);
   const fake = await startFake({ cpu: settings.cpus.load });
-  const configFile = writeSluiceConfig(ctx.dir, fake.url, Object.values(work));
+  const configFile = writeSluiceConfig(ctx.dir, fake.url, Object.values(work), settings.sluiceLog);
   const starters = {
     passThrough: (nodeArgs) => startPassThrough({ cpu: settings.cpus.proxy, upstreamUrl: fake.url, nodeArgs }),
     sluice: (nodeArgs) => startSluice({ cpu: settings.cpus.proxy, configFile, nodeArgs }),

@@ -91,14 +91,15 @@ export async function startPortkey({ cpu, nodeArgs = [] }) {
 }
 
 /** Sluice's configuration for a run: one OpenAI provider (the fake), one alias per workload. */
-export function writeSluiceConfig(dir, fakeUrl, workloadList) {
+export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel) {
   const models = {};
   for (const workload of workloadList) {
     models[workload.alias] = { deployments: [{ provider: "fake", model: workload.model }] };
   }
   const config = {
     listen: "127.0.0.1:0",
-    log: { level: "warn" },
+    // The access log writes one line per request at info (the default); the bench discards stdout.
+    log: { level: logLevel },
     providers: {
       // connections: enough for the capacity scenario's 10k concurrent upstream streams.
       fake: { type: "openai", baseUrl: `${fakeUrl}/v1`, apiKey: "bench", connections: 16384 },
