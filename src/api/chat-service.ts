@@ -1,9 +1,9 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import {
+import type {
   ChatService,
-  type CompleteRequest,
-  type CompleteResponse,
-  type StreamCompleteResponse,
+  CompleteRequest,
+  CompleteResponse,
+  StreamCompleteResponse,
 } from "../../gen/sluice/v1/chat_service_pb.js";
 import type { ModelCatalog } from "../routing/model-catalog.js";
 import type { CallPlanner } from "../routing/call-plan.js";

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ListModelsResponseSchema, ModelService } from "../../gen/sluice/v1/model_service_pb.js";
+import { ListModelsResponseSchema, type ModelService } from "../../gen/sluice/v1/model_service_pb.js";
 import type { ModelCatalog } from "../routing/model-catalog.js";
 
 /**

@@ -2,7 +2,7 @@ import type { SluiceConfig } from "../config/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Provider } from "../providers/provider.js";
 import { createProviders } from "../providers/create-providers.js";
-import { createModelCatalog, type ModelCatalog } from "../routing/model-catalog.js";
+import { createModelCatalog } from "../routing/model-catalog.js";
 import { createCallPlanner } from "../routing/call-plan.js";
 import { createCallRunner } from "../resilience/call-runner.js";
 import { createBreakerRegistry, type BreakerRegistry } from "../resilience/breaker-registry.js";
@@ -27,7 +27,6 @@ export interface Sluice {
   healthDetails(): Readonly<Record<string, unknown>>;
   /** Every configured provider, by configured name. */
   readonly providers: ReadonlyMap<string, Provider>;
-  readonly catalog: ModelCatalog;
   /** One circuit breaker per deployment (states for health and metrics). */
   readonly breakers: BreakerRegistry;
   /** In-flight attempts on deployments with a `maxInFlight` (health and metrics). */
@@ -51,7 +50,6 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   return {
     routes: createRouteTable({ chat, models, interceptors }),
     providers,
-    catalog,
     breakers,
     limiter,
     healthDetails: () => ({ breakers: breakers.states(), inFlight: limiter.counts() }),

@@ -1,6 +1,5 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
-import { z } from "zod";
 import { configSchema, type SluiceConfig } from "./schema.js";
 import { defaultConfigDocument } from "./default-config.js";
 
@@ -110,5 +109,3 @@ export async function loadConfig(file: string | undefined, env: Env = process.en
   }
   return parseConfigText(text, env, file);
 }
-
-export { z };

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /**
- * The configuration file's schema. Validated once at load (habit 7): a bad file fails
+ * The configuration file's schema. Validated once at load: a bad file fails
  * fast with the path of the bad field, and nothing per request re-checks it.
  */
 
@@ -311,8 +311,5 @@ export type OpenAIProviderConfig = z.output<typeof openaiProviderSchema>;
 export type AnthropicProviderConfig = z.output<typeof anthropicProviderSchema>;
 export type DemoProviderConfig = z.output<typeof demoProviderSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
-export type DeploymentConfig = z.output<typeof deploymentSchema>;
 export type ProviderTimeouts = z.output<typeof timeoutsSchema>;
-export type RetryConfig = z.output<typeof retrySchema>;
-export type ResilienceConfig = z.output<typeof resilienceSchema>;
 export type AttemptTimeouts = z.output<typeof attemptTimeoutsSchema>;

@@ -3,7 +3,7 @@ import { Code } from "@connectrpc/connect";
 import { classifyHttpFailure, classifyNetworkError, describeUpstreamFailure, failures } from "./failure-table.js";
 import { parseRetryAfterMs, parseShouldRetry } from "./retry-after.js";
 
-describe("failure table (DESIGN §4)", () => {
+describe("failure table", () => {
   it.each([
     [400, undefined, Code.InvalidArgument, "UPSTREAM_BAD_REQUEST", false],
     [422, undefined, Code.InvalidArgument, "UPSTREAM_BAD_REQUEST", false],

@@ -4,7 +4,6 @@ import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
-  QuotaFailureSchema,
   RetryInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
 import type { FailureClass } from "./failure-table.js";
@@ -69,21 +68,6 @@ export function gatewayError(
   metadata?: Record<string, string>,
 ): ConnectError {
   return new ConnectError(message, code, undefined, [errorInfo(reason, metadata)]);
-}
-
-/** A rate or budget limit: RESOURCE_EXHAUSTED + QuotaFailure (+ RetryInfo when waiting helps). */
-export function quotaExceeded(
-  reason: Reason,
-  message: string,
-  violation: { subject: string; description: string },
-  retryAfterMs?: number,
-): ConnectError {
-  const details: OutgoingDetail[] = [
-    errorInfo(reason),
-    { desc: QuotaFailureSchema, value: { violations: [violation] } },
-  ];
-  if (retryAfterMs !== undefined) details.push(retryInfo(retryAfterMs));
-  return new ConnectError(message, Code.ResourceExhausted, undefined, details);
 }
 
 /** What an adapter knows about an upstream failure. */

@@ -29,8 +29,6 @@ export const reasons = {
   upstreamConflict: "UPSTREAM_CONFLICT",
 
   // The gateway's own resilience decisions (UNAVAILABLE).
-  /** One deployment skipped: its circuit breaker is open. */
-  deploymentCircuitOpen: "DEPLOYMENT_CIRCUIT_OPEN",
   allDeploymentsUnavailable: "ALL_DEPLOYMENTS_UNAVAILABLE",
   allDeploymentsBusy: "ALL_DEPLOYMENTS_BUSY",
 } as const;

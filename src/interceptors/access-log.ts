@@ -116,7 +116,7 @@ class LoggedStream<T> implements AsyncIterableIterator<T> {
 function boundary(err: unknown, logger: Logger, procedure: string): ConnectError {
   if (err instanceof ConnectError) return err;
   // The type and the stack frames find the bug; the message is left out because it may
-  // quote request data (a prompt fragment) — logs never carry prompts (DESIGN §6).
+  // quote request data (a prompt fragment), and logs never carry prompts.
   const type = err instanceof Error ? err.name : typeof err;
   const frames = err instanceof Error ? (err.stack ?? "").split("\n").slice(1).join("\n") : "";
   logger.error({ procedure, errType: type, stack: frames }, "unexpected error in handler");

@@ -7,8 +7,11 @@ export interface InterceptorDeps {
 }
 
 /**
- * The RPC chain, outermost first. This list is the one place the order lives (DESIGN §7.3):
- * telemetry → auth → admission → cache as those features land.
+ * The RPC chain, outermost first: the one place the order lives. connect-node and every
+ * fast lane run this same list (src/app/route-table.ts), so a step added here applies to
+ * every RPC over every protocol. Outermost first means it sees everything inner steps do
+ * and throw: telemetry, then auth, admission and caching as those features land
+ * (docs/architecture.md "Adding a cross-cutting step").
  */
 export function createInterceptors(deps: InterceptorDeps): Interceptor[] {
   return [accessLogInterceptor(deps.logger)];

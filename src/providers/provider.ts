@@ -18,13 +18,12 @@ export interface UpstreamCall {
   readonly signal: AbortSignal;
   /** Output limit to send when the request sets none (required by Anthropic). */
   readonly defaultMaxOutputTokens?: number | undefined;
-  /** Extra headers for the upstream request (e.g. W3C traceparent). */
-  readonly headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
  * A provider adapter: pure translators (proto ⇄ provider wire format) around one undici
- * call. The generated proto types are the only request/response model (DESIGN §1).
+ * call. The generated proto types are the only request/response model: adapters translate
+ * straight between them and the provider's JSON, with no gateway model in between.
  *
  * Errors: every failure is thrown as a ConnectError; upstream failures as UpstreamError,
  * classified by src/errors/failure-table.ts. A request the provider cannot serve (a

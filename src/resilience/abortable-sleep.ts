@@ -3,7 +3,7 @@ import { abortError } from "../errors/abort-error.js";
 /**
  * Waits `ms` milliseconds unless `signal` aborts first, in which case it rejects at once with
  * `abortError(signal)` — the caller's own ConnectError reason when it is one, else CANCELLED.
- * Backoff waits observe the same signal as the attempts (DESIGN §4): a caller who hangs up
+ * Backoff waits observe the same signal as the attempts: a caller who hangs up
  * or hits its deadline must not keep a retry alive.
  *
  * Leaves nothing behind either way: resolving removes the abort listener, aborting clears

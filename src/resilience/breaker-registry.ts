@@ -25,7 +25,7 @@ export function createBreakerRegistry(
   options: DeploymentBreakerOptions,
   deps: DeploymentBreakerDeps = {},
 ): BreakerRegistry {
-  // Fail at startup, not at a deployment's first request (habit 7).
+  // Fail at startup, not at a deployment's first request.
   validateBreakerOptions(options);
   const breakers = new Map<string, DeploymentBreaker>();
   let shut = false;

@@ -1,10 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { UpstreamError } from "../errors/gateway-error.js";
 import { failures, type FailureClass } from "../errors/failure-table.js";
 import {
-  circuitOpenReason,
   createDeploymentBreaker,
   type BreakerState,
   type DeploymentBreaker,
@@ -27,14 +25,19 @@ async function settled(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 }
 
+/** `times` attempts that fail with `err`, each admitted by its own ticket (none when the breaker refuses). */
 async function fail(breaker: DeploymentBreaker, err: unknown, times = 1): Promise<void> {
-  for (let i = 0; i < times; i++) await breaker.run(() => Promise.reject(err)).catch(() => {});
-  await settled();
+  for (let i = 0; i < times; i++) {
+    breaker.begin()?.failure(err);
+    await settled();
+  }
 }
 
 async function succeed(breaker: DeploymentBreaker, times = 1): Promise<void> {
-  for (let i = 0; i < times; i++) await breaker.run(() => Promise.resolve("ok"));
-  await settled();
+  for (let i = 0; i < times; i++) {
+    breaker.begin()?.success();
+    await settled();
+  }
 }
 
 describe("createDeploymentBreaker", () => {
@@ -83,23 +86,12 @@ describe("createDeploymentBreaker", () => {
     expect(breaker.state).toBe("closed");
   });
 
-  it("passes the attempt's own error and value through", async () => {
-    const err = upstream(failures.badRequest);
-    await expect(breaker.run(() => Promise.reject(err))).rejects.toBe(err);
-    await expect(breaker.run(() => Promise.resolve(42))).resolves.toBe(42);
-  });
-
-  it("when open, skips the deployment without calling it", async () => {
+  it("when open, admits no attempt: the deployment is skipped without being called", async () => {
     await open();
-    const attempt = vi.fn(() => Promise.resolve("never"));
     expect(breaker.isOpen()).toBe(true);
     expect(breaker.begin()).toBeUndefined();
-    const err = await breaker.run(attempt).catch((e: unknown) => e);
-    expect(attempt).not.toHaveBeenCalled();
-    expect(err).toBeInstanceOf(ConnectError);
-    expect((err as ConnectError).code).toBe(Code.Unavailable);
-    expect((err as ConnectError).message).toContain("circuit breaker is open");
-    expect((err as ConnectError).findDetails(ErrorInfoSchema)[0]?.reason).toBe(circuitOpenReason);
+    expect(breaker.begin()).toBeUndefined();
+    expect(breaker.state).toBe("open");
   });
 
   it("goes half-open after resetTimeoutMs and lets exactly one probe through", async () => {
@@ -114,17 +106,13 @@ describe("createDeploymentBreaker", () => {
     expect(probe).toBeDefined();
     expect(breaker.isOpen()).toBe(true); // the probe is out: everyone else skips
     expect(breaker.begin()).toBeUndefined();
-    const attempt = vi.fn(() => Promise.resolve("never"));
-    await expect(breaker.run(attempt)).rejects.toThrow("circuit breaker is open");
-    expect(attempt).not.toHaveBeenCalled();
     probe?.release();
   });
 
   it("closes when the probe succeeds", async () => {
     await open();
     vi.advanceTimersByTime(options.resetTimeoutMs);
-    await expect(breaker.run(() => Promise.resolve("ok"))).resolves.toBe("ok");
-    await settled();
+    await succeed(breaker);
     expect(breaker.state).toBe("closed");
     expect(breaker.begin()).toBeDefined();
     expect(changes).toEqual(["open", "half-open", "closed"]);
@@ -260,7 +248,6 @@ describe("createDeploymentBreaker", () => {
       breaker.shutdown();
       expect(breaker.isOpen()).toBe(false);
       expect(breaker.state).toBe("closed");
-      await expect(breaker.run(() => Promise.resolve(1))).resolves.toBe(1);
       const t = breaker.begin();
       expect(t).toBeDefined();
       t?.failure(upstream(failures.serverError));

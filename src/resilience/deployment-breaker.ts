@@ -1,18 +1,17 @@
 import CircuitBreaker from "opossum";
-import { Code, type ConnectError } from "@connectrpc/connect";
-import { UpstreamError, gatewayError } from "../errors/gateway-error.js";
-import { reasons } from "../errors/reasons.js";
+import { UpstreamError } from "../errors/gateway-error.js";
 
 /**
- * One circuit breaker per deployment ("provider/model"), built on opossum (DESIGN §4).
+ * One circuit breaker per deployment ("provider/model"), built on opossum: a skipped
+ * deployment is not called at all, and the call runner fails over to the next candidate.
  *
  * Why a wrapper and not opossum as is:
  * - Streams have no single promise: their outcome is known at the first event or at the
- *   end. `begin()` hands out a ticket the caller settles later.
- * - Only the failure table decides what counts (habit 5): an UpstreamError whose class says
- *   `deploymentFault` is a failure; one that does not (400, 429, …) proves the deployment
- *   answered; anything else — the caller's cancel or deadline, a lost hedge, our own bug —
- *   is no evidence either way and is not recorded at all.
+ *   end. `begin()` hands out a ticket the caller settles later (unary calls use one too).
+ * - Only the failure table decides what counts (no status code is read here): an
+ *   UpstreamError whose class says `deploymentFault` is a failure; one that does not (400,
+ *   429, …) proves the deployment answered; anything else — the caller's cancel or
+ *   deadline, a lost hedge, our own bug — is no evidence either way and is not recorded.
  * - opossum counts a call when it starts and keeps its window across close; we record a
  *   closed-state call only when it settles (in-flight streams and cancels never dilute the
  *   error rate) and start a fresh opossum instance on every close (stale failures from
@@ -50,23 +49,18 @@ export interface BreakerTicket {
 export interface DeploymentBreaker {
   readonly name: string;
   readonly state: BreakerState;
-  /** True = skip this deployment without calling it. A hint: `begin()`/`run()` decide. */
+  /** True = skip this deployment without calling it. A hint: `begin()` decides. */
   isOpen(): boolean;
-  /** Runs a unary attempt under the breaker; rejects with UNAVAILABLE/DEPLOYMENT_CIRCUIT_OPEN without calling it when open. */
-  run<T>(attempt: () => Promise<T>): Promise<T>;
-  /** Admits one streaming attempt; undefined when open or when the half-open probe is already out. */
+  /** Admits one attempt; undefined when open or when the half-open probe is already out. */
   begin(): BreakerTicket | undefined;
   /** Clears opossum's timers. Afterwards the breaker admits everything and records nothing. */
   shutdown(): void;
 }
 
-/** ErrorInfo reason of the error `run()` rejects with when the breaker is open. */
-export const circuitOpenReason = reasons.deploymentCircuitOpen;
-
 /** opossum's window has this many buckets; one interval timer rotates them. */
 const rollingCountBuckets = 10;
 
-/** Fails fast with the bad field's name (habit 7): opossum silently ignores bad values. */
+/** Fails fast with the bad field's name: opossum silently ignores bad values. */
 export function validateBreakerOptions(options: DeploymentBreakerOptions): void {
   const { errorThresholdPercentage, volumeThreshold, rollingWindowMs, resetTimeoutMs } = options;
   if (!(errorThresholdPercentage >= 1 && errorThresholdPercentage <= 100)) {
@@ -219,19 +213,6 @@ export function createDeploymentBreaker(
       if (shut) return false;
       return circuit.opened || (circuit.halfOpen && !circuit.pendingClose);
     },
-    async run<T>(attempt: () => Promise<T>): Promise<T> {
-      const ticket = begin();
-      if (ticket === undefined) throw circuitOpenError(name);
-      let value: T;
-      try {
-        value = await attempt();
-      } catch (err) {
-        ticket.failure(err);
-        throw err;
-      }
-      ticket.success();
-      return value;
-    },
     begin,
     shutdown() {
       if (shut) return;
@@ -239,11 +220,4 @@ export function createDeploymentBreaker(
       circuit.shutdown();
     },
   };
-}
-
-/** UNAVAILABLE for a skipped deployment; fallback decides what the caller finally sees (DESIGN §4). */
-function circuitOpenError(name: string): ConnectError {
-  return gatewayError(Code.Unavailable, circuitOpenReason, `deployment ${name} skipped: its circuit breaker is open`, {
-    deployment: name,
-  });
 }

@@ -62,7 +62,11 @@ describe("conditional routes", () => {
 
   it("returns the route's own array (no copy per request) and asks for lower-case header names", () => {
     const asked: string[] = [];
-    const req: RouteRequest = { metadata: {}, headers: (name) => (asked.push(name), "1") };
+    const req: RouteRequest = { metadata: {}, headers: (name) => {
+        asked.push(name);
+        return "1";
+      },
+    };
     expect(selectRoute(routes, req)).toBe(routes[0]!.deployments);
     expect(asked).toEqual(["x-canary"]);
   });

@@ -6,7 +6,6 @@
 export interface ActiveCalls {
   add(controller: AbortController): void;
   delete(controller: AbortController): void;
-  readonly shutdownSignal: AbortSignal;
 }
 
 export function createActiveCalls(shutdownSignal: AbortSignal): ActiveCalls {
@@ -19,7 +18,6 @@ export function createActiveCalls(shutdownSignal: AbortSignal): ActiveCalls {
     { once: true },
   );
   return {
-    shutdownSignal,
     add(controller) {
       active.add(controller);
       if (shutdownSignal.aborted) controller.abort(shutdownSignal.reason);

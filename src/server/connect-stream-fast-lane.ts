@@ -5,7 +5,7 @@ import { endStreamToJson, parseTimeout } from "@connectrpc/connect/protocol-conn
 import type { MessageJsonCodec } from "../wire/compiled-json-codec.js";
 import { endStreamEnvelope, envelopeText, parseBinary } from "../wire/envelope.js";
 import type { ActiveCalls } from "./active-calls.js";
-import { startFastCall, type FastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
+import { abandonCall, startFastCall, type FastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
 import { isIdentityEncoding, timeoutFromHeader } from "./lane-headers.js";
 import type { LaneRoutes, StreamLaneRoute } from "./lane-routes.js";
 import { drained, readSingleMessage } from "./read-envelope.js";
@@ -25,8 +25,8 @@ const textDecoder = new TextDecoder();
 /**
  * Connect protocol server streaming (`application/connect+json` or `+proto`) — the
  * streaming call curl, browsers and connect clients make — without the general
- * adapter's per-call machinery (see connect-unary-fast-lane.ts for what that costs; on
- * streams it also doubled the CPU per chunk, bench/results).
+ * adapter's per-call machinery (see connect-unary-fast-lane.ts; on streams its
+ * async-iterable pipeline also adds work to every chunk).
  *
  * Wire behaviour follows connect-node: HTTP 200, the response headers go out with the
  * first envelope (so an implementation can still set headers), each event is one
@@ -60,47 +60,52 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
   };
 
   async function serve(route: StreamLaneRoute, binary: boolean, req: NodeRequest, res: NodeResponse, call: FastCall): Promise<void> {
-    let headersSent = false;
-    /** Sends the response headers once, with the first envelope. */
-    const sendHeaders = (): void => {
-      if (headersSent) return;
-      headersSent = true;
-      const outgoing: Record<string, string> = {};
-      call.responseHeaders()?.forEach((value, key) => {
-        outgoing[key] = value;
-      });
-      outgoing["content-type"] = binary ? "application/connect+proto" : "application/connect+json";
-      res.writeHead(200, outgoing);
-    };
-    const serialize = binary
-      ? (message: Message) => route.outputBinary.envelope(message)
-      : (message: Message) => envelopeText(route.outputJson.stringify(message));
-    let error: ConnectError | undefined;
+    // Never rejects: a failure while answering (a bug) resets this call, not the process.
     try {
-      const input = await readSingleMessage(
-        req,
-        "server-streaming",
-        maxRequestBytes,
-        binary ? (bytes) => parseBinary(route.input, bytes) : (bytes) => parseJson(route.inputJson, bytes),
-        { skipEndStream: true },
-      );
-      const response = await route.invoke(req.url ?? "", call, input);
-      for await (const message of response.message) {
-        if (res.destroyed) break;
-        const frame = serialize(message);
-        sendHeaders();
-        // http.ServerResponse and Http2ServerResponse write alike; their union type does not say so.
-        if (!(res as Writable).write(frame)) await drained(res, call.signal);
+      let headersSent = false;
+      /** Sends the response headers once, with the first envelope. */
+      const sendHeaders = (): void => {
+        if (headersSent) return;
+        headersSent = true;
+        const outgoing: Record<string, string> = {};
+        call.responseHeaders()?.forEach((value, key) => {
+          outgoing[key] = value;
+        });
+        outgoing["content-type"] = binary ? "application/connect+proto" : "application/connect+json";
+        res.writeHead(200, outgoing);
+      };
+      const serialize = binary
+        ? (message: Message) => route.outputBinary.envelope(message)
+        : (message: Message) => envelopeText(route.outputJson.stringify(message));
+      let error: ConnectError | undefined;
+      try {
+        const input = await readSingleMessage(
+          req,
+          "server-streaming",
+          maxRequestBytes,
+          binary ? (bytes) => parseBinary(route.input, bytes) : (bytes) => parseJson(route.inputJson, bytes),
+          { skipEndStream: true },
+        );
+        const response = await route.invoke(call, input);
+        for await (const message of response.message) {
+          if (res.destroyed) break;
+          const frame = serialize(message);
+          sendHeaders();
+          // http.ServerResponse and Http2ServerResponse write alike; their union type does not say so.
+          if (!(res as Writable).write(frame)) await drained(res, call.signal);
+        }
+      } catch (err) {
+        error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+      } finally {
+        call.end();
       }
-    } catch (err) {
-      error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-    } finally {
-      call.end();
+      if (res.destroyed) return;
+      sendHeaders();
+      const end = endStreamToJson(call.responseTrailers() ?? new Headers(), error, jsonOptions);
+      res.end(endStreamEnvelope(JSON.stringify(end)));
+    } catch {
+      abandonCall(res);
     }
-    if (res.destroyed) return;
-    sendHeaders();
-    const end = endStreamToJson(call.responseTrailers() ?? new Headers(), error, jsonOptions);
-    res.end(endStreamEnvelope(JSON.stringify(end)));
   }
 }
 

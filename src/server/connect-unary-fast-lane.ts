@@ -2,7 +2,7 @@ import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 import type { ActiveCalls } from "./active-calls.js";
-import { startFastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
+import { abandonCall, startFastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
 import { hasEntries, isIdentityEncoding, timeoutFromHeader } from "./lane-headers.js";
 import type { LaneRoutes, UnaryLaneRoute } from "./lane-routes.js";
 import { readRequestBody } from "./read-body.js";
@@ -22,8 +22,8 @@ const textDecoder = new TextDecoder();
  * The Connect protocol's unary JSON call — `POST` with `content-type: application/json`,
  * what curl and most HTTP clients send — served without the general adapter's per-call
  * machinery (a universal request/response pair, Headers objects, async-iterable pipelines
- * and two linked AbortControllers that abort, building a DOMException, after every call:
- * together ~55% of a request's CPU in profiles, DESIGN §9).
+ * and two linked AbortControllers that abort, building a DOMException, after every call),
+ * which dominated a call's CPU in profiles (bench/results has the numbers).
  *
  * It speaks exactly what connect-node would answer: same JSON options, same error body
  * (`errorToJsonBytes`), same HTTP status mapping, same timeout parsing, and runs the same
@@ -53,43 +53,52 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
   };
 
   async function serve(route: UnaryLaneRoute, req: NodeRequest, res: NodeResponse, timeoutMs: number | undefined) {
-    const call = startFastCall(route.method, "connect", req.url ?? "", req.headers, res, timeoutMs, active);
-    const { context } = call;
-    let status = 200;
-    let body: Uint8Array | string;
+    // Never rejects: a failure while answering (a bug) resets this call, not the process.
     try {
-      const bytes = await readRequestBody(req, maxRequestBytes);
-      let message;
+      const call = startFastCall(route.method, "connect", req.url ?? "", req.headers, res, timeoutMs, active);
+      const { context } = call;
+      let status = 200;
+      let body: Uint8Array | string;
       try {
-        message = route.inputJson.parse(textDecoder.decode(bytes));
+        const bytes = await readRequestBody(req, maxRequestBytes);
+        let message;
+        try {
+          message = route.inputJson.parse(textDecoder.decode(bytes));
+        } catch (err) {
+          throw ConnectError.from(err, Code.InvalidArgument);
+        }
+        const response = await route.invoke(call, message);
+        body = route.outputJson.stringify(response.message);
       } catch (err) {
-        throw ConnectError.from(err, Code.InvalidArgument);
+        const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+        status = codeToHttpStatus(error.code);
+        if (hasEntries(error.metadata)) {
+          error.metadata.forEach((value, key) => {
+            context.responseHeader.set(key, value);
+          });
+        }
+        body = errorToJsonBytes(error, jsonOptions);
+      } finally {
+        call.end();
       }
-      const response = await route.invoke(req.url ?? "", call, message);
-      body = route.outputJson.stringify(response.message);
-    } catch (err) {
-      const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-      status = codeToHttpStatus(error.code);
-      if (hasEntries(error.metadata)) error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
-      body = errorToJsonBytes(error, jsonOptions);
-    } finally {
-      call.end();
+      if (res.destroyed) return;
+      const outgoing: Record<string, string> = {};
+      const header = call.responseHeaders();
+      const trailer = call.responseTrailers();
+      const copy = (value: string, key: string): void => {
+        outgoing[key] = value;
+      };
+      // Unary Connect sends trailers as `trailer-`-prefixed headers; without any, the headers
+      // go out as they are (no merged Headers copy per call — every call sets route headers).
+      if (trailer !== undefined) trailerMux(header ?? new Headers(), trailer).forEach(copy);
+      else header?.forEach(copy);
+      outgoing["content-type"] = "application/json";
+      outgoing["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
+      res.writeHead(status, outgoing);
+      res.end(body);
+    } catch {
+      abandonCall(res);
     }
-    if (res.destroyed) return;
-    const outgoing: Record<string, string> = {};
-    const header = call.responseHeaders();
-    const trailer = call.responseTrailers();
-    const copy = (value: string, key: string): void => {
-      outgoing[key] = value;
-    };
-    // Unary Connect sends trailers as `trailer-`-prefixed headers; without any, the headers
-    // go out as they are (no merged Headers copy per call — every call sets route headers).
-    if (trailer !== undefined) trailerMux(header ?? new Headers(), trailer).forEach(copy);
-    else header?.forEach(copy);
-    outgoing["content-type"] = "application/json";
-    outgoing["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
-    res.writeHead(status, outgoing);
-    res.end(body);
   }
 }
 

@@ -4,7 +4,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { SluiceConfig } from "../config/schema.js";
 import type { Logger } from "../telemetry/logger.js";
@@ -28,10 +28,14 @@ export interface SluiceServerOptions {
   /** Reported at GET /healthz beside the serving status. */
   readonly healthDetails: HealthDetails;
   readonly logger: Logger;
-  /** Serves paths no RPC matches (the OpenAI-compatible routes); default 404. */
-  readonly fallback?: ConnectNodeAdapterOptions["fallback"];
   /** See OnePortListenerOptions.onConnection. */
   readonly onConnection?: ((socket: Socket) => void) | undefined;
+  /**
+   * Default true. False serves every call through connect-node, no lane consulted: the
+   * reference behaviour the lanes are tested against (test/integration/lane-cases.test.ts),
+   * and a diagnostic switch when a lane is suspected.
+   */
+  readonly fastLanes?: boolean | undefined;
 }
 
 export interface ListeningAddress {
@@ -68,6 +72,7 @@ const cancelGraceMs = 1_000;
  */
 export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   const { config, routes, logger } = options;
+  const fastLanes = options.fastLanes ?? true;
   // Every binary message the server writes encodes its strings through this (process-wide).
   useNodeTextEncoding();
   const { host, port } = parseListenAddress(config.listen);
@@ -102,7 +107,6 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     },
     readMaxBytes: config.server.maxRequestBytes,
     shutdownSignal: shutdownController.signal,
-    fallback: options.fallback,
   });
 
   let inFlight = 0;
@@ -129,7 +133,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     // The fast lanes take the common calls (Connect unary JSON, Connect streaming; gRPC
     // binary is taken earlier, as a raw stream: handleStream) and decline everything else
     // before reading a byte; connect-node serves the rest.
-    if (!fastLane(req, res) && !connectStreamLane(req, res) && !healthz(req, res)) {
+    if (!(fastLanes && (fastLane(req, res) || connectStreamLane(req, res))) && !healthz(req, res)) {
       (rpcHandler as NodeRequestHandler)(req, res);
     }
   }
@@ -144,7 +148,8 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
 
   const listener = createOnePortListener({
     handler: handle,
-    streamHandler: handleStream,
+    // Without lanes no raw stream handler: every HTTP/2 stream takes node's compatibility layer.
+    streamHandler: fastLanes ? handleStream : undefined,
     tls,
     headersTimeoutMs: config.server.headersTimeoutMs,
     keepAliveTimeoutMs: config.server.keepAliveTimeoutMs,

@@ -4,13 +4,14 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
-  createContextValues,
   type ContextValues,
   type HandlerContext,
   type StreamRequest,
   type UnaryRequest,
 } from "@connectrpc/connect";
 import type { ActiveCalls } from "./active-calls.js";
+import { CallValues, callRequestHeaders } from "./call-request-headers.js";
+import { h2ResetError } from "./h2-reset-error.js";
 import { hasEntries } from "./lane-headers.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -43,13 +44,13 @@ export interface FastCall {
 export function startFastCall(
   method: DescMethod,
   protocolName: string,
-  url: string,
+  path: string,
   headers: http.IncomingHttpHeaders,
   response: CallResponse,
   timeoutMs: number | undefined,
   active: ActiveCalls,
 ): FastCall {
-  return new FastCallContext(method, protocolName, url, headers, response as TrackedResponse, timeoutMs, active);
+  return new FastCallContext(method, protocolName, path, headers, response as TrackedResponse, timeoutMs, active);
 }
 
 /** What a call answers on: a response (HTTP/1.1, HTTP/2 compatibility API) or a raw HTTP/2 stream. */
@@ -66,7 +67,11 @@ type TrackedResponse = CallResponse & { [callOfResponse]?: FastCallContext };
  * (the emitter is `this`), so a call allocates no listener closure.
  */
 function onResponseClose(this: TrackedResponse): void {
-  this[callOfResponse]?.controller.abort(new ConnectError("the operation was cancelled", Code.Canceled));
+  const call = this[callOfResponse];
+  if (call === undefined) return;
+  // HTTP/2 says how the caller left: the reset code of the raw stream or of the compat response's stream.
+  const rstCode = "rstCode" in this ? this.rstCode : "stream" in this ? this.stream.rstCode : undefined;
+  call.controller.abort(h2ResetError(rstCode) ?? new ConnectError("the operation was cancelled", Code.Canceled));
 }
 
 function onDeadline(call: FastCallContext): void {
@@ -78,31 +83,36 @@ function onDeadline(call: FastCallContext): void {
  * request headers become a Headers object only when something reads them (auth,
  * tracing), response headers and trailers only when something sets them. A class, not an
  * object literal: accessors on a literal are defined one by one on every call (a slow,
- * dictionary-mode object of ~600 bytes), on a prototype they cost nothing per call.
+ * large, dictionary-mode object), on a prototype they cost nothing per call.
  */
 class FastCallContext implements HandlerContext, FastCall {
   readonly controller = new AbortController();
   readonly signal: AbortSignal;
   readonly service: DescMethod["parent"];
   readonly requestMethod = "POST";
+  /** Absolute, as connect-node gives it ("the URL received by the server"). */
+  readonly url: string;
+  /** Filled from node's headers when first read (call-request-headers.ts). */
+  readonly requestHeader: Headers;
+  readonly values: ContextValues = new CallValues();
   private readonly deadline: number | undefined;
   private readonly timer: NodeJS.Timeout | undefined;
-  private requestHeaderCache: Headers | undefined = undefined;
   private responseHeaderCache: Headers | undefined = undefined;
   private responseTrailerCache: Headers | undefined = undefined;
-  private valuesCache: ContextValues | undefined = undefined;
 
   constructor(
     readonly method: DescMethod,
     readonly protocolName: string,
-    readonly url: string,
-    private readonly headers: http.IncomingHttpHeaders,
+    path: string,
+    headers: http.IncomingHttpHeaders,
     private readonly res: TrackedResponse,
     timeoutMs: number | undefined,
     private readonly active: ActiveCalls,
   ) {
     this.signal = this.controller.signal;
     this.service = method.parent;
+    this.url = absoluteUrl(path, headers, res);
+    this.requestHeader = callRequestHeaders(headers);
     active.add(this.controller);
     if (timeoutMs === undefined) {
       this.deadline = undefined;
@@ -129,20 +139,12 @@ class FastCallContext implements HandlerContext, FastCall {
     return this.deadline === undefined ? undefined : this.deadline - Date.now();
   }
 
-  get requestHeader(): Headers {
-    return (this.requestHeaderCache ??= nodeHeadersToHeaders(this.headers));
-  }
-
   get responseHeader(): Headers {
     return (this.responseHeaderCache ??= new Headers());
   }
 
   get responseTrailer(): Headers {
     return (this.responseTrailerCache ??= new Headers());
-  }
-
-  get values(): ContextValues {
-    return (this.valuesCache ??= createContextValues());
   }
 
   abort(): void {
@@ -166,55 +168,112 @@ class FastCallContext implements HandlerContext, FastCall {
   }
 }
 
-function nodeHeadersToHeaders(incoming: http.IncomingHttpHeaders): Headers {
-  const headers = new Headers();
-  for (const key in incoming) {
-    if (key.charCodeAt(0) === 58 /* ':' HTTP/2 pseudo-header */) continue;
-    const value = incoming[key];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const item of value) headers.append(key, item);
-    else headers.set(key, value);
-  }
-  return headers;
+/**
+ * The request's URL as connect-node gives it: the scheme from the socket (TLS or not), the
+ * authority from `:authority` (HTTP/2) or Host, then the path — concatenated, where
+ * connect-node parses it with `new URL`: the same string for every authority a client
+ * sends (host names arrive lower-case), without a URL parse per call. Without an
+ * authority (HTTP/1.0 with no Host) connect-node fails the call; a lane reports the path.
+ */
+function absoluteUrl(path: string, headers: http.IncomingHttpHeaders, res: CallResponse): string {
+  const authority = (headers[":authority"] ?? headers.host) as string | undefined;
+  if (authority === undefined) return path;
+  const socket = "session" in res ? res.session?.socket : res.socket;
+  const encrypted = socket !== null && socket !== undefined && "encrypted" in socket && socket.encrypted === true;
+  return `${encrypted ? "https" : "http"}://${authority}${path}`;
 }
 
-
 /**
- * The request interceptors see, carrying the handler context for the implementation. Its
- * headers and context values are lazy getters (on the prototype: nothing defined per
- * call); never spread this object, which would call them (a Headers object per call).
+ * The request interceptors see, carrying the handler context for the implementation. Every
+ * field is an own data property, as on connect-node's plain request object, so a spread
+ * copy (`{ ...req, message }`) is a complete request too (lane-cases.test.ts, case 4c).
  */
 export function interceptorRequest<S extends boolean>(
   method: DescMethod,
-  url: string,
   call: FastCall,
   stream: S,
   message: unknown,
 ): (S extends true ? StreamRequest : UnaryRequest) & { readonly context: HandlerContext } {
-  return new FastInterceptorRequest(stream, method, url, call.signal, message, call.context) as never;
+  return new FastInterceptorRequest(stream, method, call.context, message) as never;
 }
 
 class FastInterceptorRequest {
   readonly service: DescMethod["parent"];
   readonly requestMethod = "POST";
+  readonly url: string;
+  readonly signal: AbortSignal;
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
 
   constructor(
     readonly stream: boolean,
     readonly method: DescMethod,
-    readonly url: string,
-    readonly signal: AbortSignal,
-    readonly message: unknown,
     readonly context: HandlerContext,
+    readonly message: unknown,
   ) {
     this.service = method.parent;
-  }
-
-  get header(): Headers {
-    return this.context.requestHeader;
-  }
-
-  get contextValues(): ContextValues {
-    return this.context.values;
+    this.url = context.url;
+    this.signal = context.signal;
+    this.header = context.requestHeader;
+    this.contextValues = context.values;
   }
 }
 
+/**
+ * The context the implementation runs with. The call's own, when the interceptors passed
+ * the lane's request on; when one passed on another (a copy with other headers, values or
+ * signal), the call's context with that request's view, as connect's `mergeRequest` does —
+ * so an interceptor that rewrites a header is heard by the implementation on every lane.
+ */
+export function contextOf(req: UnaryRequest | StreamRequest): HandlerContext {
+  if (req instanceof FastInterceptorRequest) return req.context;
+  const context = (req as { readonly context?: HandlerContext }).context;
+  if (context === undefined) {
+    throw new ConnectError("an interceptor passed on a request without its call's context: pass `req` or a copy of it", Code.Internal);
+  }
+  return new RequestViewContext(context, req);
+}
+
+class RequestViewContext implements HandlerContext {
+  readonly method: DescMethod;
+  readonly protocolName: string;
+  readonly requestMethod: string;
+  readonly url: string;
+  readonly timeoutMs: () => number | undefined;
+  readonly service: DescMethod["parent"];
+  readonly signal: AbortSignal;
+  readonly requestHeader: Headers;
+  readonly values: ContextValues;
+
+  constructor(
+    private readonly call: HandlerContext,
+    req: UnaryRequest | StreamRequest,
+  ) {
+    this.method = call.method;
+    this.protocolName = call.protocolName;
+    this.requestMethod = call.requestMethod;
+    this.url = call.url;
+    this.timeoutMs = () => call.timeoutMs();
+    this.service = req.service;
+    this.signal = req.signal;
+    this.requestHeader = req.header;
+    this.values = req.contextValues;
+  }
+
+  get responseHeader(): Headers {
+    return this.call.responseHeader;
+  }
+
+  get responseTrailer(): Headers {
+    return this.call.responseTrailer;
+  }
+}
+
+/**
+ * A lane's last resort when answering a call failed after all (a bug: an error its own
+ * error writer cannot encode, a write to a broken response): the caller sees its
+ * connection or stream reset, rather than the process dying of an unhandled rejection.
+ */
+export function abandonCall(res: CallResponse): void {
+  if (!res.destroyed) res.destroy();
+}

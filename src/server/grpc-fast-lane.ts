@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { parseBinary } from "../wire/envelope.js";
 import type { ActiveCalls } from "./active-calls.js";
-import { startFastCall, type FastCall } from "./fast-call.js";
+import { abandonCall, startFastCall, type FastCall } from "./fast-call.js";
 import { isIdentityEncoding, timeoutFromHeader } from "./lane-headers.js";
 import type { LaneRoute, LaneRoutes } from "./lane-routes.js";
 import { drained, readSingleMessage } from "./read-envelope.js";
@@ -54,63 +54,68 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
     // A reset stream may emit "error"; its "close" already cancels the call.
     stream.on("error", ignoreStreamError);
     const call = startFastCall(route.method, "grpc", url!, headers, stream, timeoutMs, active);
-    void serve(route, stream, url!, call);
+    void serve(route, stream, call);
     return true;
   };
 
-  async function serve(route: LaneRoute, stream: http2.ServerHttp2Stream, url: string, call: FastCall): Promise<void> {
-    let headersSent = false;
-    /** Sends the response headers once, with the first message or the trailers. */
-    const sendHeaders = (): void => {
-      if (headersSent) return;
-      headersSent = true;
-      const outgoing: http2.OutgoingHttpHeaders = { ":status": 200 };
-      call.responseHeaders()?.forEach((value, key) => {
-        outgoing[key] = value;
-      });
-      outgoing["content-type"] = responseContentType;
-      stream.respond(outgoing, respondOptions);
-    };
-    let error: ConnectError | undefined;
+  async function serve(route: LaneRoute, stream: http2.ServerHttp2Stream, call: FastCall): Promise<void> {
+    // Never rejects: a failure while answering (a bug) resets this call, not the process.
     try {
-      const input = await readSingleMessage(
-        stream,
-        route.kind === "unary" ? "unary" : "server-streaming",
-        maxRequestBytes,
-        (bytes) => parseBinary(route.input, bytes),
-        { skipEndStream: false },
-      );
-      if (route.kind === "unary") {
-        const response = await route.invoke(url, call, input);
-        const frame = route.outputBinary.envelope(response.message);
-        if (stream.destroyed) return;
-        sendHeaders();
-        stream.write(frame);
-      } else {
-        const response = await route.invoke(url, call, input);
-        for await (const message of response.message) {
-          if (stream.destroyed) break;
+      let headersSent = false;
+      /** Sends the response headers once, with the first message or the trailers. */
+      const sendHeaders = (): void => {
+        if (headersSent) return;
+        headersSent = true;
+        const outgoing: http2.OutgoingHttpHeaders = { ":status": 200 };
+        call.responseHeaders()?.forEach((value, key) => {
+          outgoing[key] = value;
+        });
+        outgoing["content-type"] = responseContentType;
+        stream.respond(outgoing, respondOptions);
+      };
+      let error: ConnectError | undefined;
+      try {
+        const input = await readSingleMessage(
+          stream,
+          route.kind === "unary" ? "unary" : "server-streaming",
+          maxRequestBytes,
+          (bytes) => parseBinary(route.input, bytes),
+          { skipEndStream: false },
+        );
+        if (route.kind === "unary") {
+          const response = await route.invoke(call, input);
+          const frame = route.outputBinary.envelope(response.message);
+          if (stream.destroyed) return;
           sendHeaders();
-          if (!stream.write(route.outputBinary.envelope(message))) await drained(stream, call.signal);
+          stream.write(frame);
+        } else {
+          const response = await route.invoke(call, input);
+          for await (const message of response.message) {
+            if (stream.destroyed) break;
+            sendHeaders();
+            if (!stream.write(route.outputBinary.envelope(message))) await drained(stream, call.signal);
+          }
         }
+      } catch (err) {
+        error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+      } finally {
+        call.end();
       }
-    } catch (err) {
-      error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-    } finally {
-      call.end();
+      if (stream.destroyed) return;
+      sendHeaders();
+      const set = call.responseTrailers();
+      let trailers: http2.OutgoingHttpHeaders = okTrailers;
+      if (error !== undefined || set !== undefined) {
+        trailers = {};
+        setTrailerStatus(new Headers(set), error).forEach((value, key) => {
+          trailers[key] = value;
+        });
+      }
+      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.end();
+    } catch {
+      abandonCall(stream);
     }
-    if (stream.destroyed) return;
-    sendHeaders();
-    const set = call.responseTrailers();
-    let trailers: http2.OutgoingHttpHeaders = okTrailers;
-    if (error !== undefined || set !== undefined) {
-      trailers = {};
-      setTrailerStatus(new Headers(set), error).forEach((value, key) => {
-        trailers[key] = value;
-      });
-    }
-    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-    stream.end();
   }
 }
 

@@ -9,7 +9,6 @@ import {
   type Message,
 } from "@bufbuild/protobuf";
 import type {
-  HandlerContext,
   Interceptor,
   StreamRequest,
   StreamResponse,
@@ -18,7 +17,7 @@ import type {
 } from "@connectrpc/connect";
 import { createBinaryWriter, type BinaryMessageWriter } from "../wire/compiled-binary-writer.js";
 import { createMethodJsonCodecs, type MessageJsonCodec } from "../wire/compiled-json-codec.js";
-import { interceptorRequest, type FastCall } from "./fast-call.js";
+import { contextOf, interceptorRequest, type FastCall } from "./fast-call.js";
 import { rpcPath, type RouteTable } from "./route-table.js";
 
 interface LaneRouteBase {
@@ -33,14 +32,14 @@ export interface UnaryLaneRoute extends LaneRouteBase {
   readonly kind: "unary";
   readonly method: DescMethodUnary;
   /** The implementation behind the table's interceptor chain. */
-  invoke(url: string, call: FastCall, input: Message): Promise<UnaryResponse>;
+  invoke(call: FastCall, input: Message): Promise<UnaryResponse>;
 }
 
 export interface StreamLaneRoute extends LaneRouteBase {
   readonly kind: "server_streaming";
   readonly method: DescMethodServerStreaming;
   /** The implementation behind the table's interceptor chain; interceptors see a StreamRequest of one message. */
-  invoke(url: string, call: FastCall, input: Message): Promise<StreamResponse>;
+  invoke(call: FastCall, input: Message): Promise<StreamResponse>;
 }
 
 export type LaneRoute = UnaryLaneRoute | StreamLaneRoute;
@@ -66,7 +65,7 @@ export function prepareLaneRoutes(table: RouteTable, jsonOptions: Partial<JsonRe
     if (spec.kind === "unary") {
       const impl = spec.impl;
       const next = async (req: UnaryRequest): Promise<UnaryResponse> => {
-        const { context } = req as FastRequest<UnaryRequest>;
+        const context = contextOf(req);
         const answer = await impl(req.message, context);
         return {
           stream: false,
@@ -82,12 +81,12 @@ export function prepareLaneRoutes(table: RouteTable, jsonOptions: Partial<JsonRe
         ...base,
         kind: "unary",
         method: spec.method,
-        invoke: (url, call, input) => chained(interceptorRequest(spec.method, url, call, false, input)),
+        invoke: (call, input) => chained(interceptorRequest(spec.method, call, false, input)),
       });
     } else if (spec.kind === "server_streaming") {
       const impl = spec.impl;
       const next = async (req: StreamRequest): Promise<StreamResponse> => {
-        const { context } = req as FastRequest<StreamRequest>;
+        const context = contextOf(req);
         let input: Message | undefined;
         for await (const message of req.message) input = message;
         return {
@@ -105,15 +104,12 @@ export function prepareLaneRoutes(table: RouteTable, jsonOptions: Partial<JsonRe
         ...base,
         kind: "server_streaming",
         method: spec.method,
-        invoke: (url, call, input) => chained(interceptorRequest(spec.method, url, call, true, single(input))),
+        invoke: (call, input) => chained(interceptorRequest(spec.method, call, true, single(input))),
       });
     }
   }
   return routes;
 }
-
-/** The fast lanes' interceptor request carries its handler context to the implementation. */
-type FastRequest<T> = T & { readonly context: HandlerContext };
 
 /** Wraps `next` in a chain of interceptors (first = outermost), as connect does. */
 function chainInterceptors<T>(next: T, interceptors: readonly Interceptor[]): T {

@@ -4,7 +4,7 @@ export type { Logger };
 
 /**
  * Paths redacted from every log line: credentials wherever they appear, and prompt /
- * completion text, which is never logged (DESIGN §6).
+ * completion text, which is never logged (a log line must never leak what a user wrote).
  */
 export const redactedPaths = [
   "apiKey",

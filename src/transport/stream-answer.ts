@@ -37,7 +37,8 @@ type Waiting = { resolve: (result: IteratorResult<Uint8Array>) => void; reject: 
  * One streaming upstream call as an undici dispatch handler (answer-handler.ts: abort,
  * error answers) — and its body's async iterator: one object per stream instead of
  * `pool.request`'s request wrapper, Readable body, its async iterator and end-of-stream
- * listeners (~3 KB a stream held open, and a Readable push, event and promise per chunk).
+ * listeners (memory held for as long as a stream is open, and a Readable push, event and
+ * promise per chunk).
  * `opened` settles when the answer's headers arrive: with this object for a 2xx answer,
  * else with the failure table's error.
  * Tests: stream-answer.test.ts, and the OpenAI and Anthropic provider suites (replay, cuts,

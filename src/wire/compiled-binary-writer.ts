@@ -79,6 +79,7 @@ interface MessagePlan {
   readonly fields: FieldPlan[];
 }
 
+// biome-ignore lint/suspicious/noConstEnum: a const enum is inlined as numbers within this one module (the writer's hot path switches on it per field); it is never exported.
 const enum Kind {
   String,
   Bytes,
@@ -234,7 +235,7 @@ const uint32Max = 0xffffffff;
 const float32Max = 3.4028234663852886e38;
 
 /** The message's field values to write, as protobuf-es's `isSet` decides: undefined = not written. */
-function valueOf(field: FieldPlan, message: AnyRecord): unknown {
+function presentValue(field: FieldPlan, message: AnyRecord): unknown {
   if (field.oneof !== undefined) {
     const oneof = message[field.oneof] as { case: unknown; value: unknown } | undefined;
     if (oneof === undefined) throw bail;
@@ -250,7 +251,7 @@ function valueOf(field: FieldPlan, message: AnyRecord): unknown {
     return isScalarZeroValue(field.scalar!, value) ? undefined : value;
   }
   // Explicit presence: an own property that is not undefined.
-  return value === undefined || !Object.prototype.hasOwnProperty.call(message, field.localName) ? undefined : value;
+  return value === undefined || !Object.hasOwn(message, field.localName) ? undefined : value;
 }
 
 function sizeOf(plan: MessagePlan, message: AnyRecord, sizes: number[], planOf: PlanOf): number {
@@ -258,7 +259,7 @@ function sizeOf(plan: MessagePlan, message: AnyRecord, sizes: number[], planOf: 
   if (unknown !== undefined && unknown.length > 0) throw bail;
   let size = 0;
   for (const field of plan.fields) {
-    const value = valueOf(field, message);
+    const value = presentValue(field, message);
     if (value === undefined) continue;
     if (field.repeated) {
       for (const item of value as unknown[]) size += field.tag.length + valueSize(field, item, sizes, planOf);
@@ -332,7 +333,7 @@ interface Cursor {
 
 function writeFields(plan: MessagePlan, message: AnyRecord, out: Buffer, cursor: Cursor, sizes: number[], planOf: PlanOf): void {
   for (const field of plan.fields) {
-    const value = valueOf(field, message);
+    const value = presentValue(field, message);
     if (value === undefined) continue;
     if (field.repeated) {
       for (const item of value as unknown[]) writeValue(field, item, out, cursor, sizes, planOf);

@@ -28,8 +28,8 @@ export interface MessageJsonCodec {
 
 /**
  * protobuf-es reads and writes JSON through its reflection API: a wrapper object (with two
- * Maps) per message, a Map and a Set per object read, a field lookup per key — a third of
- * a Connect JSON call's protobuf CPU and a good share of its garbage. These codecs walk
+ * Maps) per message, a Map and a Set per object read, a field lookup per key — a large
+ * share of a Connect JSON call's protobuf CPU and garbage in profiles. These codecs walk
  * per-type plans built once instead and keep protobuf-es for everything unusual: any value
  * the plan is not sure of (a number given as a string, an int64, bytes, a null inside a
  * oneof, a well-known type's own JSON form, an unknown enum name…) hands the whole message

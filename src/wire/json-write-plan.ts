@@ -103,7 +103,7 @@ function oneofMember(oneofName: string, name: string, value: (item: unknown) => 
 function explicit(name: string, value: (item: unknown) => JsonValue): FieldWriter {
   return (message) => {
     const item = message[name];
-    if (item === undefined || !Object.prototype.hasOwnProperty.call(message, name)) return undefined;
+    if (item === undefined || !Object.hasOwn(message, name)) return undefined;
     return value(item);
   };
 }

@@ -106,7 +106,7 @@ export async function startFakeUpstream(responder: Responder = () => ({ status: 
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const bodyText = Buffer.concat(chunks).toString("utf8");
-    let body: unknown = undefined;
+    let body: unknown;
     try {
       body = bodyText.length > 0 ? JSON.parse(bodyText) : undefined;
     } catch {

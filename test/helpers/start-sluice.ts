@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { Interceptor } from "@connectrpc/connect";
 import { createSluice, type Sluice } from "../../src/app/create-sluice.js";
 import { defaultConfigDocument } from "../../src/config/default-config.js";
 import { parseConfig } from "../../src/config/load-config.js";
@@ -19,6 +20,10 @@ export interface StartSluiceOptions {
   readonly logger?: Logger;
   /** See OnePortListenerOptions.onConnection (e.g. a ReadSpy). */
   readonly onConnection?: (socket: Socket) => void;
+  /** Rewrites the route table's interceptor chain (outermost first), e.g. to put a test interceptor in front. */
+  readonly interceptors?: (chain: readonly Interceptor[]) => readonly Interceptor[];
+  /** See SluiceServerOptions.fastLanes; false serves every call through connect-node. */
+  readonly fastLanes?: boolean;
 }
 
 export interface StartedSluice {
@@ -55,7 +60,17 @@ export async function startSluice(
   );
   const logger = options.logger ?? createLogger({ level: "silent" });
   const sluice = createSluice(config, { logger });
-  const server = createSluiceServer({ config, routes: sluice.routes, healthDetails: sluice.healthDetails, logger, onConnection: options.onConnection });
+  const routes = options.interceptors
+    ? { ...sluice.routes, interceptors: options.interceptors(sluice.routes.interceptors) }
+    : sluice.routes;
+  const server = createSluiceServer({
+    config,
+    routes,
+    healthDetails: sluice.healthDetails,
+    logger,
+    onConnection: options.onConnection,
+    fastLanes: options.fastLanes,
+  });
   let address;
   try {
     address = await server.listen();

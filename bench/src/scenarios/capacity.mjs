@@ -13,7 +13,6 @@ import { activeTargets, bodyFile, waitForQuiet } from "./common.mjs";
 const PREFERRED = ["sluice-grpc", "sluice-connect", "pass-through"];
 
 export async function runCapacity(ctx) {
-  const { settings, log } = ctx;
   const active = activeTargets(ctx, { streaming: true });
   const chosen = PREFERRED.map((id) => active.find((t) => t.id === id)).find(Boolean);
   if (!chosen) return { skipped: "no stream-capable proxy target is available" };

@@ -78,7 +78,7 @@ function sendJson(res, status, body) {
 /** Live counts for GET /stats: the capacity scenario checks that cancelled streams really end here. */
 const stats = { activeStreams: 0, openConnections: 0 };
 
-function stream(req, res, options) {
+function stream(_req, res, options) {
   stats.activeStreams += 1;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   // Headers go out at once, as a real provider's do; the first chunk follows after `first` ms.

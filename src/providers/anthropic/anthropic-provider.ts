@@ -13,8 +13,8 @@ const messagesPath = "/v1/messages";
 
 /**
  * The Anthropic Messages API adapter: request.ts / response.ts / stream.ts translate,
- * one UpstreamClient (one undici Pool per origin) carries the call. Headers that never
- * change are built once here, not per request (habit 7).
+ * one UpstreamClient (one undici Pool per origin) carries the call. The request headers
+ * never change, so they are built once here, not per request.
  */
 export function createAnthropicProvider(name: string, config: AnthropicProviderConfig): Provider {
   const client = new UpstreamClient({
@@ -35,14 +35,6 @@ export function createAnthropicProvider(name: string, config: AnthropicProviderC
   if (config.beta.length > 0) fixedHeaders["anthropic-beta"] = config.beta.join(",");
   for (const [key, value] of Object.entries(config.headers)) fixedHeaders[key.toLowerCase()] = value;
 
-  /** Per-call headers (traceparent) never override the configured ones (key, version). */
-  function headersFor(call: UpstreamCall): Record<string, string> {
-    if (call.headers === undefined) return fixedHeaders;
-    const headers: Record<string, string> = {};
-    for (const [key, value] of Object.entries(call.headers)) headers[key.toLowerCase()] = value;
-    return Object.assign(headers, fixedHeaders);
-  }
-
   function body(request: CompleteRequest, call: UpstreamCall, stream: boolean): string {
     // Throws INVALID_ARGUMENT before anything is sent.
     return JSON.stringify(
@@ -57,13 +49,13 @@ export function createAnthropicProvider(name: string, config: AnthropicProviderC
 
   async function complete(request: CompleteRequest, call: UpstreamCall): Promise<CompleteResponse> {
     const payload = body(request, call, false);
-    const json = await client.postForJson(messagesPath, payload, headersFor(call), call.signal);
+    const json = await client.postForJson(messagesPath, payload, fixedHeaders, call.signal);
     return fromAnthropicMessage(json, client);
   }
 
   async function* stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
     const payload = body(request, call, true);
-    const response = await client.postForStream(messagesPath, payload, headersFor(call), call.signal);
+    const response = await client.postForStream(messagesPath, payload, fixedHeaders, call.signal);
     let complete = false;
     try {
       const events = parseSseStream(response.chunks(() => complete));

@@ -43,7 +43,7 @@ async function failure(events: SseEvent[]): Promise<{ error: UpstreamError; seen
   } catch (err) {
     // Not toBeInstanceOf: ConnectError's static Symbol.hasInstance (inherited) answers
     // false for an UpstreamError, so the prototype chain is asked directly.
-    expect(UpstreamError.prototype.isPrototypeOf(err as object)).toBe(true);
+    expect(Object.prototype.isPrototypeOf.call(UpstreamError.prototype, err as object)).toBe(true);
     return { error: err as UpstreamError, seen };
   }
   throw new Error(`expected the stream to fail; it yielded ${seen.length} events`);
@@ -244,7 +244,7 @@ describe("translateAnthropicStream", () => {
     for (const events of cases) {
       const { error } = await failure(events);
       expect(error.failure).toBe(failures.malformed);
-      expect(ConnectError.prototype.isPrototypeOf(error)).toBe(true);
+      expect(Object.prototype.isPrototypeOf.call(ConnectError.prototype, error)).toBe(true);
     }
   });
 });

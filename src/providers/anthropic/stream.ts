@@ -40,7 +40,7 @@ export async function* translateAnthropicStream(
   wire: WireFailures,
 ): AsyncGenerator<StreamCompleteResponse> {
   let started = false;
-  let stopReason: unknown = undefined;
+  let stopReason: unknown;
   const usage = emptyUsage();
   const blocks: BlockKind[] = [];
   let toolCalls = 0;

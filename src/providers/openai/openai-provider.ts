@@ -39,20 +39,9 @@ function providerHeaders(config: OpenAIProviderConfig, accept: string): Headers 
   return Object.freeze(headers);
 }
 
-/** Adds the call's headers (traceparent); the provider's own win, so no call header can replace the key. */
-function withCallHeaders(base: Headers, extra: UpstreamCall["headers"]): Headers {
-  if (extra === undefined) return base;
-  let merged: Record<string, string> | undefined;
-  for (const key in extra) {
-    merged ??= {};
-    merged[key.toLowerCase()] = extra[key]!;
-  }
-  return merged === undefined ? base : Object.assign(merged, base);
-}
-
 function isJsonContentType(value: string | string[] | undefined): boolean {
   const type = Array.isArray(value) ? value[0] : value;
-  return type !== undefined && type.startsWith("application/json");
+  return type?.startsWith("application/json") === true;
 }
 
 /**
@@ -91,13 +80,13 @@ export function createOpenAIProvider(
 
     async complete(request: CompleteRequest, call: UpstreamCall): Promise<CompleteResponse> {
       const body = encode(request, call, false);
-      const json = await client.postForJson(path, body, withCallHeaders(unaryHeaders, call.headers), call.signal);
+      const json = await client.postForJson(path, body, unaryHeaders, call.signal);
       return translateCompletion(json, call, client);
     },
 
     async *stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
       const body = encode(request, call, true);
-      const response = await client.postForStream(path, body, withCallHeaders(streamHeaders, call.headers), call.signal);
+      const response = await client.postForStream(path, body, streamHeaders, call.signal);
       let complete = false;
       try {
         if (isJsonContentType(response.headers["content-type"])) {

@@ -86,7 +86,7 @@ export async function* translateChatStream(
   let firstId: string | undefined;
   let finishReason: string | undefined;
   let refused = false;
-  let usage: unknown = undefined;
+  let usage: unknown;
   let toolCalls: Map<number, ToolCallState> | undefined;
   let lastToolIndex = -1;
 

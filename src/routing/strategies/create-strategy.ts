@@ -26,7 +26,7 @@ export interface StrategyDeps {
 /**
  * Builds one strategy instance — create one per model alias, since strategies keep
  * per-instance state (round-robin position, latency estimates, in-flight counts).
- * Options are checked here, at build time (habit 7): a bad one throws, never a request.
+ * Options are checked here, at build time: a bad one fails startup, never a request.
  * `ordered` (configured order) is accepted too, so a config's `strategy` passes straight in.
  */
 export function createStrategy(config: StrategyConfig, deps: StrategyDeps = {}): SelectionStrategy {

@@ -16,8 +16,8 @@ import {
   type NodeRequestHandler,
   type OnePortListener,
   type OnePortListenerOptions,
-} from "./one-port-listener.js";
-import { createReadSpy, startRechunkingProxy, type RechunkingProxy } from "../../test/helpers/rechunking-proxy.js";
+} from "../../../src/server/one-port-listener.js";
+import { createReadSpy, startRechunkingProxy, type RechunkingProxy } from "../../helpers/rechunking-proxy.js";
 
 describe("classifyFirstBytes", () => {
   it("waits while the bytes are a prefix of the HTTP/2 preface", () => {

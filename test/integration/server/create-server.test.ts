@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
-import { Role } from "../../gen/sluice/v1/chat_pb.js";
-import { createSluice } from "../app/create-sluice.js";
-import { parseConfig } from "../config/load-config.js";
-import { createLogger } from "../telemetry/logger.js";
-import { createSluiceServer } from "./create-server.js";
-import { grpcH2Transport } from "../../test/helpers/protocol-clients.js";
+import { ChatService } from "../../../gen/sluice/v1/chat_service_pb.js";
+import { Role } from "../../../gen/sluice/v1/chat_pb.js";
+import { createSluice } from "../../../src/app/create-sluice.js";
+import { parseConfig } from "../../../src/config/load-config.js";
+import { createLogger } from "../../../src/telemetry/logger.js";
+import { createSluiceServer } from "../../../src/server/create-server.js";
+import { grpcH2Transport } from "../../helpers/protocol-clients.js";
 
 const demoDocument = {
   providers: { demo: { type: "demo", wordDelayMs: 0, responseDelayMs: 30 } },

@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { CompleteRequestSchema, type StreamCompleteResponse } from "../../gen/sluice/v1/chat_service_pb.js";
-import { Role } from "../../gen/sluice/v1/chat_pb.js";
-import { providerSchema } from "../config/schema.js";
-import type { Provider } from "./provider.js";
-import { createOpenAIProvider } from "./openai/openai-provider.js";
-import { createAnthropicProvider } from "./anthropic/anthropic-provider.js";
-import { sseResponse, startFakeUpstream, type FakeUpstream } from "../../test/helpers/fake-upstream.js";
-import { readSseFixture, sseFixtureNames } from "../../test/fixtures/providers/openai/fixtures.js";
-import { sseTranscript, streamFixtures } from "../../test/fixtures/providers/anthropic/fixtures.js";
+import { ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
+import { CompleteRequestSchema, type StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
+import { Role } from "../../../gen/sluice/v1/chat_pb.js";
+import { providerSchema } from "../../../src/config/schema.js";
+import type { Provider } from "../../../src/providers/provider.js";
+import { createOpenAIProvider } from "../../../src/providers/openai/openai-provider.js";
+import { createAnthropicProvider } from "../../../src/providers/anthropic/anthropic-provider.js";
+import { sseResponse, startFakeUpstream, type FakeUpstream } from "../../helpers/fake-upstream.js";
+import { readSseFixture, sseFixtureNames } from "../../fixtures/providers/openai/fixtures.js";
+import { sseTranscript, streamFixtures } from "../../fixtures/providers/anthropic/fixtures.js";
 
 /**
  * Every recorded stream, cut at many points (seeded, plus every event boundary near the

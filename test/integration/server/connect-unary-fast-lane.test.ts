@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { request } from "undici";
-import { startLaneComparison, type LaneComparison } from "../../test/helpers/lane-comparison.js";
-import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
+import { startLaneComparison, type LaneComparison } from "../../helpers/lane-comparison.js";
+import { createConnectUnaryFastLane } from "../../../src/server/connect-unary-fast-lane.js";
 
 /**
  * The fast lane must answer exactly as connect-node does for every request it takes. One

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
-import { CompleteRequestSchema, type StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
-import { FinishReason, Role } from "../../../gen/sluice/v1/chat_pb.js";
-import { configSchema, type OpenAIProviderConfig } from "../../config/schema.js";
-import type { Provider } from "../provider.js";
-import { createOpenAIProvider } from "./openai-provider.js";
-import { jsonResponse, splitEvery, sseResponse, startFakeUpstream, type FakeUpstream } from "../../../test/helpers/fake-upstream.js";
-import { nonstreamRecordings, readSseFixture, sseFixtureNames } from "../../../test/fixtures/providers/openai/fixtures.js";
+import { CompleteRequestSchema, type StreamCompleteResponse } from "../../../../gen/sluice/v1/chat_service_pb.js";
+import { FinishReason, Role } from "../../../../gen/sluice/v1/chat_pb.js";
+import { configSchema, type OpenAIProviderConfig } from "../../../../src/config/schema.js";
+import type { Provider } from "../../../../src/providers/provider.js";
+import { createOpenAIProvider } from "../../../../src/providers/openai/openai-provider.js";
+import { jsonResponse, splitEvery, sseResponse, startFakeUpstream, type FakeUpstream } from "../../../helpers/fake-upstream.js";
+import { nonstreamRecordings, readSseFixture, sseFixtureNames } from "../../../fixtures/providers/openai/fixtures.js";
 
 // Every recorded OpenAI answer (test/fixtures/providers/openai, SOURCES.md) replayed over
 // real HTTP on loopback through the adapter, whole and cut into small pieces.

@@ -1,27 +1,27 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CompleteRequestSchema, type StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
-import { Role } from "../../../gen/sluice/v1/chat_pb.js";
-import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
-import { configSchema, type OpenAIProviderConfig } from "../../config/schema.js";
-import type { UpstreamError } from "../../errors/gateway-error.js";
-import type { Provider, UpstreamCall } from "../provider.js";
-import { createOpenAIProvider } from "./openai-provider.js";
+import { CompleteRequestSchema, type StreamCompleteResponse } from "../../../../gen/sluice/v1/chat_service_pb.js";
+import { Role } from "../../../../gen/sluice/v1/chat_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../../../gen/google/rpc/error_details_pb.js";
+import { configSchema, type OpenAIProviderConfig } from "../../../../src/config/schema.js";
+import type { UpstreamError } from "../../../../src/errors/gateway-error.js";
+import type { Provider, UpstreamCall } from "../../../../src/providers/provider.js";
+import { createOpenAIProvider } from "../../../../src/providers/openai/openai-provider.js";
 import {
   jsonResponse,
   sseResponse,
   startFakeUpstream,
   type FakeUpstream,
   type ScriptedResponse,
-} from "../../../test/helpers/fake-upstream.js";
+} from "../../../helpers/fake-upstream.js";
 import {
   capturedErrorBodies,
   createChatRequestValidator,
   nonstreamRecordings,
   readSseFixture,
-} from "../../../test/fixtures/providers/openai/fixtures.js";
-import { richBody, richRequest } from "../../../test/fixtures/providers/openai/requests.js";
+} from "../../../fixtures/providers/openai/fixtures.js";
+import { richBody, richRequest } from "../../../fixtures/providers/openai/requests.js";
 
 const key = "sk-test-0123456789abcdef";
 const spec = createChatRequestValidator();
@@ -106,10 +106,10 @@ function signalled<T = void>(): { promise: Promise<T>; resolve: (value: T) => vo
 }
 
 describe("the request sent upstream", () => {
-  it("POSTs the translated body to {baseUrl}/chat/completions with the bearer key and the configured and call headers", async () => {
+  it("POSTs the translated body to {baseUrl}/chat/completions with the bearer key and the configured headers", async () => {
     const provider = makeProvider({ headers: { "OpenAI-Organization": "org-1" } });
     fake.respond(() => jsonResponse(200, completionBody));
-    await provider.complete(richRequest(), call({ headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } }));
+    await provider.complete(richRequest(), call());
 
     const [sent] = fake.requests;
     expect(sent!.method).toBe("POST");
@@ -119,7 +119,6 @@ describe("the request sent upstream", () => {
       "content-type": "application/json",
       accept: "application/json",
       "openai-organization": "org-1",
-      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     });
     expect(sent!.body).toEqual({ ...richBody, model: "gpt-4o" });
     expect(spec.errors(sent!.body)).toEqual([]);
@@ -162,14 +161,14 @@ describe("the request sent upstream", () => {
     expect(sent!.headers["authorization"]).toBeUndefined();
   });
 
-  it("sends no credentials to a server configured without a key, and never lets a call header replace ours", async () => {
+  it("sends no credentials to a server configured without a key, and never lets a configured header replace ours", async () => {
     const keyless = makeProvider({ apiKey: undefined }, "local");
     fake.respond(() => jsonResponse(200, completionBody));
     await keyless.complete(minimal, call());
     expect(fake.requests[0]!.headers["authorization"]).toBeUndefined();
 
-    const provider = makeProvider();
-    await provider.complete(minimal, call({ headers: { Authorization: "Bearer sk-not-ours-000000" } }));
+    const provider = makeProvider({ headers: { Authorization: "Bearer sk-not-ours-000000" } });
+    await provider.complete(minimal, call());
     expect(fake.requests[1]!.headers["authorization"]).toBe(`Bearer ${key}`);
   });
 
