@@ -1,3 +1,6 @@
+// One file of ~400 lines on purpose: the plan compiler and the writer share a const enum
+// (`Kind`) that TypeScript inlines as numbers only within its module; split, every per-field
+// kind check on the answer-writing hot path would become a property lookup.
 import { ScalarType, toBinary, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { isScalarZeroValue } from "@bufbuild/protobuf/reflect";
 import { envelope } from "./envelope.js";

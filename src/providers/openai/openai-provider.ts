@@ -8,7 +8,8 @@ import { parseSseStream } from "../../transport/sse-parser.js";
 import { UpstreamClient } from "../../transport/upstream-client.js";
 import type { Provider, UpstreamCall } from "../provider.js";
 import { inBandError, isErrorPayload, readOpenAIError } from "./errors.js";
-import { buildChatRequest, type MaxTokensField } from "./request.js";
+import { buildChatRequest } from "./request.js";
+import type { MaxTokensField } from "./wire.js";
 import { translateCompletion } from "./response.js";
 import { translateChatStream } from "./stream.js";
 

@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { CompleteRequestSchema, type StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
 import { Role } from "../../../gen/sluice/v1/chat_pb.js";
-import { providerSchema } from "../../../src/config/schema.js";
+import { providerSchema } from "../../../src/config/provider-schema.js";
 import type { Provider } from "../../../src/providers/provider.js";
 import { createOpenAIProvider } from "../../../src/providers/openai/openai-provider.js";
 import { createAnthropicProvider } from "../../../src/providers/anthropic/anthropic-provider.js";

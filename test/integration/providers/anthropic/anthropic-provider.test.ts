@@ -5,7 +5,7 @@ import { CompleteRequestSchema, type CompleteRequest, type StreamCompleteRespons
 import { FinishReason, Role, type Usage } from "../../../../gen/sluice/v1/chat_pb.js";
 import { RetryInfoSchema } from "../../../../gen/google/rpc/error_details_pb.js";
 import { UpstreamError } from "../../../../src/errors/gateway-error.js";
-import { providerSchema, type AnthropicProviderConfig } from "../../../../src/config/schema.js";
+import { providerSchema, type AnthropicProviderConfig } from "../../../../src/config/provider-schema.js";
 import type { Provider, UpstreamCall } from "../../../../src/providers/provider.js";
 import { createAnthropicProvider } from "../../../../src/providers/anthropic/anthropic-provider.js";
 import {
