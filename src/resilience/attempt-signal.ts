@@ -12,8 +12,10 @@ export interface AttemptSignal {
   readonly signal: AbortSignal;
   /** Arms the time-to-first-token limit (before the first event) or the idle limit (after). */
   firstEventArrived(): void;
-  /** Restarts the idle timer: an event arrived. */
+  /** An event arrived: while the caller holds it, a slow caller is not the upstream being idle. */
   eventArrived(): void;
+  /** The next event is asked for: the idle limit runs (again) from now until it arrives. */
+  awaitingEvent(): void;
   /** Aborts this attempt only (hedge loser). */
   abort(reason: unknown): void;
   /** Releases timers and the link to the caller's signal. */
@@ -41,6 +43,7 @@ class CallerAttemptSignal implements AttemptSignal {
   constructor(readonly signal: AbortSignal) {}
   firstEventArrived(): void {}
   eventArrived(): void {}
+  awaitingEvent(): void {}
   abort(): void {}
   dispose(): void {}
 }
@@ -53,6 +56,8 @@ class OwnAttemptSignal implements AttemptSignal {
   private readonly total: NodeJS.Timeout | undefined;
   private phase: NodeJS.Timeout | undefined;
   private first = false;
+  /** An event is with the caller, the next one not asked for yet: the idle limit does not fire. */
+  holding = false;
   private readonly onCallerAbort = (): void => this.controller.abort(this.caller.reason);
 
   constructor(
@@ -70,12 +75,19 @@ class OwnAttemptSignal implements AttemptSignal {
   firstEventArrived(): void {
     if (this.first) return;
     this.first = true;
+    this.holding = true;
     if (this.phase !== undefined) clearTimeout(this.phase);
     const { idleMs } = this.timeouts;
-    this.phase = idleMs === undefined ? undefined : setTimeout(expire, idleMs, this, `stream idle for ${idleMs} ms`);
+    this.phase = idleMs === undefined ? undefined : setTimeout(expireIdle, idleMs, this, `stream idle for ${idleMs} ms`);
   }
 
   eventArrived(): void {
+    this.holding = true;
+  }
+
+  awaitingEvent(): void {
+    this.holding = false;
+    // Also re-arms a timer that lapsed while the caller held an event.
     if (this.phase !== undefined && this.first) this.phase.refresh();
   }
 
@@ -102,4 +114,8 @@ class OwnAttemptSignal implements AttemptSignal {
 
 function expire(attempt: OwnAttemptSignal, what: string): void {
   attempt.expire(what);
+}
+
+function expireIdle(attempt: OwnAttemptSignal, what: string): void {
+  if (!attempt.holding) attempt.expire(what);
 }

@@ -274,6 +274,7 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
     try {
       for (const event of opened.held) yield onEvent(event);
       for (;;) {
+        attemptSignal.awaitingEvent();
         const next = await iterator.next();
         if (next.done) break;
         attemptSignal.eventArrived();
