@@ -17,7 +17,13 @@ import { estimateMinutes, parseSettings } from "./settings.mjs";
 import { startFleet } from "./targets/fleet.mjs";
 import { BENCH_DIR, MAIN_DIR } from "./targets/servers.mjs";
 
-const RUNNERS = { latency: runLatency, throughput: runThroughput, streaming: runStreaming, capacity: runCapacity, profile: runProfile };
+const RUNNERS = {
+  latency: runLatency,
+  throughput: runThroughput,
+  streaming: runStreaming,
+  capacity: runCapacity,
+  profile: runProfile,
+};
 
 const startedAt = Date.now();
 function log(message) {
@@ -25,7 +31,12 @@ function log(message) {
 }
 
 async function requireTools() {
-  for (const [command, args] of [["wrk", ["-v"]], ["h2load", ["--version"]], ["taskset", ["-V"]], ["go", ["version"]]]) {
+  for (const [command, args] of [
+    ["wrk", ["-v"]],
+    ["h2load", ["--version"]],
+    ["taskset", ["-V"]],
+    ["go", ["version"]],
+  ]) {
     try {
       await runTool({ command, args, timeoutMs: 10_000 });
     } catch {
@@ -58,7 +69,9 @@ async function main() {
     Object.assign(ctx, { fake: fleet.fake, targets: fleet.targets, startFresh: fleet.startFresh });
     const live = fleet.targets.filter((t) => !t.skip);
     const minutes = estimateMinutes(settings, live.length, live.filter((t) => !t.unaryOnly).length);
-    log(`${settings.mode} run, ${settings.repeats} repeat(s): about ${minutes.toFixed(0)} min on a quiet machine (more when busy)`);
+    log(
+      `${settings.mode} run, ${settings.repeats} repeat(s): about ${minutes.toFixed(0)} min on a quiet machine (more when busy)`,
+    );
     const results = {};
     for (const name of settings.scenarios) {
       log(`scenario ${name}`);

@@ -89,7 +89,12 @@ export function estimateMinutes(s, unaryTargets, streamTargets) {
     throughput: 2 * unaryTargets * s.warmupS + s.throughputConfigs.length * s.repeats * unaryTargets * (s.throughputS + 1),
     streaming: streamTargets * (s.warmupS + streamLenS) + s.repeats * streamTargets * (s.streamS + streamLenS + 1),
     // Sluice, then the bare pass-through as the Node floor.
-    capacity: 2 * (s.capacitySteps.at(-1) / s.capacityRampRate + s.capacitySteps.length * (s.capacitySettleS + 1.5) + Math.max(...s.capacityAfterS) + 10),
+    capacity:
+      2 *
+      (s.capacitySteps.at(-1) / s.capacityRampRate +
+        s.capacitySteps.length * (s.capacitySettleS + 1.5) +
+        Math.max(...s.capacityAfterS) +
+        10),
     profile: s.warmupS + s.profileS + 10,
   };
   return s.scenarios.reduce((sum, name) => sum + parts[name], 0) / 60;

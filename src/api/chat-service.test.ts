@@ -95,7 +95,10 @@ describe("ChatService (in process)", () => {
     const err = await rejection(
       chat.complete({
         model: "",
-        messages: [{ role: Role.UNSPECIFIED, content: [] }, { role: Role.TOOL, content: [{ part: { case: "text", value: "r" } }] }],
+        messages: [
+          { role: Role.UNSPECIFIED, content: [] },
+          { role: Role.TOOL, content: [{ part: { case: "text", value: "r" } }] },
+        ],
         temperature: 3,
         stop: ["a", "b", "c", "d", "e"],
       }),
@@ -104,10 +107,17 @@ describe("ChatService (in process)", () => {
     const [badRequest] = err.findDetails(BadRequestSchema);
     const fields = badRequest?.fieldViolations.map((v) => v.field);
     expect(fields).toEqual(
-      expect.arrayContaining(["model", "messages[0].role", "messages[0].content", "messages[1].tool_call_id", "temperature", "stop"]),
+      expect.arrayContaining([
+        "model",
+        "messages[0].role",
+        "messages[0].content",
+        "messages[1].tool_call_id",
+        "temperature",
+        "stop",
+      ]),
     );
     // The message names fields, never request text.
-    expect(err.rawMessage).not.toContain("r\"");
+    expect(err.rawMessage).not.toContain('r"');
   });
 
   it("rejects settings the demo provider lacks, naming field and provider", async () => {
@@ -135,7 +145,10 @@ describe("ChatService (in process)", () => {
     const controller = new AbortController();
     const events: string[] = [];
     const consume = (async () => {
-      for await (const event of chat.streamComplete({ model: "demo", messages: [userText("x")] }, { signal: controller.signal })) {
+      for await (const event of chat.streamComplete(
+        { model: "demo", messages: [userText("x")] },
+        { signal: controller.signal },
+      )) {
         events.push(event.event.case ?? "");
         if (events.length === 2) controller.abort();
       }
@@ -166,7 +179,10 @@ describe("ModelService (in process)", () => {
       models: {
         demo: { deployments: [{ provider: "demo", model: "sluice-demo-1" }], contextWindow: 32768 },
         pair: {
-          deployments: [{ provider: "other", model: "a" }, { provider: "demo", model: "b" }],
+          deployments: [
+            { provider: "other", model: "a" },
+            { provider: "demo", model: "b" },
+          ],
           capabilities: { vision: true },
         },
       },

@@ -48,7 +48,9 @@ class ShapedStream implements AsyncIterableIterator<StreamCompleteResponse> {
     }
   }
 
-  private readonly onResult = (result: IteratorResult<StreamCompleteResponse>): IteratorResult<StreamCompleteResponse> | Promise<never> => {
+  private readonly onResult = (
+    result: IteratorResult<StreamCompleteResponse>,
+  ): IteratorResult<StreamCompleteResponse> | Promise<never> => {
     if (result.done === true) {
       this.over = true;
       if (this.done) return result;

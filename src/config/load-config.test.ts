@@ -72,7 +72,10 @@ models:
 
   it("rejects a deployment naming an unknown provider", () => {
     const message = messageOf(() =>
-      parseConfigText(`providers: { demo: { type: demo } }\nmodels: { m: { deployments: [ { provider: nope, model: x } ] } }`, {}),
+      parseConfigText(
+        `providers: { demo: { type: demo } }\nmodels: { m: { deployments: [ { provider: nope, model: x } ] } }`,
+        {},
+      ),
     );
     expect(message).toContain("models.m.deployments.0.provider");
     expect(message).toContain('unknown provider "nope"');
@@ -95,9 +98,7 @@ models:
   });
 
   it("rejects unknown keys instead of ignoring a typo", () => {
-    const message = messageOf(() =>
-      parseConfigText(`providers: { demo: { type: demo, wordDelay: 5 } }\nmodels: {}`, {}),
-    );
+    const message = messageOf(() => parseConfigText(`providers: { demo: { type: demo, wordDelay: 5 } }\nmodels: {}`, {}));
     expect(message).toContain("providers.demo");
     expect(message).toContain("wordDelay");
   });
@@ -116,7 +117,10 @@ models:
   it("reads a file, and names a missing one", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sluice-config-"));
     const file = join(dir, "sluice.yaml");
-    await writeFile(file, "listen: 127.0.0.1:9999\nproviders: { demo: { type: demo } }\nmodels: { demo: { deployments: [ { provider: demo, model: d } ] } }\n");
+    await writeFile(
+      file,
+      "listen: 127.0.0.1:9999\nproviders: { demo: { type: demo } }\nmodels: { demo: { deployments: [ { provider: demo, model: d } ] } }\n",
+    );
     expect((await loadConfig(file, {})).listen).toBe("127.0.0.1:9999");
     await expect(loadConfig(join(dir, "absent.yaml"), {})).rejects.toThrow(/absent\.yaml.*ENOENT/);
   });

@@ -68,11 +68,7 @@ const demoProviderSchema = z
   })
   .strict();
 
-export const providerSchema = z.discriminatedUnion("type", [
-  openaiProviderSchema,
-  anthropicProviderSchema,
-  demoProviderSchema,
-]);
+export const providerSchema = z.discriminatedUnion("type", [openaiProviderSchema, anthropicProviderSchema, demoProviderSchema]);
 
 /** Per-attempt time limits beyond the provider's socket timeouts; all obey the caller's deadline too. */
 

@@ -115,7 +115,10 @@ const modelSchema = z
       .strict()
       .optional(),
     /** Off by default: a static answer, flagged degraded, when every candidate failed. */
-    degraded: z.object({ message: z.string().min(1) }).strict().optional(),
+    degraded: z
+      .object({ message: z.string().min(1) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -129,7 +132,11 @@ const tlsSchema = z
 const serverSchema = z
   .object({
     /** Largest request body accepted, in bytes. */
-    maxRequestBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    maxRequestBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
     /** On SIGTERM: how long in-flight calls may run before they are cancelled. */
     drainTimeoutMs: z.number().int().min(0).default(10_000),
     /** Time to receive a request's headers (slowloris guard, HTTP/1.1). */

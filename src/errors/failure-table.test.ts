@@ -104,15 +104,24 @@ describe("failure classes decide what the caller reads and what fails over", () 
   });
 
   it("passes other providers' messages on, redacted and bounded", () => {
-    const message = describeUpstreamFailure("provider p answered 400", failures.badRequest, "p", `bad key sk-abcdef123456 ${"x".repeat(900)}`);
+    const message = describeUpstreamFailure(
+      "provider p answered 400",
+      failures.badRequest,
+      "p",
+      `bad key sk-abcdef123456 ${"x".repeat(900)}`,
+    );
     expect(message.startsWith("provider p answered 400: bad key [redacted] x")).toBe(true);
     expect(message).not.toContain("sk-abcdef");
     expect(message.length).toBeLessThanOrEqual("provider p answered 400: ".length + 500);
-    expect(describeUpstreamFailure("provider p answered 500", failures.serverError, "p", undefined)).toBe("provider p answered 500");
+    expect(describeUpstreamFailure("provider p answered 500", failures.serverError, "p", undefined)).toBe(
+      "provider p answered 500",
+    );
   });
 
   it("marks only the context-length class as failing over on the alias's opt-in", () => {
-    const optIn = Object.entries(failures).filter(([, failure]) => failure.contextLength).map(([name]) => name);
+    const optIn = Object.entries(failures)
+      .filter(([, failure]) => failure.contextLength)
+      .map(([name]) => name);
     expect(optIn).toEqual(["contextLength"]);
     expect(failures.contextLength.failover).toBe(false);
   });

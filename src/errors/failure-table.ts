@@ -65,8 +65,16 @@ export const failures = {
     ...accountRefused,
     withheld: (provider) => `the gateway's ${provider} account cannot be billed`,
   }),
-  modelNotFound: failure(Code.NotFound, reasons.upstreamModelNotFound, { retryable: false, failover: true, deploymentFault: true }),
-  rateLimited: failure(Code.ResourceExhausted, reasons.upstreamRateLimited, { retryable: true, failover: true, deploymentFault: false }),
+  modelNotFound: failure(Code.NotFound, reasons.upstreamModelNotFound, {
+    retryable: false,
+    failover: true,
+    deploymentFault: true,
+  }),
+  rateLimited: failure(Code.ResourceExhausted, reasons.upstreamRateLimited, {
+    retryable: true,
+    failover: true,
+    deploymentFault: false,
+  }),
   overloaded: failure(Code.Unavailable, reasons.upstreamOverloaded, deploymentDown),
   serverError: failure(Code.Unavailable, reasons.upstreamUnavailable, deploymentDown),
   timeout: failure(Code.Unavailable, reasons.upstreamTimeout, deploymentDown),
@@ -76,7 +84,11 @@ export const failures = {
   /** The provider answered 2xx with something we cannot read. */
   malformed: failure(Code.Internal, reasons.upstreamMalformed, { retryable: false, failover: true, deploymentFault: true }),
   /** An unexpected status (e.g. 3xx, 418). */
-  unexpected: failure(Code.Unknown, reasons.upstreamUnexpectedStatus, { retryable: false, failover: true, deploymentFault: true }),
+  unexpected: failure(Code.Unknown, reasons.upstreamUnexpectedStatus, {
+    retryable: false,
+    failover: true,
+    deploymentFault: true,
+  }),
   conflict: failure(Code.Aborted, reasons.upstreamConflict, { retryable: true, failover: true, deploymentFault: false }),
 } as const;
 
@@ -99,9 +111,7 @@ export function classifyHttpFailure(facts: HttpFailureFacts): FailureClass {
   const base = classifyStatus(facts);
   if (facts.shouldRetry === undefined || base.retryable === facts.shouldRetry) return base;
   // `x-should-retry` is the provider telling us more than the status can.
-  return facts.shouldRetry
-    ? { ...base, retryable: true, failover: true }
-    : { ...base, retryable: false };
+  return facts.shouldRetry ? { ...base, retryable: true, failover: true } : { ...base, retryable: false };
 }
 
 function classifyStatus({ status, providerCode, providerMessage }: HttpFailureFacts): FailureClass {
@@ -151,11 +161,7 @@ const connectionErrorCodes = new Set([
   "UND_ERR_SOCKET",
   "UND_ERR_CLOSED",
 ]);
-const timeoutErrorCodes = new Set([
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-]);
+const timeoutErrorCodes = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
 
 /** Classifies a socket / undici error (no HTTP status). */
 export function classifyNetworkError(err: unknown): FailureClass {

@@ -1,11 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
-import {
-  BadRequestSchema,
-  ErrorInfoSchema,
-  RetryInfoSchema,
-} from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { FailureClass } from "./failure-table.js";
 import type { Reason } from "./reasons.js";
 import { reasons } from "./reasons.js";
@@ -61,12 +57,7 @@ export function invalidArgument(violations: readonly FieldViolation[]): ConnectE
 }
 
 /** A gateway error with a reason, e.g. NOT_FOUND / MODEL_NOT_FOUND. */
-export function gatewayError(
-  code: Code,
-  reason: Reason,
-  message: string,
-  metadata?: Record<string, string>,
-): ConnectError {
+export function gatewayError(code: Code, reason: Reason, message: string, metadata?: Record<string, string>): ConnectError {
   return new ConnectError(message, code, undefined, [errorInfo(reason, metadata)]);
 }
 

@@ -18,7 +18,10 @@ function capture(level = "info") {
 }
 
 const secretPrompt = "my password is hunter2";
-const request = { model: "m", messages: [{ role: Role.USER, content: [{ part: { case: "text" as const, value: secretPrompt } }] }] };
+const request = {
+  model: "m",
+  messages: [{ role: Role.USER, content: [{ part: { case: "text" as const, value: secretPrompt } }] }],
+};
 
 function clientWith(impl: Parameters<typeof createRouterTransport>[0], logger: ReturnType<typeof createLogger>) {
   const transport = createRouterTransport(impl, { router: { interceptors: [accessLogInterceptor(logger)] } });
@@ -109,7 +112,14 @@ describe("access log on streams", () => {
     }
     // The interceptor as a server calls it: the stream's consumer is the server's writer.
     const method = ChatService.method.streamComplete;
-    const next = async () => ({ stream: true, service: ChatService, method, header: new Headers(), trailer: new Headers(), message: events() });
+    const next = async () => ({
+      stream: true,
+      service: ChatService,
+      method,
+      header: new Headers(),
+      trailer: new Headers(),
+      message: events(),
+    });
     const res = await accessLogInterceptor(logger)(next as never)({ stream: true, service: ChatService, method } as never);
     for await (const _ of (res as { message: AsyncIterable<unknown> }).message) break;
     expect(stopped).toBe(true);

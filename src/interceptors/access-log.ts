@@ -4,7 +4,8 @@ import type { Logger } from "../telemetry/logger.js";
 /** Lower-case code names, as the Connect protocol spells them ("not_found"), by code. */
 const codeNames: Record<number, string> = {};
 for (const [name, value] of Object.entries(Code)) {
-  if (typeof value === "number") codeNames[value] = name.replace(/[A-Z]/g, (c, i: number) => (i > 0 ? "_" : "") + c.toLowerCase());
+  if (typeof value === "number")
+    codeNames[value] = name.replace(/[A-Z]/g, (c, i: number) => (i > 0 ? "_" : "") + c.toLowerCase());
 }
 
 /**
@@ -41,11 +42,15 @@ export function accessLogInterceptor(logger: Logger): Interceptor {
     }
     return {
       ...res,
-      message: new LoggedStream(res.message, (outcome) => {
-        // "cancelled": the consumer stopped reading (the caller went away) before the end.
-        const err = outcome === "cancelled" ? new ConnectError("the caller went away", Code.Canceled) : outcome;
-        if (started >= 0 || err?.code === Code.Internal) log(procedure, started, err);
-      }, (err) => boundary(err, logger, procedure)),
+      message: new LoggedStream(
+        res.message,
+        (outcome) => {
+          // "cancelled": the consumer stopped reading (the caller went away) before the end.
+          const err = outcome === "cancelled" ? new ConnectError("the caller went away", Code.Canceled) : outcome;
+          if (started >= 0 || err?.code === Code.Internal) log(procedure, started, err);
+        },
+        (err) => boundary(err, logger, procedure),
+      ),
     };
   };
 }

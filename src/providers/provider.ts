@@ -1,8 +1,4 @@
-import type {
-  CompleteRequest,
-  CompleteResponse,
-  StreamCompleteResponse,
-} from "../../gen/sluice/v1/chat_service_pb.js";
+import type { CompleteRequest, CompleteResponse, StreamCompleteResponse } from "../../gen/sluice/v1/chat_service_pb.js";
 
 /** The kinds of provider Sluice speaks to. */
 export type ProviderType = "openai" | "anthropic" | "demo";

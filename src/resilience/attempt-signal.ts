@@ -69,7 +69,8 @@ class OwnAttemptSignal implements AttemptSignal {
     if (caller.aborted) this.controller.abort(caller.reason);
     else caller.addEventListener("abort", this.onCallerAbort, { once: true });
     this.total = totalMs === undefined ? undefined : setTimeout(expire, totalMs, this, `no answer within ${totalMs} ms`);
-    this.phase = firstTokenMs === undefined ? undefined : setTimeout(expire, firstTokenMs, this, `no first token within ${firstTokenMs} ms`);
+    this.phase =
+      firstTokenMs === undefined ? undefined : setTimeout(expire, firstTokenMs, this, `no first token within ${firstTokenMs} ms`);
   }
 
   firstEventArrived(): void {

@@ -120,7 +120,11 @@ describe("per-attempt timeouts", () => {
   it("is the attempt's failure whatever the adapter reports when its request is aborted", async () => {
     const { a } = start({ firstTokenMs: 200, idleMs: 200 });
     const adapterWords = new ConnectError("request aborted", Code.Canceled);
-    a.script(hang(adapterWords), stream([], { hangThenAbortWith: adapterWords }), stream(["one"], { hangThenAbortWith: adapterWords }));
+    a.script(
+      hang(adapterWords),
+      stream([], { hangThenAbortWith: adapterWords }),
+      stream(["one"], { hangThenAbortWith: adapterWords }),
+    );
     const unary = track(rig.complete("solo"));
     await vi.advanceTimersByTimeAsync(200);
     expect(reasonOf(unary.error)).toBe("UPSTREAM_TIMEOUT");

@@ -21,10 +21,7 @@ export interface BreakerRegistry {
   shutdown(): void;
 }
 
-export function createBreakerRegistry(
-  options: DeploymentBreakerOptions,
-  deps: DeploymentBreakerDeps = {},
-): BreakerRegistry {
+export function createBreakerRegistry(options: DeploymentBreakerOptions, deps: DeploymentBreakerDeps = {}): BreakerRegistry {
   // Fail at startup, not at a deployment's first request.
   validateBreakerOptions(options);
   const breakers = new Map<string, DeploymentBreaker>();

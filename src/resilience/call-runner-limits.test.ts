@@ -122,7 +122,10 @@ describe("call runner: circuit breakers", () => {
   });
 
   it("never opens on the caller's faults: a 400, a 429, the caller's cancel and deadline — but does on a 5xx", async () => {
-    const { a, b, breakers } = start({ volumeThreshold: 2, errorThresholdPercentage: 1 }, { deployments: [{ provider: "a", model: "model-a" }] });
+    const { a, b, breakers } = start(
+      { volumeThreshold: 2, errorThresholdPercentage: 1 },
+      { deployments: [{ provider: "a", model: "model-a" }] },
+    );
     const state = async () => {
       await vi.advanceTimersByTimeAsync(0);
       return breakers.states()["a/model-a"];
@@ -168,7 +171,9 @@ describe("call runner: circuit breakers", () => {
 
   it("counts a per-attempt timeout against the deployment", async () => {
     rig = createRunnerRig(
-      { chat: { deployments: [{ provider: "a", model: "model-a", timeouts: { firstTokenMs: 100 } }], retry: { maxAttempts: 1 } } },
+      {
+        chat: { deployments: [{ provider: "a", model: "model-a", timeouts: { firstTokenMs: 100 } }], retry: { maxAttempts: 1 } },
+      },
       { resilience: { breaker: { volumeThreshold: 1, errorThresholdPercentage: 1 } } },
     );
     rig.a.script(hang());
@@ -183,9 +188,20 @@ describe("call runner: maxInFlight", () => {
   function startLimited(): RunnerRig {
     rig = createRunnerRig(
       {
-        chat: { deployments: [{ provider: "a", model: "model-a", maxInFlight: 1 }, { provider: "b", model: "model-b" }] },
+        chat: {
+          deployments: [
+            { provider: "a", model: "model-a", maxInFlight: 1 },
+            { provider: "b", model: "model-b" },
+          ],
+        },
         solo: { deployments: [{ provider: "a", model: "model-a", maxInFlight: 1 }] },
-        mixed: { deployments: [{ provider: "a", model: "model-a", maxInFlight: 1 }, { provider: "c", model: "model-c" }], retry: { maxAttempts: 1 } },
+        mixed: {
+          deployments: [
+            { provider: "a", model: "model-a", maxInFlight: 1 },
+            { provider: "c", model: "model-c" },
+          ],
+          retry: { maxAttempts: 1 },
+        },
       },
       { resilience: { breaker: { volumeThreshold: 1, errorThresholdPercentage: 1 } } },
     );

@@ -30,7 +30,8 @@ afterEach(() => {
 
 const reasonOf = (err: unknown) => ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 const kinds = (events: readonly StreamCompleteResponse[]) => events.map((e) => e.event.case);
-const texts = (events: readonly StreamCompleteResponse[]) => events.map((e) => (e.event.case === "delta" ? e.event.value.text : "")).join("");
+const texts = (events: readonly StreamCompleteResponse[]) =>
+  events.map((e) => (e.event.case === "delta" ? e.event.value.text : "")).join("");
 const routeOf = (events: readonly StreamCompleteResponse[]) => {
   const last = events.at(-1)?.event;
   return last?.case === "done" ? last.value.route : undefined;
@@ -63,8 +64,19 @@ describe("call runner: streams", () => {
     expect(error).toBeUndefined();
     expect(kinds(events)).toEqual(["start", "delta", "delta", "done"]);
     expect(texts(events)).toBe("Hello");
-    expect(routeOf(events)).toMatchObject({ provider: "a", upstreamModel: "model-a", attempts: 1, fallbackModel: "", degraded: false, hedged: false });
-    expect(Object.fromEntries(context.responseTrailer)).toEqual({ "sluice-provider": "a", "sluice-upstream-model": "model-a", "sluice-attempts": "1" });
+    expect(routeOf(events)).toMatchObject({
+      provider: "a",
+      upstreamModel: "model-a",
+      attempts: 1,
+      fallbackModel: "",
+      degraded: false,
+      hedged: false,
+    });
+    expect(Object.fromEntries(context.responseTrailer)).toEqual({
+      "sluice-provider": "a",
+      "sluice-upstream-model": "model-a",
+      "sluice-attempts": "1",
+    });
     expect([...context.responseHeader]).toEqual([]);
     expect(rig.limiter.counts()).toEqual({ "a/model-a": 0 });
   });
@@ -151,7 +163,10 @@ describe("call runner: streams", () => {
   });
 
   it("a half-open probe stream its consumer abandons sends the breaker back to open: a new probe goes out later", async () => {
-    const { a, b, breakers } = start({ retry: { maxAttempts: 1 } }, { volumeThreshold: 1, errorThresholdPercentage: 1, resetTimeoutMs: 1_000 });
+    const { a, b, breakers } = start(
+      { retry: { maxAttempts: 1 } },
+      { volumeThreshold: 1, errorThresholdPercentage: 1, resetTimeoutMs: 1_000 },
+    );
     a.script(fail(serverError()), stream(["probe", "more"]), stream(["second probe"]));
     b.otherwise(stream(["from b"]));
     await drain(rig.stream());

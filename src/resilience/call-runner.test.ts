@@ -44,7 +44,8 @@ function start(models: Record<string, unknown>, options?: RigOptions): RunnerRig
   return rig;
 }
 
-const text = (r: { message?: { content: Array<{ part: { value?: unknown } }> } | undefined }) => r.message?.content[0]?.part.value;
+const text = (r: { message?: { content: Array<{ part: { value?: unknown } }> } | undefined }) =>
+  r.message?.content[0]?.part.value;
 const reasonOf = (err: unknown) => ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 const serverError = () => upstreamError(failures.serverError, { status: 500 });
 
@@ -55,14 +56,27 @@ describe("call runner: retries", () => {
     const context = callerContext();
     const response = await rig.complete("chat", context);
     expect(text(response)).toBe("hello");
-    expect(response.route).toMatchObject({ provider: "a", upstreamModel: "model-a", attempts: 1, fallbackModel: "", degraded: false, hedged: false });
-    expect(Object.fromEntries(context.responseHeader)).toEqual({ "sluice-provider": "a", "sluice-upstream-model": "model-a", "sluice-attempts": "1" });
+    expect(response.route).toMatchObject({
+      provider: "a",
+      upstreamModel: "model-a",
+      attempts: 1,
+      fallbackModel: "",
+      degraded: false,
+      hedged: false,
+    });
+    expect(Object.fromEntries(context.responseHeader)).toEqual({
+      "sluice-provider": "a",
+      "sluice-upstream-model": "model-a",
+      "sluice-attempts": "1",
+    });
     expect(a.calls.map((c) => c.model)).toEqual(["model-a"]);
     expect(b.calls).toHaveLength(0);
   });
 
   it("retries a retryable failure on the same deployment after full-jitter backoff: random × initialBackoffMs, then × 2", async () => {
-    const { a, b } = start(two({ retry: { maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 1_000 } }), { random: () => 0.25 });
+    const { a, b } = start(two({ retry: { maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 1_000 } }), {
+      random: () => 0.25,
+    });
     a.script(fail(serverError()), fail(serverError()), answer("third time"));
     const call = track(rig.complete());
     await vi.advanceTimersByTimeAsync(24);
@@ -179,7 +193,9 @@ describe("call runner: retries", () => {
   });
 
   it("fails over instead of retrying when the process-wide retry budget is spent", async () => {
-    const { a, b } = start(two({ retry: { maxAttempts: 3 } }), { resilience: { retryBudget: { ratio: 0, minRetriesPerSecond: 0 } } });
+    const { a, b } = start(two({ retry: { maxAttempts: 3 } }), {
+      resilience: { retryBudget: { ratio: 0, minRetriesPerSecond: 0 } },
+    });
     a.otherwise(fail(serverError()));
     b.script(answer("from b"));
     const response = await rig.complete();
@@ -245,7 +261,13 @@ describe("call runner: fallbacks and degraded answers", () => {
     const response = await rig.complete("chat", context);
     expect(text(response)).toBe("Busy; try again shortly.");
     expect(response).toMatchObject({ provider: "sluice", model: "degraded" });
-    expect(response.route).toMatchObject({ provider: "sluice", upstreamModel: "degraded", degraded: true, attempts: 2, hedged: false });
+    expect(response.route).toMatchObject({
+      provider: "sluice",
+      upstreamModel: "degraded",
+      degraded: true,
+      attempts: 2,
+      hedged: false,
+    });
     expect(context.responseHeader.get("sluice-degraded")).toBe("true");
     // Not when a deployment answers.
     expect((await rig.complete()).route).toMatchObject({ provider: "a", degraded: false });

@@ -68,7 +68,11 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
   });
 
   /** The hedge delay for an attempt on `candidate`: fixed, or its observed percentile once known. */
-  function hedgeDelay(hedge: { delayMs: number; percentile?: number | undefined }, candidate: Candidate, kind: LatencyKind): number {
+  function hedgeDelay(
+    hedge: { delayMs: number; percentile?: number | undefined },
+    candidate: Candidate,
+    kind: LatencyKind,
+  ): number {
     if (hedge.percentile === undefined) return hedge.delayMs;
     return latencies.quantile(candidate.deployment.key, kind, hedge.percentile) ?? hedge.delayMs;
   }
@@ -134,7 +138,8 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
       const candidate = candidates[index]!;
       if (used?.has(candidate)) continue;
       for (let attemptNumber = 1; ; attemptNumber++) {
-        const partner = used !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
+        const partner =
+          used !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
         const attempt = attempts.start(candidate, signal, progress, partner !== undefined, false, run(candidate));
         if (attempt === undefined) break;
         try {

@@ -32,7 +32,12 @@ export function* degradedStream(message: string, route: RouteInfo): Generator<St
     $typeName: "sluice.v1.StreamCompleteResponse",
     event: {
       case: "start",
-      value: { $typeName: "sluice.v1.StreamStart", id: `degraded-${Date.now().toString(36)}`, model: "degraded", provider: "sluice" },
+      value: {
+        $typeName: "sluice.v1.StreamStart",
+        id: `degraded-${Date.now().toString(36)}`,
+        model: "degraded",
+        provider: "sluice",
+      },
     },
   };
   yield {

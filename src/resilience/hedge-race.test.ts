@@ -29,7 +29,11 @@ afterEach(() => {
 
 const reasonOf = (err: unknown) => ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 
-function start(hedge: Record<string, number>, extra: Record<string, unknown> = {}, breaker: Record<string, number> = {}): RunnerRig {
+function start(
+  hedge: Record<string, number>,
+  extra: Record<string, unknown> = {},
+  breaker: Record<string, number> = {},
+): RunnerRig {
   rig = createRunnerRig(
     {
       chat: {
@@ -62,7 +66,13 @@ describe("hedging (unary)", () => {
     expect(a.calls[0]!.abortedAt).toBeUndefined();
     await vi.advanceTimersByTimeAsync(10);
     expect(call.value?.message?.content[0]?.part.value).toBe("fast");
-    expect(call.value?.route).toMatchObject({ provider: "b", upstreamModel: "model-b", attempts: 2, hedged: true, fallbackModel: "" });
+    expect(call.value?.route).toMatchObject({
+      provider: "b",
+      upstreamModel: "model-b",
+      attempts: 2,
+      hedged: true,
+      fallbackModel: "",
+    });
     expect(a.calls[0]!.abortedAt).toBe(a.calls[0]!.at + 110);
     expect(b.calls[0]!.abortedAt).toBeUndefined();
     expect(Object.fromEntries(context.responseHeader)).toEqual({

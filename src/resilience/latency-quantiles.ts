@@ -34,7 +34,8 @@ export function createLatencyQuantiles(options: LatencyQuantilesOptions = {}): L
   const windowSize = options.windowSize ?? 256;
   const minSamples = options.minSamples ?? 20;
   const recomputeEvery = options.recomputeEvery ?? 16;
-  if (!(Number.isInteger(windowSize) && windowSize > 0)) throw new Error(`latency quantiles: windowSize must be a positive integer`);
+  if (!(Number.isInteger(windowSize) && windowSize > 0))
+    throw new Error(`latency quantiles: windowSize must be a positive integer`);
   if (!(minSamples >= 1 && minSamples <= windowSize)) throw new Error(`latency quantiles: minSamples must be in [1, windowSize]`);
   // One map per kind, keyed by the deployment key itself: no key string built per sample.
   const ringsByKind: Record<LatencyKind, Map<string, Ring>> = { ttft: new Map(), latency: new Map() };

@@ -128,7 +128,9 @@ describe("decideRetry: backoff and the total budget", () => {
 
 describe("decideRetry: attempts exhausted", () => {
   it("fails over once maxAttempts attempts were made on this deployment", () => {
-    expect(decideRetry(upstream(failures.serverError), { ...state, attempt: 2, maxAttempts: 3 }, backoff, half).kind).toBe("retry");
+    expect(decideRetry(upstream(failures.serverError), { ...state, attempt: 2, maxAttempts: 3 }, backoff, half).kind).toBe(
+      "retry",
+    );
     expect(decideRetry(upstream(failures.serverError), { ...state, attempt: 3, maxAttempts: 3 }, backoff, half)).toEqual({
       kind: "failover",
       reason: "attempts-exhausted",
@@ -185,7 +187,10 @@ describe("decideRetry: anything that is not an UpstreamError fails, never retrie
     ["the caller's CANCELLED", abortError(cancelled.signal)],
     ["the caller's DEADLINE_EXCEEDED", abortError(deadline.signal)],
     ["INVALID_ARGUMENT", invalidArgument([{ field: "messages", description: "must not be empty" }])],
-    ["a ConnectError UNAVAILABLE (gateway's own)", gatewayError(Code.Unavailable, "ALL_DEPLOYMENTS_UNAVAILABLE", "all breakers open")],
+    [
+      "a ConnectError UNAVAILABLE (gateway's own)",
+      gatewayError(Code.Unavailable, "ALL_DEPLOYMENTS_UNAVAILABLE", "all breakers open"),
+    ],
     ["a plain Error", new Error("bug")],
     ["a thrown string", "boom"],
     ["undefined", undefined],

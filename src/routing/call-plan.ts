@@ -37,7 +37,9 @@ export function createCallPlanner(catalog: ModelCatalog, deps: CallPlannerDeps =
   for (const route of catalog.routes) {
     const { strategy, stickyKey } = route.config;
     const selection =
-      strategy === "ordered" ? undefined : createStrategy(stickyKey !== undefined ? { type: strategy, stickyKey } : { type: strategy }, deps);
+      strategy === "ordered"
+        ? undefined
+        : createStrategy(stickyKey !== undefined ? { type: strategy, stickyKey } : { type: strategy }, deps);
     strategies.set(route.alias, selection);
     if (selection !== undefined && (selection.observe !== undefined || selection.begin !== undefined)) {
       for (const deployment of route.deployments) {

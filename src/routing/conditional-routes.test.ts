@@ -53,7 +53,10 @@ describe.each(Object.entries(selectors))("%s", (_name, select) => {
 
 describe("conditional routes", () => {
   it("treats an empty match as a catch-all and an empty list as no routes", () => {
-    const catchAll: ConditionalRoute[] = [{ match: { tenant: "t" }, deployments: ["a/1"] }, { match: {}, deployments: ["b/2"] }];
+    const catchAll: ConditionalRoute[] = [
+      { match: { tenant: "t" }, deployments: ["a/1"] },
+      { match: {}, deployments: ["b/2"] },
+    ];
     expect(selectRoute(catchAll, request({}))).toEqual(["b/2"]);
     expect(createRouteSelector(catchAll)(request({ tenant: "t" }))).toEqual(["a/1"]);
     expect(selectRoute([], request({}))).toBeUndefined();
@@ -62,7 +65,9 @@ describe("conditional routes", () => {
 
   it("returns the route's own array (no copy per request) and asks for lower-case header names", () => {
     const asked: string[] = [];
-    const req: RouteRequest = { metadata: {}, headers: (name) => {
+    const req: RouteRequest = {
+      metadata: {},
+      headers: (name) => {
         asked.push(name);
         return "1";
       },

@@ -47,13 +47,17 @@ export function selectRoute(routes: readonly ConditionalRoute[], request: RouteR
  * Compiles routes once (config load): header names lower-cased and entries flattened,
  * so selecting allocates nothing. Same semantics as {@link selectRoute}.
  */
-export function createRouteSelector(routes: readonly ConditionalRoute[]): (request: RouteRequest) => readonly string[] | undefined {
+export function createRouteSelector(
+  routes: readonly ConditionalRoute[],
+): (request: RouteRequest) => readonly string[] | undefined {
   const compiled = routes.map((route) => ({
     match: {
       ...route.match,
       ...(route.match.headers === undefined
         ? {}
-        : { headers: Object.fromEntries(Object.entries(route.match.headers).map(([name, value]) => [name.toLowerCase(), value])) }),
+        : {
+            headers: Object.fromEntries(Object.entries(route.match.headers).map(([name, value]) => [name.toLowerCase(), value])),
+          }),
     } satisfies RouteMatch,
     deployments: route.deployments,
   }));

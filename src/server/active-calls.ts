@@ -27,4 +27,3 @@ export function createActiveCalls(shutdownSignal: AbortSignal): ActiveCalls {
     },
   };
 }
-

@@ -30,11 +30,16 @@ describe("callRequestHeaders", () => {
     ["keys", (h: Headers) => [...h.keys()]],
     ["values", (h: Headers) => [...h.values()]],
     ["entries", (h: Headers) => [...h.entries()]],
-    ["forEach", (h: Headers) => {
-      const seen: string[] = [];
-      h.forEach((value, key) => seen.push(`${key}=${value}`));
-      return seen;
-    }],
+    [
+      "forEach",
+      (h: Headers) => {
+        const seen: string[] = [];
+        h.forEach((value, key) => {
+          seen.push(`${key}=${value}`);
+        });
+        return seen;
+      },
+    ],
     ["a copy (new Headers)", (h: Headers) => [...new Headers(h)]],
     ["has", (h: Headers) => h.has("x-tenant")],
   ])("is complete when first read through %s", (_name, read) => {

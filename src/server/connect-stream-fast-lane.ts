@@ -59,7 +59,13 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
     return true;
   };
 
-  async function serve(route: StreamLaneRoute, binary: boolean, req: NodeRequest, res: NodeResponse, call: FastCall): Promise<void> {
+  async function serve(
+    route: StreamLaneRoute,
+    binary: boolean,
+    req: NodeRequest,
+    res: NodeResponse,
+    call: FastCall,
+  ): Promise<void> {
     // Never rejects: a failure while answering (a bug) resets this call, not the process.
     try {
       let headersSent = false;

@@ -70,7 +70,8 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
         const response = await route.invoke(call, message);
         body = route.outputJson.stringify(response.message);
       } catch (err) {
-        const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+        const error =
+          err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
         status = codeToHttpStatus(error.code);
         if (hasEntries(error.metadata)) {
           error.metadata.forEach((value, key) => {
@@ -101,4 +102,3 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
     }
   }
 }
-

@@ -229,7 +229,10 @@ export function contextOf(req: UnaryRequest | StreamRequest): HandlerContext {
   if (req instanceof FastInterceptorRequest) return req.context;
   const context = (req as { readonly context?: HandlerContext }).context;
   if (context === undefined) {
-    throw new ConnectError("an interceptor passed on a request without its call's context: pass `req` or a copy of it", Code.Internal);
+    throw new ConnectError(
+      "an interceptor passed on a request without its call's context: pass `req` or a copy of it",
+      Code.Internal,
+    );
   }
   return new RequestViewContext(context, req);
 }

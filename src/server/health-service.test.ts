@@ -6,12 +6,15 @@ import { createHealthService, ServingStatus } from "./health-service.js";
 
 function setup() {
   const health = createHealthService({ services: ["sluice.v1.ChatService"] });
-  const client = createClient(Health, createRouterTransport((router) => health.register(router)));
+  const client = createClient(
+    Health,
+    createRouterTransport((router) => health.register(router)),
+  );
   return { health, client };
 }
 
 describe("grpc.health.v1.Health", () => {
-  it("Check: SERVING for the server (\"\") and each served service; NOT_FOUND otherwise", async () => {
+  it('Check: SERVING for the server ("") and each served service; NOT_FOUND otherwise', async () => {
     const { client } = setup();
     expect((await client.check({ service: "" })).status).toBe(ServingStatus.SERVING);
     expect((await client.check({ service: "sluice.v1.ChatService" })).status).toBe(ServingStatus.SERVING);
@@ -43,12 +46,7 @@ describe("grpc.health.v1.Health", () => {
     health.setStatus("sluice.v1.ChatService", ServingStatus.SERVING);
     expect(health.status("sluice.v1.ChatService")).toBe(ServingStatus.NOT_SERVING);
     expect(health.status("")).toBe(ServingStatus.NOT_SERVING);
-    expect(seen).toEqual([
-      ServingStatus.SERVING,
-      ServingStatus.NOT_SERVING,
-      ServingStatus.SERVING,
-      ServingStatus.NOT_SERVING,
-    ]);
+    expect(seen).toEqual([ServingStatus.SERVING, ServingStatus.NOT_SERVING, ServingStatus.SERVING, ServingStatus.NOT_SERVING]);
     abort.abort();
     await expect(iterator.next()).rejects.toMatchObject({ code: Code.Canceled });
   });

@@ -11,7 +11,10 @@ export type HealthDetails = () => Readonly<Record<string, unknown>>;
  * circuit breaker state and the in-flight count of deployments with a `maxInFlight`, so an
  * operator sees at a glance which upstream is being skipped.
  */
-export function createHealthzRoute(details: HealthDetails, health: HealthService): (req: NodeRequest, res: NodeResponse) => boolean {
+export function createHealthzRoute(
+  details: HealthDetails,
+  health: HealthService,
+): (req: NodeRequest, res: NodeResponse) => boolean {
   return (req, res) => {
     if (req.url !== "/healthz" || (req.method !== "GET" && req.method !== "HEAD")) return false;
     const serving = health.status("") === ServingStatus.SERVING;

@@ -26,4 +26,3 @@ export function timeoutFromHeader(value: string | string[] | undefined, parse: T
   const timeout = parse(value as string, Number.MAX_SAFE_INTEGER);
   return timeout.error !== undefined ? null : timeout.timeoutMs;
 }
-

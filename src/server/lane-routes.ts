@@ -8,13 +8,7 @@ import {
   type JsonWriteOptions,
   type Message,
 } from "@bufbuild/protobuf";
-import type {
-  Interceptor,
-  StreamRequest,
-  StreamResponse,
-  UnaryRequest,
-  UnaryResponse,
-} from "@connectrpc/connect";
+import type { Interceptor, StreamRequest, StreamResponse, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
 import { createBinaryWriter, type BinaryMessageWriter } from "../wire/compiled-binary-writer.js";
 import { createMethodJsonCodecs, type MessageJsonCodec } from "../wire/compiled-json-codec.js";
 import { contextOf, interceptorRequest, type FastCall } from "./fast-call.js";

@@ -7,7 +7,8 @@ import { isIPv6 } from "node:net";
 export function parseListenAddress(listen: string): { host: string; port: number } {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(listen);
   const port = Number(match?.[3]);
-  if (!match || port > 65_535) throw new Error(`invalid listen address "${listen}": expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080`);
+  if (!match || port > 65_535)
+    throw new Error(`invalid listen address "${listen}": expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080`);
   return { host: match[1] ?? match[2]!, port };
 }
 

@@ -71,7 +71,10 @@ export function concatBody({ chunks, size }: BodyChunks): Buffer {
 }
 
 /** Reads a whole request body, refusing more than `maxBytes` as connect does (RESOURCE_EXHAUSTED). */
-export async function readRequestBody(req: Readable & { readonly headers: IncomingHttpHeaders }, maxBytes: number): Promise<Buffer> {
+export async function readRequestBody(
+  req: Readable & { readonly headers: IncomingHttpHeaders },
+  maxBytes: number,
+): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(Number(declared), maxBytes);
   return concatBody(
@@ -84,4 +87,3 @@ export async function readRequestBody(req: Readable & { readonly headers: Incomi
 function tooLarge(size: number, maxBytes: number): ConnectError {
   return new ConnectError(`message size ${size} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
 }
-

@@ -29,7 +29,10 @@ export async function readSingleMessage<T>(
       const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks as Buffer[], size);
       length = head.readUInt32BE(1);
       if (length > maxBytes) {
-        throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
+        throw new ConnectError(
+          `message size ${length} is larger than configured readMaxBytes ${maxBytes}`,
+          Code.ResourceExhausted,
+        );
       }
     }
     if (length !== -1 && size > 5 + length) {
@@ -64,4 +67,3 @@ export function drained(res: Pick<Writable, "once" | "off">, signal: AbortSignal
     signal.addEventListener("abort", done, { once: true });
   });
 }
-

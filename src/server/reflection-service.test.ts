@@ -13,7 +13,10 @@ const served = [ChatService, ModelService, Health, ...reflectionServices];
 
 function client() {
   const reflection = createReflectionService({ services: served });
-  return createClient(v1.ServerReflection, createRouterTransport((router) => reflection.register(router)));
+  return createClient(
+    v1.ServerReflection,
+    createRouterTransport((router) => reflection.register(router)),
+  );
 }
 
 type Request = MessageInitShape<typeof v1.ServerReflectionRequestSchema>;
@@ -41,7 +44,8 @@ describe("gRPC server reflection", () => {
     expect(response!.validHost).toBe("example:8080");
     expect(response!.originalRequest?.messageRequest.case).toBe("listServices");
     expect(response!.messageResponse.case).toBe("listServicesResponse");
-    const names = response!.messageResponse.case === "listServicesResponse" ? response!.messageResponse.value.service.map((s) => s.name) : [];
+    const names =
+      response!.messageResponse.case === "listServicesResponse" ? response!.messageResponse.value.service.map((s) => s.name) : [];
     expect(names).toEqual([
       "sluice.v1.ChatService",
       "sluice.v1.ModelService",
@@ -111,7 +115,10 @@ describe("gRPC server reflection", () => {
       symbol("sluice.v1.Nope"),
       { host: "", messageRequest: { case: "fileByFilename", value: "nope.proto" } },
       { host: "", messageRequest: { case: "allExtensionNumbersOfType", value: "nope.Type" } },
-      { host: "", messageRequest: { case: "fileContainingExtension", value: { containingType: "sluice.v1.Message", extensionNumber: 99 } } },
+      {
+        host: "",
+        messageRequest: { case: "fileContainingExtension", value: { containingType: "sluice.v1.Message", extensionNumber: 99 } },
+      },
       { host: "", messageRequest: { case: "allExtensionNumbersOfType", value: "sluice.v1.Message" } },
     ]);
     for (const response of responses.slice(0, 4)) {
@@ -125,9 +132,14 @@ describe("gRPC server reflection", () => {
 
   it("serves v1alpha the same way (older grpcurl and tools ask it)", async () => {
     const reflection = createReflectionService({ services: served });
-    const alpha = createClient(v1alpha.ServerReflection, createRouterTransport((router) => reflection.register(router)));
+    const alpha = createClient(
+      v1alpha.ServerReflection,
+      createRouterTransport((router) => reflection.register(router)),
+    );
     async function* send() {
-      yield create(v1alpha.ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "sluice.v1.ModelService" } });
+      yield create(v1alpha.ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileContainingSymbol", value: "sluice.v1.ModelService" },
+      });
     }
     const responses: v1alpha.ServerReflectionResponse[] = [];
     for await (const response of alpha.serverReflectionInfo(send())) responses.push(response);

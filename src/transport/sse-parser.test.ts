@@ -31,11 +31,7 @@ const mixed =
   "event: error\rid: 7\rdata: 日本語 🌍\r\r" +
   "event: ping\n\n" +
   "data:[DONE]\n\n";
-const mixedEvents = [
-  ev('{"a" :  1 ,\n "b": "héllo"}'),
-  ev("日本語 🌍", "error", "7"),
-  ev("[DONE]", "message", "7"),
-];
+const mixedEvents = [ev('{"a" :  1 ,\n "b": "héllo"}'), ev("日本語 🌍", "error", "7"), ev("[DONE]", "message", "7")];
 
 describe("SseParser / parseSseStream", () => {
   it("parses LF, CRLF and CR line endings alike", async () => {
@@ -73,9 +69,7 @@ describe("SseParser / parseSseStream", () => {
     expect(await collect(["data: a\r", "\ndata: b\r\n\r\n"])).toEqual([ev("a\nb")]);
     // An empty chunk in between must not forget the pending CR.
     const parser = new SseParser();
-    expect([...parser.push("data: a\r"), ...parser.push(""), ...parser.push("\ndata: b\r\n\r\n")]).toEqual([
-      ev("a\nb"),
-    ]);
+    expect([...parser.push("data: a\r"), ...parser.push(""), ...parser.push("\ndata: b\r\n\r\n")]).toEqual([ev("a\nb")]);
   });
 
   it("treats a CR at a chunk's end followed by a non-LF as a complete line ending", async () => {
@@ -88,10 +82,7 @@ describe("SseParser / parseSseStream", () => {
   });
 
   it("dispatches no event for a block without data, and resets the event type after each dispatch", async () => {
-    expect(await collect(["event: ping\n\nevent: error\ndata: e\n\ndata: m\n\n"])).toEqual([
-      ev("e", "error"),
-      ev("m"),
-    ]);
+    expect(await collect(["event: ping\n\nevent: error\ndata: e\n\ndata: m\n\n"])).toEqual([ev("e", "error"), ev("m")]);
   });
 
   it("removes exactly one space after the colon and keeps whitespace inside the value", async () => {

@@ -167,7 +167,9 @@ class SseEventStream implements AsyncIterableIterator<SseEvent> {
     return finished;
   }
 
-  private readonly onChunk = (chunk: IteratorResult<Uint8Array | string>): Promise<IteratorResult<SseEvent>> | IteratorResult<SseEvent> => {
+  private readonly onChunk = (
+    chunk: IteratorResult<Uint8Array | string>,
+  ): Promise<IteratorResult<SseEvent>> | IteratorResult<SseEvent> => {
     if (chunk.done === true) {
       this.over = true;
       const rest = this.decoder.decode();

@@ -35,7 +35,6 @@ export interface UpstreamClientOptions {
   readonly readError: (body: unknown) => ProviderErrorFacts;
 }
 
-
 /**
  * One keep-alive undici Pool per upstream origin, reused by every request to it. Sends a
  * JSON POST and returns the 2xx response with its body unread (so streams flow chunk by

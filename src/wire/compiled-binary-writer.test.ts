@@ -86,20 +86,39 @@ describe("compiled binary writer", () => {
     const values: Record<string, unknown>[] = [
       {},
       { d: -0, f: 1.5, i32: -1, u32: 4294967295, s32: -2147483648, fx32: 4294967295, sfx32: -5, b: true },
-      { d: Number.NaN, f: Number.POSITIVE_INFINITY, i32: -2147483648, s32: 2147483647, s: "x".repeat(300), by: new Uint8Array(200) },
+      {
+        d: Number.NaN,
+        f: Number.POSITIVE_INFINITY,
+        i32: -2147483648,
+        s32: 2147483647,
+        s: "x".repeat(300),
+        by: new Uint8Array(200),
+      },
       { s: "\ud800 lone 🌊", names: ["", "a", "b".repeat(130)], child: { i32: 300, child: { s: "deep" } } },
       { opt: 0 },
       { opt: -7, i32: 2 ** 31 - 1 },
     ];
     for (const init of values) {
       const message = create(schema, init);
-      expect(expectSameBytes(schema, message), JSON.stringify(init, (_, v) => (typeof v === "bigint" ? String(v) : v))).toBe(true);
+      expect(
+        expectSameBytes(schema, message),
+        JSON.stringify(init, (_, v) => (typeof v === "bigint" ? String(v) : v)),
+      ).toBe(true);
     }
   });
 
   it("hands values of the wrong type, out of range or unknown fields to protobuf-es, with its own error", () => {
     const schema = scalarsSchema();
-    for (const init of [{ i32: 1.5 }, { u32: -1 }, { f: 1e39 }, { s: 5 }, { b: "yes" }, { by: "AAA" }, { names: ["a", 1] }, { child: 5 }]) {
+    for (const init of [
+      { i32: 1.5 },
+      { u32: -1 },
+      { f: 1e39 },
+      { s: 5 },
+      { b: "yes" },
+      { by: "AAA" },
+      { names: ["a", 1] },
+      { child: 5 },
+    ]) {
       const message = create(schema);
       Object.assign(message, init);
       expect(expectSameBytes(schema, message)).toBe(false);
@@ -111,7 +130,9 @@ describe("compiled binary writer", () => {
 
   it("writes unknown enum numbers, negative ones as ten-byte varints, as protobuf-es does", () => {
     for (const finishReason of [42, -1, -2147483648]) {
-      expect(expectSameBytes(CompleteResponseSchema, create(CompleteResponseSchema, { finishReason: finishReason as FinishReason }))).toBe(true);
+      expect(
+        expectSameBytes(CompleteResponseSchema, create(CompleteResponseSchema, { finishReason: finishReason as FinishReason })),
+      ).toBe(true);
     }
   });
 });

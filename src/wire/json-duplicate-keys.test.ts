@@ -40,9 +40,10 @@ describe("findDuplicateKey", () => {
 
   it("agrees on long generated documents, duplicates at every depth", () => {
     let state = 7;
-    const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
     const node = (depth: number): string => {
-      if (depth > 3 || random() < 0.3) return JSON.stringify(random() < 0.5 ? `v${Math.floor(random() * 9)}\\"` : Math.floor(random() * 9));
+      if (depth > 3 || random() < 0.3)
+        return JSON.stringify(random() < 0.5 ? `v${Math.floor(random() * 9)}\\"` : Math.floor(random() * 9));
       if (random() < 0.3) return `[${Array.from({ length: Math.floor(random() * 3) }, () => node(depth + 1)).join(",")}]`;
       const keys = Array.from({ length: Math.floor(random() * 5) }, () => `k${Math.floor(random() * 6)}`);
       return `{${keys.map((key) => `${JSON.stringify(key)}:${node(depth + 1)}`).join(",")}}`;

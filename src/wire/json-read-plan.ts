@@ -10,7 +10,16 @@ import {
   type Message,
 } from "@bufbuild/protobuf";
 import { getTextEncoding } from "@bufbuild/protobuf/wire";
-import { alwaysBail, bail, int32Max, int32Min, needsProtobufEs, uint32Max, type AnyRecord, type MessageReader } from "./json-plan-shared.js";
+import {
+  alwaysBail,
+  bail,
+  int32Max,
+  int32Min,
+  needsProtobufEs,
+  uint32Max,
+  type AnyRecord,
+  type MessageReader,
+} from "./json-plan-shared.js";
 
 /** Reading proto3 JSON into a message by per-type plans (compiled-json-codec.ts explains when they bail). */
 

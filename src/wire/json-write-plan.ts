@@ -1,4 +1,13 @@
-import { ScalarType, toJson, type DescEnum, type DescField, type DescMessage, type JsonValue, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
+import {
+  ScalarType,
+  toJson,
+  type DescEnum,
+  type DescField,
+  type DescMessage,
+  type JsonValue,
+  type JsonWriteOptions,
+  type Message,
+} from "@bufbuild/protobuf";
 import { isScalarZeroValue } from "@bufbuild/protobuf/reflect";
 import { base64Encode } from "@bufbuild/protobuf/wire";
 import { alwaysBail, bail, needsProtobufEs, type AnyRecord, type MessageWriter } from "./json-plan-shared.js";
@@ -23,7 +32,9 @@ export function compileWriter(desc: DescMessage, deps: WriterDeps): MessageWrite
       }
     };
   }
-  const fields = [...desc.fields].sort((a, b) => a.number - b.number).map((field) => ({ key: field.jsonName, write: fieldWriter(field, deps) }));
+  const fields = [...desc.fields]
+    .sort((a, b) => a.number - b.number)
+    .map((field) => ({ key: field.jsonName, write: fieldWriter(field, deps) }));
   return function writeMessage(message) {
     const json: Record<string, JsonValue> = {};
     for (let i = 0; i < fields.length; i++) {

@@ -43,7 +43,8 @@ describe("useNodeTextEncoding", () => {
     const first = toBinary(CompleteResponseSchema, create(CompleteResponseSchema, { id: samples[2]!, model: samples[4]! }));
     const copy = Uint8Array.from(first);
     // Many more strings through the pooled slab: the first result must not share it.
-    for (let i = 0; i < 2_000; i++) toBinary(CompleteResponseSchema, create(CompleteResponseSchema, { id: `id-${i}`, model: samples[3]! }));
+    for (let i = 0; i < 2_000; i++)
+      toBinary(CompleteResponseSchema, create(CompleteResponseSchema, { id: `id-${i}`, model: samples[3]! }));
     expect(Buffer.from(first).equals(Buffer.from(copy))).toBe(true);
     const back = fromBinary(CompleteResponseSchema, first);
     expect(back.id).toBe(samples[2]);

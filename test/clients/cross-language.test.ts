@@ -72,26 +72,30 @@ afterAll(async () => {
 
 describe.concurrent("real gRPC clients over h2c", () => {
   for (const name of clientNames) {
-    it(`${name}: ListModels, Complete, StreamComplete, NOT_FOUND with ErrorInfo, deadline`, async (ctx) => {
-      const lacking = missing.get(name) ?? [];
-      if (lacking.length > 0) {
-        const what = `the ${name} client cannot be built: missing ${lacking.join(", ")}`;
-        if (inCI) throw new Error(`${what}. Under CI=true every client must run; .ci/run installs these packages.`);
-        ctx.skip(`${what} (skipped outside CI)`);
-      }
-      const build = builds.get(name);
-      if (build === undefined) throw new Error(`the ${name} client was not built`);
-      if (build.status === "rejected") throw build.reason;
+    it(
+      `${name}: ListModels, Complete, StreamComplete, NOT_FOUND with ErrorInfo, deadline`,
+      async (ctx) => {
+        const lacking = missing.get(name) ?? [];
+        if (lacking.length > 0) {
+          const what = `the ${name} client cannot be built: missing ${lacking.join(", ")}`;
+          if (inCI) throw new Error(`${what}. Under CI=true every client must run; .ci/run installs these packages.`);
+          ctx.skip(`${what} (skipped outside CI)`);
+        }
+        const build = builds.get(name);
+        if (build === undefined) throw new Error(`the ${name} client was not built`);
+        if (build.status === "rejected") throw build.reason;
 
-      const { file, args } = build.value.command(addr, slowAddr);
-      const result = await run(file, args, { timeoutMs: clientRunTimeoutMs });
-      const output = [
-        `$ ${file} ${args.join(" ")}`,
-        `exit: ${result.timedOut ? `killed after ${clientRunTimeoutMs} ms` : (result.code ?? result.signal)}`,
-        `--- stdout\n${result.stdout}--- stderr\n${result.stderr}`,
-      ].join("\n");
-      expect(result.code, output).toBe(0);
-      expect(result.stdout, output).toContain(`${name} client: ok:`);
-    }, clientRunTimeoutMs + 10_000);
+        const { file, args } = build.value.command(addr, slowAddr);
+        const result = await run(file, args, { timeoutMs: clientRunTimeoutMs });
+        const output = [
+          `$ ${file} ${args.join(" ")}`,
+          `exit: ${result.timedOut ? `killed after ${clientRunTimeoutMs} ms` : (result.code ?? result.signal)}`,
+          `--- stdout\n${result.stdout}--- stderr\n${result.stderr}`,
+        ].join("\n");
+        expect(result.code, output).toBe(0);
+        expect(result.stdout, output).toContain(`${name} client: ok:`);
+      },
+      clientRunTimeoutMs + 10_000,
+    );
   }
 });

@@ -270,7 +270,9 @@ export interface ErrorFacts {
 export function errorFacts(error: ConnectError): ErrorFacts {
   return {
     code: error.code,
-    errorInfo: error.findDetails(ErrorInfoSchema).map(({ reason, domain, metadata }) => ({ reason, domain, metadata: { ...metadata } })),
+    errorInfo: error
+      .findDetails(ErrorInfoSchema)
+      .map(({ reason, domain, metadata }) => ({ reason, domain, metadata: { ...metadata } })),
     retryDelayMs: error
       .findDetails(RetryInfoSchema)
       .map((info) => Number(info.retryDelay?.seconds ?? 0n) * 1000 + Math.round((info.retryDelay?.nanos ?? 0) / 1e6)),

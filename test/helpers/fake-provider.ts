@@ -87,11 +87,21 @@ export function stream(
   end: StreamEnd = "done",
   options: { startAfterMs?: number; gapMs?: number; heedAbort?: boolean } = {},
 ): Script {
-  return { kind: "stream", texts, end, startAfterMs: options.startAfterMs ?? 0, gapMs: options.gapMs ?? 0, heedAbort: options.heedAbort ?? true };
+  return {
+    kind: "stream",
+    texts,
+    end,
+    startAfterMs: options.startAfterMs ?? 0,
+    gapMs: options.gapMs ?? 0,
+    heedAbort: options.heedAbort ?? true,
+  };
 }
 
 /** An UpstreamError of `failure`, as an adapter throws it. */
-export function upstreamError(failure: FailureClass, options: { provider?: string; retryAfterMs?: number; status?: number } = {}): UpstreamError {
+export function upstreamError(
+  failure: FailureClass,
+  options: { provider?: string; retryAfterMs?: number; status?: number } = {},
+): UpstreamError {
   const provider = options.provider ?? "fake";
   return new UpstreamError({
     failure,
@@ -131,7 +141,14 @@ export function createFakeProvider(name: string): FakeProvider {
   const calls: FakeCall[] = [];
 
   function begin(kind: FakeCall["kind"], call: UpstreamCall): { record: FakeCall; script: Script } {
-    const record: FakeCall = { kind, model: call.model, signal: call.signal, at: Date.now(), abortedAt: undefined, returned: false };
+    const record: FakeCall = {
+      kind,
+      model: call.model,
+      signal: call.signal,
+      at: Date.now(),
+      abortedAt: undefined,
+      returned: false,
+    };
     if (call.signal.aborted) record.abortedAt = Date.now();
     else call.signal.addEventListener("abort", () => (record.abortedAt = Date.now()), { once: true });
     calls.push(record);
@@ -194,14 +211,21 @@ function frames(provider: string, model: string, script: Script): Frame[] {
     case "hang":
       return [{ waitMs: Number.POSITIVE_INFINITY, end: true, abortedWith: script.abortedWith }];
     case "stream": {
-      const out: Frame[] = [{ waitMs: script.startAfterMs, event: event({ case: "start", value: { id: "fake-1", model, provider } }) }];
+      const out: Frame[] = [
+        { waitMs: script.startAfterMs, event: event({ case: "start", value: { id: "fake-1", model, provider } }) },
+      ];
       for (const text of script.texts) out.push({ waitMs: script.gapMs, event: event({ case: "delta", value: { text } }) });
       if (!script.heedAbort && out.length > 1) out[1] = { ...out[1]!, deaf: true };
       const { end } = script;
-      if (end === "done") out.push({ waitMs: script.gapMs, event: event({ case: "done", value: { finishReason: FinishReason.STOP } }) }, { waitMs: 0, end: true });
+      if (end === "done")
+        out.push(
+          { waitMs: script.gapMs, event: event({ case: "done", value: { finishReason: FinishReason.STOP } }) },
+          { waitMs: 0, end: true },
+        );
       else if (end === "cut") out.push({ waitMs: script.gapMs, error: upstreamError(failures.streamCut, { provider }) });
       else if (end === "hang") out.push({ waitMs: Number.POSITIVE_INFINITY, end: true });
-      else if ("hangThenAbortWith" in end) out.push({ waitMs: Number.POSITIVE_INFINITY, end: true, abortedWith: end.hangThenAbortWith });
+      else if ("hangThenAbortWith" in end)
+        out.push({ waitMs: Number.POSITIVE_INFINITY, end: true, abortedWith: end.hangThenAbortWith });
       else out.push({ waitMs: script.gapMs, error: end.error });
       return out;
     }
@@ -357,13 +381,24 @@ export interface RigOptions {
  */
 export function createRunnerRig(models: Record<string, unknown>, options: RigOptions = {}): RunnerRig {
   const config = parseConfig(
-    { providers: { a: { type: "demo" }, b: { type: "demo" }, c: { type: "demo" } }, models, resilience: options.resilience ?? {} },
+    {
+      providers: { a: { type: "demo" }, b: { type: "demo" }, c: { type: "demo" } },
+      models,
+      resilience: options.resilience ?? {},
+    },
     {},
   );
   const a = createFakeProvider("a");
   const b = createFakeProvider("b");
   const c = createFakeProvider("c");
-  const catalog = createModelCatalog(config, new Map<string, Provider>([["a", a], ["b", b], ["c", c]]));
+  const catalog = createModelCatalog(
+    config,
+    new Map<string, Provider>([
+      ["a", a],
+      ["b", b],
+      ["c", c],
+    ]),
+  );
   const planner = createCallPlanner(catalog);
   const breakers = createBreakerRegistry(config.resilience.breaker);
   const retryBudget = createRetryBudget(config.resilience.retryBudget);
@@ -376,7 +411,10 @@ export function createRunnerRig(models: Record<string, unknown>, options: RigOpt
     latencies: createLatencyQuantiles(),
     random: options.random ?? (() => 0.5),
   });
-  const request = create(CompleteRequestSchema, { model: "chat", messages: [{ role: Role.USER, content: [{ part: { case: "text", value: "Hi" } }] }] });
+  const request = create(CompleteRequestSchema, {
+    model: "chat",
+    messages: [{ role: Role.USER, content: [{ part: { case: "text", value: "Hi" } }] }],
+  });
   const plan = (alias: string) => {
     const route = catalog.resolve(alias);
     return { route, candidates: planner.plan(route, { ...request, model: alias }, () => undefined) };

@@ -25,7 +25,9 @@ export function streamOf(texts: string[], extra: Partial<ScriptedResponse> = {},
   ];
   if (done) {
     chunks.push(chunk({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }));
-    chunks.push(chunk({ choices: [], usage: { prompt_tokens: 3, completion_tokens: texts.length, total_tokens: 3 + texts.length } }));
+    chunks.push(
+      chunk({ choices: [], usage: { prompt_tokens: 3, completion_tokens: texts.length, total_tokens: 3 + texts.length } }),
+    );
     chunks.push("data: [DONE]\n\n");
   }
   return sseResponse(chunks, extra);
@@ -33,4 +35,3 @@ export function streamOf(texts: string[], extra: Partial<ScriptedResponse> = {},
 
 export const error500 = jsonResponse(500, { error: { message: "boom", type: "server_error", param: null, code: null } });
 export const error400 = jsonResponse(400, { error: { message: "bad", type: "invalid_request_error", param: null, code: null } });
-

@@ -69,12 +69,7 @@ export function grpcH2Transport(baseUrl: string): ProtocolTransport {
 
 /** One transport per protocol, for tests that check a behaviour over each. */
 export function allProtocolTransports(baseUrl: string): ProtocolTransport[] {
-  return [
-    connectJsonTransport(baseUrl),
-    connectBinaryH2Transport(baseUrl),
-    grpcWebTransport(baseUrl),
-    grpcH2Transport(baseUrl),
-  ];
+  return [connectJsonTransport(baseUrl), connectBinaryH2Transport(baseUrl), grpcWebTransport(baseUrl), grpcH2Transport(baseUrl)];
 }
 
 export interface GrpcJsCallOptions {
@@ -112,8 +107,7 @@ export interface GrpcJsClient {
 export function createGrpcJsClient(baseUrl: string, channelOptions: grpc.ChannelOptions = {}): GrpcJsClient {
   const { host } = new URL(baseUrl);
   const client = new grpc.Client(host, grpc.credentials.createInsecure(), channelOptions);
-  const path = (method: { parent: { typeName: string }; name: string }): string =>
-    `/${method.parent.typeName}/${method.name}`;
+  const path = (method: { parent: { typeName: string }; name: string }): string => `/${method.parent.typeName}/${method.name}`;
   const serializer =
     <D extends DescMessage>(schema: D) =>
     (message: MessageShape<D>): Buffer =>

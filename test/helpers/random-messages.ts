@@ -121,7 +121,9 @@ export function mutate(json: JsonValue, random: () => number): JsonValue {
   else if (choice < 0.3) {
     // The same field under its other name (camelCase ↔ snake_case).
     const key = keys[Math.floor(random() * keys.length)]!;
-    const other = key.includes("_") ? key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) : key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    const other = key.includes("_")
+      ? key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
+      : key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     copy[other] = copy[key]!;
   } else {
     const key = keys[Math.floor(random() * keys.length)]!;
@@ -129,4 +131,3 @@ export function mutate(json: JsonValue, random: () => number): JsonValue {
   }
   return copy;
 }
-

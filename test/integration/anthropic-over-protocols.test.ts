@@ -44,15 +44,15 @@ let sequence = 0;
 /** A prompt no other request in this file sends, so the fake's record of this call can be found. */
 const uniquePrompt = (what: string): string => `${what} (#${++sequence})`;
 /** Whether the fake's request carries `prompt` (as it appears inside the JSON body). */
-const sentWith = (request: RecordedRequest, prompt: string): boolean => request.bodyText.includes(JSON.stringify(prompt).slice(1, -1));
+const sentWith = (request: RecordedRequest, prompt: string): boolean =>
+  request.bodyText.includes(JSON.stringify(prompt).slice(1, -1));
 
 function ask(prompt: string, extra: Partial<CompleteRequestFields> = {}): CompleteRequestInit {
   return { model: anthropicAlias, messages: [{ role: Role.USER, content: [text(prompt)] }], ...extra };
 }
 
 /** Every request the fake Anthropic received carrying `prompt`. */
-const received = (prompt: string): RecordedRequest[] =>
-  gateway.anthropic.requests.filter((r) => sentWith(r, prompt));
+const received = (prompt: string): RecordedRequest[] => gateway.anthropic.requests.filter((r) => sentWith(r, prompt));
 
 const toolStream = sseTranscript("sse/ts_tool_use.sse");
 
@@ -167,7 +167,11 @@ describe.each(callerProtocols)("Anthropic provider over %s", (protocol) => {
     const facts = {
       code: Code.Unavailable,
       errorInfo: [
-        { reason: "UPSTREAM_OVERLOADED", domain: "sluice", metadata: { provider: anthropicProviderName, upstream_status: "529" } },
+        {
+          reason: "UPSTREAM_OVERLOADED",
+          domain: "sluice",
+          metadata: { provider: anthropicProviderName, upstream_status: "529" },
+        },
       ],
       retryDelayMs: [],
       fieldViolations: [],

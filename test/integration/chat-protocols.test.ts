@@ -2,11 +2,7 @@ import { once } from "node:events";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  ChatService,
-  type CompleteRequestSchema,
-  type StreamCompleteResponse,
-} from "../../gen/sluice/v1/chat_service_pb.js";
+import { ChatService, type CompleteRequestSchema, type StreamCompleteResponse } from "../../gen/sluice/v1/chat_service_pb.js";
 import { ModelService } from "../../gen/sluice/v1/model_service_pb.js";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";

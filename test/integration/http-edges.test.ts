@@ -249,7 +249,7 @@ describe("one port: split first reads", () => {
 });
 
 describe("grpc.health.v1.Health via grpc-js", () => {
-  it("Check: SERVING for \"\" and each service; NOT_FOUND for others; List", async () => {
+  it('Check: SERVING for "" and each service; NOT_FOUND for others; List', async () => {
     expect((await grpcJs.unary(Health.method.check, { service: "" })).status).toBe(ServingStatus.SERVING);
     expect((await grpcJs.unary(Health.method.check, { service: "sluice.v1.ChatService" })).status).toBe(ServingStatus.SERVING);
     expect((await grpcJs.unary(Health.method.check, { service: "sluice.v1.ModelService" })).status).toBe(ServingStatus.SERVING);
@@ -303,7 +303,8 @@ describe("server reflection via grpc-js (what grpcurl does)", () => {
 
     const [list, file, missing] = responses;
     expect(list!.messageResponse.case).toBe("listServicesResponse");
-    const services = list!.messageResponse.case === "listServicesResponse" ? list!.messageResponse.value.service.map((s) => s.name) : [];
+    const services =
+      list!.messageResponse.case === "listServicesResponse" ? list!.messageResponse.value.service.map((s) => s.name) : [];
     expect(services).toEqual(
       expect.arrayContaining([
         "sluice.v1.ChatService",

@@ -130,10 +130,12 @@ describe("main (the sluice command)", () => {
     const sluice = run(["--config", file], { SLUICE_LISTEN: "127.0.0.1:0" });
     const { url } = JSON.parse(await sluice.waitForLine(isListening)) as { url: string };
     const client = createClient(ChatService, connectJsonTransport(url).transport);
-    const stream = client.streamComplete({
-      model: "demo",
-      messages: [{ role: Role.USER, content: [{ part: { case: "text", value: "hold" } }] }],
-    })[Symbol.asyncIterator]();
+    const stream = client
+      .streamComplete({
+        model: "demo",
+        messages: [{ role: Role.USER, content: [{ part: { case: "text", value: "hold" } }] }],
+      })
+      [Symbol.asyncIterator]();
     expect((await stream.next()).value?.event.case).toBe("start");
 
     sluice.child.kill("SIGTERM");

@@ -23,11 +23,7 @@ import {
   startProviderGateway,
   type ProviderGateway,
 } from "../helpers/provider-gateway.js";
-import {
-  capturedErrorBodies,
-  nonstreamRecordings,
-  readSseFixture,
-} from "../fixtures/providers/openai/fixtures.js";
+import { capturedErrorBodies, nonstreamRecordings, readSseFixture } from "../fixtures/providers/openai/fixtures.js";
 
 // Sluice in front of a fake OpenAI that replays recorded traffic (test/fixtures/providers/
 // openai, SOURCES.md), each scenario over Connect JSON (HTTP/1.1) and gRPC (grpc-js, h2c):
@@ -47,7 +43,8 @@ let sequence = 0;
 /** A prompt no other request in this file sends, so the fake's record of this call can be found. */
 const uniquePrompt = (what: string): string => `${what} (#${++sequence})`;
 /** Whether the fake's request carries `prompt` (as it appears inside the JSON body). */
-const sentWith = (request: RecordedRequest, prompt: string): boolean => request.bodyText.includes(JSON.stringify(prompt).slice(1, -1));
+const sentWith = (request: RecordedRequest, prompt: string): boolean =>
+  request.bodyText.includes(JSON.stringify(prompt).slice(1, -1));
 
 function ask(prompt: string, extra: Partial<CompleteRequestFields> = {}): CompleteRequestInit {
   return { model: openaiAlias, messages: [{ role: Role.USER, content: [text(prompt)] }], ...extra };
@@ -138,9 +135,15 @@ describe.each(callerProtocols)("OpenAI provider over %s", (protocol) => {
   });
 
   it("Complete replays recorded parallel tool calls: ids, names and arguments exactly", async () => {
-    gateway.openai.respond(() => jsonResponse(200, recordings["py_chat_completions_recorded.json: test_parse_multiple_pydantic_tools"]));
+    gateway.openai.respond(() =>
+      jsonResponse(200, recordings["py_chat_completions_recorded.json: test_parse_multiple_pydantic_tools"]),
+    );
     const prompt = uniquePrompt("Weather in Edinburgh and the AAPL price?");
-    const weatherSchema = { type: "object", properties: { city: { type: "string" }, country: { type: "string" } }, required: ["city"] };
+    const weatherSchema = {
+      type: "object",
+      properties: { city: { type: "string" }, country: { type: "string" } },
+      required: ["city"],
+    };
     const response = await caller.complete(
       ask(prompt, {
         tools: [
@@ -157,7 +160,11 @@ describe.each(callerProtocols)("OpenAI provider over %s", (protocol) => {
       role: Role.ASSISTANT,
       content: [],
       toolCalls: [
-        { id: "call_fdNz3vOBKYgOIpMdWotB9MjY", name: "GetWeatherArgs", arguments: '{"city": "Edinburgh", "country": "GB", "units": "c"}' },
+        {
+          id: "call_fdNz3vOBKYgOIpMdWotB9MjY",
+          name: "GetWeatherArgs",
+          arguments: '{"city": "Edinburgh", "country": "GB", "units": "c"}',
+        },
         { id: "call_h1DWI1POMJLb0KwIyQHWXD4p", name: "get_stock_price", arguments: '{"ticker": "AAPL", "exchange": "NASDAQ"}' },
       ],
       reasoning: "",
@@ -169,7 +176,10 @@ describe.each(callerProtocols)("OpenAI provider over %s", (protocol) => {
       model: openaiUpstreamModel,
       tools: [
         { type: "function", function: { name: "GetWeatherArgs", description: "Weather for a city", parameters: weatherSchema } },
-        { type: "function", function: { name: "get_stock_price", parameters: { type: "object", properties: { ticker: { type: "string" } } } } },
+        {
+          type: "function",
+          function: { name: "get_stock_price", parameters: { type: "object", properties: { ticker: { type: "string" } } } },
+        },
       ],
       tool_choice: "auto",
     });
@@ -202,7 +212,13 @@ describe.each(callerProtocols)("OpenAI provider over %s", (protocol) => {
         httpStatus: 429,
         facts: {
           code: Code.ResourceExhausted,
-          errorInfo: [{ reason: "UPSTREAM_RATE_LIMITED", domain: "sluice", metadata: { provider: openaiProviderName, upstream_status: "429" } }],
+          errorInfo: [
+            {
+              reason: "UPSTREAM_RATE_LIMITED",
+              domain: "sluice",
+              metadata: { provider: openaiProviderName, upstream_status: "429" },
+            },
+          ],
           retryDelayMs: [7_000],
           fieldViolations: [],
         },
@@ -214,7 +230,9 @@ describe.each(callerProtocols)("OpenAI provider over %s", (protocol) => {
         httpStatus: 500,
         facts: {
           code: Code.Internal,
-          errorInfo: [{ reason: "UPSTREAM_AUTH", domain: "sluice", metadata: { provider: openaiProviderName, upstream_status: "401" } }],
+          errorInfo: [
+            { reason: "UPSTREAM_AUTH", domain: "sluice", metadata: { provider: openaiProviderName, upstream_status: "401" } },
+          ],
           retryDelayMs: [],
           fieldViolations: [],
         },
@@ -226,7 +244,13 @@ describe.each(callerProtocols)("OpenAI provider over %s", (protocol) => {
         httpStatus: 400,
         facts: {
           code: Code.InvalidArgument,
-          errorInfo: [{ reason: "CONTEXT_LENGTH_EXCEEDED", domain: "sluice", metadata: { provider: openaiProviderName, upstream_status: "400" } }],
+          errorInfo: [
+            {
+              reason: "CONTEXT_LENGTH_EXCEEDED",
+              domain: "sluice",
+              metadata: { provider: openaiProviderName, upstream_status: "400" },
+            },
+          ],
           retryDelayMs: [],
           fieldViolations: [],
         },
@@ -237,30 +261,36 @@ describe.each(callerProtocols)("OpenAI provider over %s", (protocol) => {
     /** Every fragment of the 401 body's key text; none may reach a caller. */
     const keyFragments = ["sk-VKMIs", "VKMIs", "*****wjh3", "wjh3", "Incorrect API key", openaiTestKey];
 
-    for (const { name, reply, httpStatus, facts, message } of cases) it(name, async () => {
-      gateway.openai.respond(() => reply);
-      const prompt = uniquePrompt("an error case");
+    for (const { name, reply, httpStatus, facts, message } of cases)
+      it(name, async () => {
+        gateway.openai.respond(() => reply);
+        const prompt = uniquePrompt("an error case");
 
-      const unary = await caller.completeError(ask(prompt));
-      expect(errorFacts(unary)).toEqual(facts);
-      expect(unary.rawMessage.startsWith(message)).toBe(true);
+        const unary = await caller.completeError(ask(prompt));
+        expect(errorFacts(unary)).toEqual(facts);
+        expect(unary.rawMessage.startsWith(message)).toBe(true);
 
-      const streamed = await caller.stream(ask(prompt));
-      expect(streamed.events).toEqual([]);
-      expect(errorFacts(streamed.error!)).toEqual(facts);
+        const streamed = await caller.stream(ask(prompt));
+        expect(streamed.events).toEqual([]);
+        expect(errorFacts(streamed.error!)).toEqual(facts);
 
-      const texts = [unary.rawMessage, streamed.error!.rawMessage, JSON.stringify(unary.details), JSON.stringify(errorFacts(unary))];
-      if (protocol === "connect-json-h1") {
-        const raw = await postCompleteJson(gateway.sluice.url, ask(prompt));
-        expect(raw.status).toBe(httpStatus);
-        expect(errorFacts(raw.error!)).toEqual(facts);
-        texts.push(raw.bodyText);
-      }
-      if (facts.errorInfo[0]!.reason === "UPSTREAM_AUTH") {
-        for (const t of texts) for (const fragment of keyFragments) expect(t).not.toContain(fragment);
-      }
-      expect(received(prompt).length).toBe(protocol === "connect-json-h1" ? 3 : 2);
-    });
+        const texts = [
+          unary.rawMessage,
+          streamed.error!.rawMessage,
+          JSON.stringify(unary.details),
+          JSON.stringify(errorFacts(unary)),
+        ];
+        if (protocol === "connect-json-h1") {
+          const raw = await postCompleteJson(gateway.sluice.url, ask(prompt));
+          expect(raw.status).toBe(httpStatus);
+          expect(errorFacts(raw.error!)).toEqual(facts);
+          texts.push(raw.bodyText);
+        }
+        if (facts.errorInfo[0]!.reason === "UPSTREAM_AUTH") {
+          for (const t of texts) for (const fragment of keyFragments) expect(t).not.toContain(fragment);
+        }
+        expect(received(prompt).length).toBe(protocol === "connect-json-h1" ? 3 : 2);
+      });
   });
 
   it("a stream that ends without [DONE] fails UNAVAILABLE after every event but done", async () => {
@@ -317,7 +347,9 @@ describe.each(callerProtocols)("OpenAI provider over %s", (protocol) => {
       code: Code.InvalidArgument,
       errorInfo: [{ reason: "UNSUPPORTED_BY_PROVIDER", domain: "sluice", metadata: {} }],
       retryDelayMs: [],
-      fieldViolations: [{ field: "top_k", description: "not supported by provider oai (openai)", reason: "UNSUPPORTED_BY_PROVIDER" }],
+      fieldViolations: [
+        { field: "top_k", description: "not supported by provider oai (openai)", reason: "UNSUPPORTED_BY_PROVIDER" },
+      ],
     };
     const unary = await caller.completeError(request);
     expect(errorFacts(unary)).toEqual(facts);

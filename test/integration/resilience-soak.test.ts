@@ -85,7 +85,12 @@ describe("soak: mixed faults under concurrency", () => {
           deployments: [
             // A stall ends at firstTokenMs / idleMs; totalMs never fires here, so an attempt
             // timer left behind would show in the handle check at the end.
-            { provider: "a", model: "model-a", maxInFlight: 10_000, timeouts: { firstTokenMs: 300, idleMs: 200, totalMs: 60_000 } },
+            {
+              provider: "a",
+              model: "model-a",
+              maxInFlight: 10_000,
+              timeouts: { firstTokenMs: 300, idleMs: 200, totalMs: 60_000 },
+            },
             { provider: "b", model: "model-b", weight: 1, maxInFlight: 10_000 },
           ],
           strategy: "weighted",

@@ -65,27 +65,38 @@ async function start(
   return rig;
 }
 
-const twoDeployments = (retry: Record<string, unknown> = {}) => () => ({
-  chat: {
-    deployments: [
-      { provider: "a", model: "model-a" },
-      { provider: "b", model: "model-b" },
-    ],
-    retry: { initialBackoffMs: 10, maxBackoffMs: 20, ...retry },
-  },
-});
+const twoDeployments =
+  (retry: Record<string, unknown> = {}) =>
+  () => ({
+    chat: {
+      deployments: [
+        { provider: "a", model: "model-a" },
+        { provider: "b", model: "model-b" },
+      ],
+      retry: { initialBackoffMs: 10, maxBackoffMs: 20, ...retry },
+    },
+  });
 
 describe.each(callerProtocols)("resilience over %s", (protocol) => {
   it("waits exactly as long as Retry-After says, then retries the same deployment", async () => {
     const { caller, a, b, arrivals } = await start(
       protocol,
-      (_req, i) => (i === 0 ? { ...error500, status: 429, headers: { "content-type": "application/json", "retry-after-ms": "150" } } : completion("after wait")),
+      (_req, i) =>
+        i === 0
+          ? { ...error500, status: 429, headers: { "content-type": "application/json", "retry-after-ms": "150" } }
+          : completion("after wait"),
       () => completion("from b"),
       twoDeployments({ maxAttempts: 2 }),
     );
     const response = await caller.complete(hello);
     expect(response.message?.content[0]?.part.value).toBe("after wait");
-    expect(response.route).toMatchObject({ provider: "a", upstreamModel: "model-a", attempts: 2, fallbackModel: "", degraded: false });
+    expect(response.route).toMatchObject({
+      provider: "a",
+      upstreamModel: "model-a",
+      attempts: 2,
+      fallbackModel: "",
+      degraded: false,
+    });
     expect(a.requests).toHaveLength(2);
     expect(b.requests).toHaveLength(0);
     // The backoff alone would be at most 10 ms.
@@ -93,7 +104,12 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
   });
 
   it("fails over to the next deployment after retrying a server error, and says so", async () => {
-    const { caller, a, b } = await start(protocol, () => error500, () => completion("from b"), twoDeployments({ maxAttempts: 2 }));
+    const { caller, a, b } = await start(
+      protocol,
+      () => error500,
+      () => completion("from b"),
+      twoDeployments({ maxAttempts: 2 }),
+    );
     const response = await caller.complete(hello);
     expect(response.message?.content[0]?.part.value).toBe("from b");
     expect(response.route).toMatchObject({ provider: "b", upstreamModel: "model-b", attempts: 3 });
@@ -127,7 +143,11 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     // Operators see it too.
     const healthz = await fetch(`${rig!.sluice.url}/healthz`);
     expect(healthz.status).toBe(200);
-    expect(await healthz.json()).toEqual({ status: "SERVING", breakers: { "a/model-a": "open", "b/model-b": "closed" }, inFlight: {} });
+    expect(await healthz.json()).toEqual({
+      status: "SERVING",
+      breakers: { "a/model-a": "open", "b/model-b": "closed" },
+      inFlight: {},
+    });
   });
 
   it("never fails over after the first token: a cut mid-stream ends with an error status, not OK", async () => {
@@ -172,7 +192,10 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
       () => streamOf(["fast", " answer"]),
       () => ({
         chat: {
-          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          deployments: [
+            { provider: "a", model: "model-a" },
+            { provider: "b", model: "model-b" },
+          ],
           hedge: { delayMs: 100 },
         },
       }),
@@ -198,7 +221,10 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
         chat: {
           strategy: "sticky",
           stickyKey: "end_user",
-          deployments: [{ provider: "a", model: "model-a" }, { provider: "b", model: "model-b" }],
+          deployments: [
+            { provider: "a", model: "model-a" },
+            { provider: "b", model: "model-b" },
+          ],
           routes: [{ match: { headers: { "beta-user": "true" } }, deployments: ["b/model-b"] }],
         },
       }),
@@ -206,7 +232,10 @@ describe.each(callerProtocols)("resilience over %s", (protocol) => {
     // The rule: beta users go to b, whoever they are. Headers are sent as gRPC metadata or HTTP headers.
     const caller = rig!.caller;
     for (let i = 0; i < 5; i++) {
-      const response = await caller.complete({ ...hello, metadata: { end_user: `user-${i}` } }, { headers: { "beta-user": "true" } });
+      const response = await caller.complete(
+        { ...hello, metadata: { end_user: `user-${i}` } },
+        { headers: { "beta-user": "true" } },
+      );
       expect(response.route?.provider).toBe("b");
     }
     // Sticky: each user lands on the same deployment every time.

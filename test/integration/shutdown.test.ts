@@ -113,9 +113,7 @@ describe("graceful shutdown", () => {
       }),
     );
     let streamDone = false;
-    const stream = collect(grpcJs.serverStream(ChatService.method.streamComplete, request)).finally(
-      () => (streamDone = true),
-    );
+    const stream = collect(grpcJs.serverStream(ChatService.method.streamComplete, request)).finally(() => (streamDone = true));
     const unary = grpcJs.unary(ChatService.method.complete, request);
     const h1 = keptAliveJsonCall(sluice.port);
     await allStarted;
@@ -146,7 +144,7 @@ describe("graceful shutdown", () => {
     expect(sluice.server.inFlight).toBe(0);
   });
 
-  it("grpc-js: a stream longer than drainTimeoutMs ends UNAVAILABLE \"server is shutting down\", and the provider is aborted", async () => {
+  it('grpc-js: a stream longer than drainTimeoutMs ends UNAVAILABLE "server is shutting down", and the provider is aborted', async () => {
     const drainTimeoutMs = 300;
     const { sluice, demo, grpcJs } = await start({ wordDelayMs: 5_000 }, drainTimeoutMs);
     const call = grpcJs.serverStream(ChatService.method.streamComplete, request);

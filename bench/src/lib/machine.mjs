@@ -85,7 +85,10 @@ export async function withCpuAccounting(pids, fn) {
   const cpuS = Object.fromEntries(
     Object.entries(pids).map(([name, pid]) => [name, round3(processCpuSeconds(pid) - cpuBefore[name])]),
   );
-  return { value, cpu: { wallS: round3(wallS), coreBusyPct: busyPercent(coresBefore, coreTimes()).map(round1), processCpuS: cpuS } };
+  return {
+    value,
+    cpu: { wallS: round3(wallS), coreBusyPct: busyPercent(coresBefore, coreTimes()).map(round1), processCpuS: cpuS },
+  };
 }
 
 /** Soft limit on open files for this process (children inherit it). */

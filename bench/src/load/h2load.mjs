@@ -25,7 +25,8 @@ export async function runH2load({ url, bodyFile, headers, connections, durationS
   args.push("--log-file", logFile, url);
   const result = await runTool({ command: "h2load", args, cpu, timeoutMs: (durationS + 20) * 1000 });
   const out = result.stdout;
-  const requests = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const requests =
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
   const finished = /finished in ([\d.]+)(m?s), ([\d.]+) req\/s/.exec(out);
   if (result.code !== 0 || !requests || !finished) {
     throw new Error(`h2load failed (code ${result.code}): ${result.stderr.slice(-500)} ${out.slice(-800)}`);

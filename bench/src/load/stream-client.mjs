@@ -61,7 +61,20 @@ export function streamClientLoad({ mode, url, bodyFile, headers, cpu, concurrenc
 }
 
 /** Capacity ramp; returns RSS per step and after close. */
-export function streamClientCapacity({ mode, url, bodyFile, headers, cpu, steps, rampRate, settleS, rssPid, conns, after, fakeStatsUrl }) {
+export function streamClientCapacity({
+  mode,
+  url,
+  bodyFile,
+  headers,
+  cpu,
+  steps,
+  rampRate,
+  settleS,
+  rssPid,
+  conns,
+  after,
+  fakeStatsUrl,
+}) {
   const args = ["-capacity", "-mode", mode, "-url", url, "-body", bodyFile, ...headerArgs(headers)];
   args.push("-steps", steps.join(","), "-ramp-rate", String(rampRate), "-settle", `${settleS}s`);
   args.push("-rss-pid", String(rssPid), "-conns", String(conns), "-after", after.map((s) => `${s}s`).join(","));

@@ -33,7 +33,12 @@ const upstreamText = JSON.stringify({
   created: 1_700_000_000,
   model: "fake",
   choices: [
-    { index: 0, message: { role: "assistant", content: "Hello! How can I help you today?", refusal: null }, logprobs: null, finish_reason: "stop" },
+    {
+      index: 0,
+      message: { role: "assistant", content: "Hello! How can I help you today?", refusal: null },
+      logprobs: null,
+      finish_reason: "stop",
+    },
   ],
   usage: { prompt_tokens: 9, completion_tokens: 9, total_tokens: 18 },
 });
@@ -46,7 +51,10 @@ const steps = [
   ["Connect JSON: decode the request (fromJsonString)", () => fromJsonString(CompleteRequestSchema, requestJson, jsonOptions)],
   ["gRPC: decode the request (fromBinary)", () => fromBinary(CompleteRequestSchema, requestBinary)],
   ["validate the request", () => validateCompleteRequest(request)],
-  ["translate to OpenAI JSON + JSON.stringify", () => JSON.stringify(buildChatRequest(request, { model: "fake", stream: false, provider: "fake" }))],
+  [
+    "translate to OpenAI JSON + JSON.stringify",
+    () => JSON.stringify(buildChatRequest(request, { model: "fake", stream: false, provider: "fake" })),
+  ],
   ["parse the upstream answer (JSON.parse)", () => JSON.parse(upstreamText)],
   ["translate the answer to CompleteResponse", () => translateCompletion(JSON.parse(upstreamText), call, failures)],
   ["Connect JSON: encode the reply (toJsonString + utf-8)", () => Buffer.from(toJsonString(CompleteResponseSchema, response))],

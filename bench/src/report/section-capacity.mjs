@@ -17,14 +17,19 @@ function summarize(result) {
 
 export function capacitySection(result) {
   const head = ["## 4. Capacity: concurrent streams and memory", ""];
-  if (result.skipped) return { markdown: [...head, `Not measured: ${result.skipped}`, ...(result.notes ?? []).map((n) => `- ${n}`)].join("\n"), charts: [], checks: [] };
+  if (result.skipped)
+    return {
+      markdown: [...head, `Not measured: ${result.skipped}`, ...(result.notes ?? []).map((n) => `- ${n}`)].join("\n"),
+      charts: [],
+      checks: [],
+    };
   const isSluice = result.target.startsWith("sluice");
   const { base, fit, peak, lastAfter, recovered } = summarize(result);
   const maxOpen = Math.max(...result.steps.map((s) => s.open));
-  const reference = result.reference && !result.reference.skipped ? { ...result.reference, ...summarize(result.reference) } : undefined;
+  const reference =
+    result.reference && !result.reference.skipped ? { ...result.reference, ...summarize(result.reference) } : undefined;
   const floorNote = (text) => (reference ? `${text}; bare pass-through: ${num(reference.fit.slope)} KB/stream` : text);
-  const floorAfter = (text) =>
-    reference ? `${text}; bare pass-through: ${num(reference.recovered * 100)}% left` : text;
+  const floorAfter = (text) => (reference ? `${text}; bare pass-through: ${num(reference.recovered * 100)}% left` : text);
   const failed = result.steps.at(-1)?.failed ?? 0;
   const rampedTo = result.steps.at(-1)?.target ?? 0;
   // A quick run ramps to 1k only: it cannot show 10k, so it neither passes nor fails that check.
@@ -38,11 +43,18 @@ export function capacitySection(result) {
           `${maxOpen.toLocaleString("en-US")} open, ${failed} failed${rampedTo < LIMITS.streams ? ` (ramped to ${rampedTo} only)` : ""}`,
           reachOk,
         ),
-        makeCheck(`RSS growth ≤ ${LIMITS.kbPerStream} KB per open stream`, result.target, floorNote(`${num(fit.slope)} KB/stream`), Number.isFinite(fit.slope) ? fit.slope <= LIMITS.kbPerStream : undefined),
+        makeCheck(
+          `RSS growth ≤ ${LIMITS.kbPerStream} KB per open stream`,
+          result.target,
+          floorNote(`${num(fit.slope)} KB/stream`),
+          Number.isFinite(fit.slope) ? fit.slope <= LIMITS.kbPerStream : undefined,
+        ),
         makeCheck(
           `RSS back near baseline after load (≤ ${LIMITS.recoveredShare * 100}% of the growth left)`,
           result.target,
-          floorAfter(`${num((lastAfter?.rssKb ?? Number.NaN) / 1024)} MB vs baseline ${num(base / 1024)} MB (${num(recovered * 100)}% of growth left)`),
+          floorAfter(
+            `${num((lastAfter?.rssKb ?? Number.NaN) / 1024)} MB vs baseline ${num(base / 1024)} MB (${num(recovered * 100)}% of growth left)`,
+          ),
           Number.isFinite(recovered) ? recovered <= LIMITS.recoveredShare : undefined,
         ),
         makeCheck(
@@ -67,7 +79,16 @@ export function capacitySection(result) {
       s.transitUs.n > 0 ? num(s.transitUs.p50 / 1000, 2) : "–",
       s.transitUs.n > 0 ? num(s.transitUs.p99 / 1000, 2) : "–",
     ]),
-    ...result.after.map((a) => [`${num(a.afterS, 1)} s after close`, "0", num(a.rssKb / 1024), num((a.rssKb - base) / 1024), a.fds, fake(a.fake), "–", "–"]),
+    ...result.after.map((a) => [
+      `${num(a.afterS, 1)} s after close`,
+      "0",
+      num(a.rssKb / 1024),
+      num((a.rssKb - base) / 1024),
+      a.fds,
+      fake(a.fake),
+      "–",
+      "–",
+    ]),
   ];
   const markdown = [
     ...head,
@@ -76,7 +97,10 @@ export function capacitySection(result) {
       "of 3 samples). Then it closes every stream at once and samples again. **KB per stream** is the least-squares slope " +
       "of RSS over open streams; transit is the chunk delay while that many streams are open.",
     "",
-    table(["", "open streams", "RSS MB", "Δ RSS MB", "proxy fds", "fake: streams / conns", "transit p50 ms", "transit p99 ms"], rows),
+    table(
+      ["", "open streams", "RSS MB", "Δ RSS MB", "proxy fds", "fake: streams / conns", "transit p50 ms", "transit p99 ms"],
+      rows,
+    ),
     "",
     `- RSS growth: **${num(fit.slope)} KB per open stream** (fit over the steps); peak ${num(peak / 1024)} MB.`,
     `- Streams that failed: ${failed}; ended early: ${result.endedEarly}.${result.errorSamples?.length ? ` Errors: ${result.errorSamples.join("; ")}` : ""}`,
@@ -86,7 +110,15 @@ export function capacitySection(result) {
       "(30 s without a request) — those sockets count in the proxy's fds and RSS.",
     ...(result.notes ?? []).map((n) => `- ${n}`),
     ...(reference ? referenceLines(reference) : []),
-    ...(checks.length ? ["", table(["check", "value", "result"], checks.map((c) => [c.name, c.value, check(c.ok)]))] : []),
+    ...(checks.length
+      ? [
+          "",
+          table(
+            ["check", "value", "result"],
+            checks.map((c) => [c.name, c.value, check(c.ok)]),
+          ),
+        ]
+      : []),
     "",
     "![capacity](CHART:capacity)",
   ].join("\n");
@@ -97,7 +129,12 @@ export function capacitySection(result) {
     series: [
       { name: result.label, points: [{ x: 0, y: base / 1024 }, ...result.steps.map((s) => ({ x: s.open, y: s.rssKb / 1024 }))] },
       ...(reference
-        ? [{ name: reference.label, points: [{ x: 0, y: reference.base / 1024 }, ...reference.steps.map((s) => ({ x: s.open, y: s.rssKb / 1024 }))] }]
+        ? [
+            {
+              name: reference.label,
+              points: [{ x: 0, y: reference.base / 1024 }, ...reference.steps.map((s) => ({ x: s.open, y: s.rssKb / 1024 }))],
+            },
+          ]
         : []),
     ],
   });
@@ -108,8 +145,18 @@ export function capacitySection(result) {
 function referenceLines(reference) {
   const rows = [
     ["baseline", "0", num(reference.base / 1024), "0"],
-    ...reference.steps.map((s) => [`step ${s.target.toLocaleString("en-US")}`, s.open.toLocaleString("en-US"), num(s.rssKb / 1024), num((s.rssKb - reference.base) / 1024)]),
-    ...reference.after.map((a) => [`${num(a.afterS, 1)} s after close`, "0", num(a.rssKb / 1024), num((a.rssKb - reference.base) / 1024)]),
+    ...reference.steps.map((s) => [
+      `step ${s.target.toLocaleString("en-US")}`,
+      s.open.toLocaleString("en-US"),
+      num(s.rssKb / 1024),
+      num((s.rssKb - reference.base) / 1024),
+    ]),
+    ...reference.after.map((a) => [
+      `${num(a.afterS, 1)} s after close`,
+      "0",
+      num(a.rssKb / 1024),
+      num((a.rssKb - reference.base) / 1024),
+    ]),
   ];
   return [
     "",

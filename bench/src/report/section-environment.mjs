@@ -23,7 +23,10 @@ function noiseLines(results, settings) {
   const quiet = runs.filter((r) => r.quiet?.quiet).length;
   const clean = runs.filter(isClean).length;
   const maxBusyBefore = Math.max(...runs.map((r) => Math.max(...(r.quiet?.busyPct ?? [0]))));
-  const foreign = runs.map((r) => r.foreignPct).filter(Number.isFinite).sort((a, b) => a - b);
+  const foreign = runs
+    .map((r) => r.foreignPct)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   const lines = [
     `- Runs started on a quiet machine (every core ≤ ${settings.quietMaxBusyPct}% busy over 0.5 s, bounded wait): **${quiet}/${runs.length}**; ` +
       `busiest core before a run: ${num(maxBusyBefore)}%.`,
@@ -34,12 +37,17 @@ function noiseLines(results, settings) {
         `max ${num(foreign.at(-1))}% (≈0 when quiet; clock-tick granularity ±2%).`,
     );
   }
-  lines.push(`- **Clean runs** (quiet before, ≤ ${MAX_FOREIGN_PCT}% of the proxy core taken during): **${clean}/${runs.length}**. Tables count them per target.`);
+  lines.push(
+    `- **Clean runs** (quiet before, ≤ ${MAX_FOREIGN_PCT}% of the proxy core taken during): **${clean}/${runs.length}**. Tables count them per target.`,
+  );
   return lines;
 }
 
 export function environmentSection({ env, settings, targets, results, checks }) {
-  const pin = settings.cpus.proxy === undefined ? "none (fewer than 2 cores)" : `proxy under test on CPU ${settings.cpus.proxy}; fake upstream + load generators on CPU ${settings.cpus.load} (taskset)`;
+  const pin =
+    settings.cpus.proxy === undefined
+      ? "none (fewer than 2 cores)"
+      : `proxy under test on CPU ${settings.cpus.proxy}; fake upstream + load generators on CPU ${settings.cpus.load} (taskset)`;
   const skipped = targets.filter((t) => t.skip).map((t) => `- \`${t.id}\` skipped: ${t.skip}`);
   return [
     `# Sluice benchmark — ${env.date.slice(0, 10)} @ ${env.gitSha}${env.gitDirty ? " (uncommitted changes)" : ""}`,
@@ -49,7 +57,12 @@ export function environmentSection({ env, settings, targets, results, checks }) 
     "",
     "## Summary against targets",
     "",
-    checks.length ? table(["check", "target", "measured", "result"], checks.map((c) => [c.name, c.target, c.value, check(c.ok)])) : "No Sluice target was measured.",
+    checks.length
+      ? table(
+          ["check", "target", "measured", "result"],
+          checks.map((c) => [c.name, c.target, c.value, check(c.ok)]),
+        )
+      : "No Sluice target was measured.",
     "",
     "## Environment",
     "",
@@ -65,9 +78,20 @@ export function environmentSection({ env, settings, targets, results, checks }) 
         ["load generators", `${env.wrk}; ${env.h2load}; stream-client (${env.go})`],
         ["peer", `@portkey-ai/gateway ${env.portkey} (@hono/node-server ${env.honoNodeServer}), --headless`],
         ["pass-through", `node:http + undici ${env.undici}`],
-        ["node flags (every Node proxy)", env.runtimeFlags?.length ? `${env.runtimeFlags.join(" ")} (from Sluice's \`npm start\`)` : "none"],
-        ["Sluice config", `log level ${settings.sluiceLog ?? "warn"}; provider \`connections: 16384\`; one OpenAI provider → the fake`],
-        ["request body", settings.body === "hello" || settings.body === undefined ? "one user turn, \"Hello\"" : "a system prompt and three turns (~2 KB of JSON)"],
+        [
+          "node flags (every Node proxy)",
+          env.runtimeFlags?.length ? `${env.runtimeFlags.join(" ")} (from Sluice's \`npm start\`)` : "none",
+        ],
+        [
+          "Sluice config",
+          `log level ${settings.sluiceLog ?? "warn"}; provider \`connections: 16384\`; one OpenAI provider → the fake`,
+        ],
+        [
+          "request body",
+          settings.body === "hello" || settings.body === undefined
+            ? 'one user turn, "Hello"'
+            : "a system prompt and three turns (~2 KB of JSON)",
+        ],
         ["repeats", `${settings.repeats} (interleaved across targets)`],
       ],
     ),

@@ -27,7 +27,14 @@ export function latencySection(result, targets) {
     const limit = LATENCY_LIMITS[id];
     const ok = limit && Number.isFinite(add50) ? add50 <= limit.p50 && add99 <= limit.p99 : undefined;
     if (limit) {
-      checks.push(makeCheck(`added latency p50 ≤ ${limit.p50} µs, p99 ≤ ${limit.p99} µs (c=1)`, id, `p50 ${signed(add50)} µs, p99 ${signed(add99)} µs`, ok));
+      checks.push(
+        makeCheck(
+          `added latency p50 ≤ ${limit.p50} µs, p99 ≤ ${limit.p99} µs (c=1)`,
+          id,
+          `p50 ${signed(add50)} µs, p99 ${signed(add99)} µs`,
+          ok,
+        ),
+      );
     }
     const cpuPerReq = runs.map((r) => (r.cpu.processCpuS.proxy * 1e6) / r.requests);
     rows.push([
@@ -55,7 +62,19 @@ export function latencySection(result, targets) {
       "(wrk) against `direct`, h2c targets (h2load) against `direct-h2`, so each load generator's own cost cancels out.",
     "",
     table(
-      ["target", "floor", "p50 µs", "p99 µs", "added p50 µs", "added p99 µs", "req/s", "proxy CPU µs/req", "errors", "clean runs", "check"],
+      [
+        "target",
+        "floor",
+        "p50 µs",
+        "p99 µs",
+        "added p50 µs",
+        "added p99 µs",
+        "req/s",
+        "proxy CPU µs/req",
+        "errors",
+        "clean runs",
+        "check",
+      ],
       rows,
     ),
     "",

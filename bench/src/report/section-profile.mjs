@@ -4,7 +4,11 @@ import { num, table } from "./format.mjs";
 export function profileSection(result) {
   const head = ["## 5. CPU profile under load", ""];
   if (result.skipped) {
-    return { markdown: [...head, `Not measured: ${result.skipped}`, ...(result.notes ?? []).map((n) => `- ${n}`)].join("\n"), charts: [], checks: [] };
+    return {
+      markdown: [...head, `Not measured: ${result.skipped}`, ...(result.notes ?? []).map((n) => `- ${n}`)].join("\n"),
+      charts: [],
+      checks: [],
+    };
   }
   const markdown = [
     ...head,
@@ -18,12 +22,22 @@ export function profileSection(result) {
     "",
     table(
       ["#", "self %", "self ms", "function", "location", "package"],
-      result.top.map((f, i) => [i + 1, num(f.pct, 1), num(f.selfMs), `\`${f.fn}\``, f.location ? `\`${f.location}\`` : "", f.package]),
+      result.top.map((f, i) => [
+        i + 1,
+        num(f.pct, 1),
+        num(f.selfMs),
+        `\`${f.fn}\``,
+        f.location ? `\`${f.location}\`` : "",
+        f.package,
+      ]),
     ),
     "",
     "### Self time by package",
     "",
-    table(["package", "self %", "self ms"], result.packages.slice(0, 12).map((p) => [p.package, num(p.pct, 1), num(p.selfMs)])),
+    table(
+      ["package", "self %", "self ms"],
+      result.packages.slice(0, 12).map((p) => [p.package, num(p.pct, 1), num(p.selfMs)]),
+    ),
   ].join("\n");
   return { markdown, charts: [], checks: [] };
 }

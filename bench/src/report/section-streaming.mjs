@@ -11,7 +11,11 @@ export function streamingSection(result, targets) {
   const med = (id, metric, key) => median(result.runs[id]?.map((r) => r[metric][key]) ?? []);
   const added = (id, metric, key) => (id === "direct" ? Number.NaN : med(id, metric, key) - med("direct", metric, key));
   // TTFT: one sample per stream, only tens per run — pool the repeats' streams before taking percentiles.
-  const pooled = (id, p) => percentileSorted((result.runs[id] ?? []).flatMap((r) => r.ttftRawUs ?? []).sort((a, b) => a - b), p);
+  const pooled = (id, p) =>
+    percentileSorted(
+      (result.runs[id] ?? []).flatMap((r) => r.ttftRawUs ?? []).sort((a, b) => a - b),
+      p,
+    );
   const addedTtft = (id) => (id === "direct" ? Number.NaN : pooled(id, 0.99) - pooled("direct", 0.99));
   const rows = [];
   const checks = [];
@@ -25,15 +29,32 @@ export function streamingSection(result, targets) {
     const isSluice = target.role === "sluice";
     const ok = isSluice && Number.isFinite(addTtft) ? addTtft < LIMITS.ttftP99Us && addGap < LIMITS.gapP99Us : undefined;
     if (isSluice) {
-      checks.push(makeCheck(`streaming added TTFT p99 < ${LIMITS.ttftP99Us} µs`, id, `${signed(addTtft)} µs`, Number.isFinite(addTtft) ? addTtft < LIMITS.ttftP99Us : undefined));
-      checks.push(makeCheck(`streaming added per-chunk gap p99 < ${LIMITS.gapP99Us} µs`, id, `${signed(addGap)} µs (transit p99 ${signed(addTransit)} µs)`, Number.isFinite(addGap) ? addGap < LIMITS.gapP99Us : undefined));
+      checks.push(
+        makeCheck(
+          `streaming added TTFT p99 < ${LIMITS.ttftP99Us} µs`,
+          id,
+          `${signed(addTtft)} µs`,
+          Number.isFinite(addTtft) ? addTtft < LIMITS.ttftP99Us : undefined,
+        ),
+      );
+      checks.push(
+        makeCheck(
+          `streaming added per-chunk gap p99 < ${LIMITS.gapP99Us} µs`,
+          id,
+          `${signed(addGap)} µs (transit p99 ${signed(addTransit)} µs)`,
+          Number.isFinite(addGap) ? addGap < LIMITS.gapP99Us : undefined,
+        ),
+      );
     }
     rows.push([
       target.label + (id === "portkey" ? " ¹" : ""),
       num(pooled(id, 0.5) / 1000, 2),
       num(pooled(id, 0.99) / 1000, 2),
       num(addTtft),
-      spreadCell(runs.map((r) => r.gapUs.p99 / 1000), 2),
+      spreadCell(
+        runs.map((r) => r.gapUs.p99 / 1000),
+        2,
+      ),
       num(addGap),
       spreadCell(runs.map((r) => r.transitUs.p50)),
       spreadCell(runs.map((r) => r.transitUs.p99)),
@@ -62,11 +83,28 @@ export function streamingSection(result, targets) {
       "each chunk; one machine, one clock) — the cleanest measure of what a proxy adds per chunk. Added = target p99 − direct p99 (TTFT: pooled; gap, transit: median of the runs' p99).",
     "",
     table(
-      ["target", "TTFT p50 ms", "TTFT p99 ms", "added TTFT p99 µs", "gap p99 ms", "added gap p99 µs", "transit p50 µs", "transit p99 µs", "added transit p99 µs", "proxy CPU µs/chunk", "streams", "errors", "clean runs", "check"],
+      [
+        "target",
+        "TTFT p50 ms",
+        "TTFT p99 ms",
+        "added TTFT p99 µs",
+        "gap p99 ms",
+        "added gap p99 µs",
+        "transit p50 µs",
+        "transit p99 µs",
+        "added transit p99 µs",
+        "proxy CPU µs/chunk",
+        "streams",
+        "errors",
+        "clean runs",
+        "check",
+      ],
       rows,
     ),
     "",
-    ...(ids.includes("portkey") ? ["¹ Portkey 1.15.2 sleeps 25 ms before writing the first SSE event; its TTFT includes that sleep."] : []),
+    ...(ids.includes("portkey")
+      ? ["¹ Portkey 1.15.2 sleeps 25 ms before writing the first SSE event; its TTFT includes that sleep."]
+      : []),
     ...(skipped.length ? ["", ...skipped] : []),
     "",
     "![streaming](CHART:streaming)",

@@ -49,8 +49,14 @@ export function throughputSection(result, targets) {
         num(ratio(rps, rpsOf(target.floor)), 2),
         num(toPassThrough, 2),
         num(toCeiling, 2),
-        spreadCell(runs.map((r) => r.latencyUs.p50 / 1000), 2),
-        spreadCell(runs.map((r) => r.latencyUs.p99 / 1000), 2),
+        spreadCell(
+          runs.map((r) => r.latencyUs.p50 / 1000),
+          2,
+        ),
+        spreadCell(
+          runs.map((r) => r.latencyUs.p99 / 1000),
+          2,
+        ),
         spreadCell(runs.map((r) => (r.cpu.processCpuS.proxy * 1e6) / r.requests)),
         runs.reduce((s, r) => s + r.errors, 0) + (runs.some((r) => r.suspectErrors) ? " (suspect)" : ""),
         quietCell(runs),
@@ -62,13 +68,35 @@ export function throughputSection(result, targets) {
       "",
       `### ${describe(config)}`,
       "",
-      table(["target", "req/s", "× floor", "× pass-through", "× same-protocol ceiling", "p50 ms", "p99 ms", "proxy CPU µs/req", "errors", "clean runs", `≥ ${MIN_RATIO_TO_PASS_THROUGH}× pass-through`], rows),
+      table(
+        [
+          "target",
+          "req/s",
+          "× floor",
+          "× pass-through",
+          "× same-protocol ceiling",
+          "p50 ms",
+          "p99 ms",
+          "proxy CPU µs/req",
+          "errors",
+          "clean runs",
+          `≥ ${MIN_RATIO_TO_PASS_THROUGH}× pass-through`,
+        ],
+        rows,
+      ),
     );
     chartSeries.push({ name: describe(config), values: new Map(values) });
     for (const [label] of values) if (!labels.includes(label)) labels.push(label);
   }
   for (const [id, { ratio: r, config }] of worst) {
-    checks.push(makeCheck(`throughput ≥ ${MIN_RATIO_TO_PASS_THROUGH}× pass-through (worst config)`, id, `${num(r, 2)}× at ${config}`, r >= MIN_RATIO_TO_PASS_THROUGH));
+    checks.push(
+      makeCheck(
+        `throughput ≥ ${MIN_RATIO_TO_PASS_THROUGH}× pass-through (worst config)`,
+        id,
+        `${num(r, 2)}× at ${config}`,
+        r >= MIN_RATIO_TO_PASS_THROUGH,
+      ),
+    );
   }
   parts.push("", "![throughput](CHART:throughput)");
   const svg = barChart({

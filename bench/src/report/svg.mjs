@@ -111,11 +111,17 @@ export function lineChart({ title, xLabel, yLabel, series, width = 760, height =
     parts.push(`<line x1="${left}" y1="${sy(t)}" x2="${width - right}" y2="${sy(t)}" stroke="#eee"/>`);
     parts.push(`<text x="${left - 6}" y="${sy(t) + 3}" font-size="10" text-anchor="end" ${FONT}>${fmt(t)}</text>`);
   }
-  parts.push(`<text x="${(left + width - right) / 2}" y="${height - 12}" font-size="11" text-anchor="middle" ${FONT}>${esc(xLabel)}</text>`);
-  parts.push(`<text x="14" y="${(top + height - bottom) / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 14 ${(top + height - bottom) / 2})" ${FONT}>${esc(yLabel)}</text>`);
+  parts.push(
+    `<text x="${(left + width - right) / 2}" y="${height - 12}" font-size="11" text-anchor="middle" ${FONT}>${esc(xLabel)}</text>`,
+  );
+  parts.push(
+    `<text x="14" y="${(top + height - bottom) / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 14 ${(top + height - bottom) / 2})" ${FONT}>${esc(yLabel)}</text>`,
+  );
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
-    parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${s.points.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" ")}"/>`);
+    parts.push(
+      `<polyline fill="none" stroke="${color}" stroke-width="2" points="${s.points.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" ")}"/>`,
+    );
     for (const p of s.points) parts.push(`<circle cx="${sx(p.x)}" cy="${sy(p.y)}" r="3" fill="${color}"/>`);
   });
   parts.push("</svg>");

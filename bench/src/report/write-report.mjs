@@ -50,7 +50,13 @@ export function writeReport({ resultsDir, env, settings, targets, results, stder
   writeFileSync(mdPath, `${report}\n`);
   copyFileSync(mdPath, join(dir, "latest.md"));
   const publicTargets = targets.map(({ id, label, role, proto, floor, skip }) => ({ id, label, role, proto, floor, skip }));
-  const raw = { env, settings: { ...settings, targetFilter: undefined, subfolder }, targets: publicTargets, results, stderrTails };
+  const raw = {
+    env,
+    settings: { ...settings, targetFilter: undefined, subfolder },
+    targets: publicTargets,
+    results,
+    stderrTails,
+  };
   writeFileSync(join(dir, `${stem}.json`), `${JSON.stringify(raw, null, 1)}\n`);
   if (profileFile) copyFileSync(profileFile, join(dir, `${stem}.cpuprofile`));
   return { mdPath, dir, stem };
@@ -61,14 +67,20 @@ export function subfolderOf(settings) {
   // Re-rendered raw results say where they were written (their target filter is not kept).
   if (typeof settings.subfolder === "string") return settings.subfolder;
   if (settings.mode === "quick") return "quick";
-  const partial = (settings.scenarios && settings.scenarios.length < SCENARIOS.length) || (settings.targetFilter && settings.targetFilter.size > 0);
+  const partial =
+    (settings.scenarios && settings.scenarios.length < SCENARIOS.length) ||
+    (settings.targetFilter && settings.targetFilter.size > 0);
   return partial ? "partial" : "";
 }
 
 /** What the servers wrote to stderr (e.g. MaxListenersExceededWarning): often the first hint of a leak. */
 function stderrSection(tails) {
   if (tails.length === 0) return "";
-  return ["## Server stderr (last lines)", "", ...tails.flatMap(({ name, text }) => [`**${name}**`, "", "```", text.slice(-1500), "```", ""])].join("\n");
+  return [
+    "## Server stderr (last lines)",
+    "",
+    ...tails.flatMap(({ name, text }) => [`**${name}**`, "", "```", text.slice(-1500), "```", ""]),
+  ].join("\n");
 }
 
 function notesSection() {

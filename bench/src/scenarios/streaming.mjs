@@ -33,7 +33,8 @@ export async function runStreaming(ctx) {
     log(`streaming: warm-up ${target.id}`);
     try {
       const warm = await streamClientLoad(clientArgs(ctx, target, 4, settings.warmupS));
-      if (warm.streams === 0 || warm.errors > 0) skipped[target.id] = `stream check failed: ${warm.errorSamples.join("; ") || "no stream completed"}`;
+      if (warm.streams === 0 || warm.errors > 0)
+        skipped[target.id] = `stream check failed: ${warm.errorSamples.join("; ") || "no stream completed"}`;
       else targets.push(target);
     } catch (error) {
       skipped[target.id] = error.message.slice(0, 300);
@@ -44,7 +45,9 @@ export async function runStreaming(ctx) {
     for (const target of targets) {
       log(`streaming: ${target.id} c=${settings.streamConcurrency} ${settings.streamS}s (repeat ${rep}/${settings.repeats})`);
       runs[target.id].push(
-        await measured(ctx, target, () => streamClientLoad(clientArgs(ctx, target, settings.streamConcurrency, settings.streamS))),
+        await measured(ctx, target, () =>
+          streamClientLoad(clientArgs(ctx, target, settings.streamConcurrency, settings.streamS)),
+        ),
       );
     }
   }

@@ -48,7 +48,8 @@ function handle(req, res) {
 
 const h1 = http.createServer({ keepAliveTimeout: 120_000, requestTimeout: 0 }, handle);
 const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100_000 } }, handle);
-const listen = (server, port) => new Promise((resolve) => server.listen(Number(port), "127.0.0.1", () => resolve(server.address().port)));
+const listen = (server, port) =>
+  new Promise((resolve) => server.listen(Number(port), "127.0.0.1", () => resolve(server.address().port)));
 const [h1Port, h2Port] = await Promise.all([listen(h1, args.port), listen(h2, args["h2-port"])]);
 process.stdout.write(
   `${JSON.stringify({ msg: "pass-through listening", url: `http://127.0.0.1:${h1Port}`, h2Url: `http://127.0.0.1:${h2Port}` })}\n`,

@@ -24,7 +24,15 @@ export function buildTargets(servers, work, encodeGrpc) {
     streamMode: "sse",
   });
   return [
-    { id: "direct", label: "direct (fake)", role: "floor", proto: "h1", floor: "direct", server: fake, request: openai(fake.url, {}) },
+    {
+      id: "direct",
+      label: "direct (fake)",
+      role: "floor",
+      proto: "h1",
+      floor: "direct",
+      server: fake,
+      request: openai(fake.url, {}),
+    },
     {
       id: "direct-h2",
       label: "direct h2c (fake)",
@@ -35,7 +43,15 @@ export function buildTargets(servers, work, encodeGrpc) {
       unaryOnly: true,
       request: (name) => ({ url: `${fake.h2Url}/v1/chat/completions`, headers: JSON_HEADERS, body: openaiBody(work[name]) }),
     },
-    { id: "pass-through", label: "pass-through (node:http+undici)", role: "ceiling", proto: "h1", floor: "direct", server: passThrough, request: passThrough && openai(passThrough.url, {}) },
+    {
+      id: "pass-through",
+      label: "pass-through (node:http+undici)",
+      role: "ceiling",
+      proto: "h1",
+      floor: "direct",
+      server: passThrough,
+      request: passThrough && openai(passThrough.url, {}),
+    },
     {
       // The same pass-through behind node:http2 (h2c): what an HTTP/2 front end costs in Node
       // by itself — the fair ceiling for Sluice's gRPC lane.
@@ -46,7 +62,11 @@ export function buildTargets(servers, work, encodeGrpc) {
       floor: "direct-h2",
       server: passThrough,
       unaryOnly: true,
-      request: (name) => ({ url: `${passThrough.h2Url}/v1/chat/completions`, headers: { ...JSON_HEADERS, authorization: "Bearer bench" }, body: openaiBody(work[name]) }),
+      request: (name) => ({
+        url: `${passThrough.h2Url}/v1/chat/completions`,
+        headers: { ...JSON_HEADERS, authorization: "Bearer bench" },
+        body: openaiBody(work[name]),
+      }),
     },
     {
       id: "sluice-connect",
@@ -106,9 +126,7 @@ export function buildTargets(servers, work, encodeGrpc) {
       proto: "h1",
       floor: "direct",
       server: portkey,
-      request:
-        portkey &&
-        openai(portkey.url, { "x-portkey-provider": "openai", "x-portkey-custom-host": `${fake.url}/v1` }),
+      request: portkey && openai(portkey.url, { "x-portkey-provider": "openai", "x-portkey-custom-host": `${fake.url}/v1` }),
     },
   ];
 }

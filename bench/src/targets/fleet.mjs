@@ -11,11 +11,20 @@ import { workloads } from "./workloads.mjs";
 /** CompleteRequest JSON → binary, with the schema Sluice itself was built from (dist/gen). */
 async function loadGrpcEncoder() {
   const { fromJson, toBinary } = await import("@bufbuild/protobuf");
-  const { CompleteRequestSchema } = await import(pathToFileURL(join(MAIN_DIR, "dist", "gen", "sluice", "v1", "chat_service_pb.js")).href);
+  const { CompleteRequestSchema } = await import(
+    pathToFileURL(join(MAIN_DIR, "dist", "gen", "sluice", "v1", "chat_service_pb.js")).href
+  );
   return (json) => Buffer.from(toBinary(CompleteRequestSchema, fromJson(CompleteRequestSchema, json)));
 }
 
-const SERVER_OF = { "pass-through": "passThrough", "pass-through-h2": "passThrough", "sluice-connect": "sluice", "sluice-grpc": "sluice", "sluice-openai": "sluice", portkey: "portkey" };
+const SERVER_OF = {
+  "pass-through": "passThrough",
+  "pass-through-h2": "passThrough",
+  "sluice-connect": "sluice",
+  "sluice-grpc": "sluice",
+  "sluice-openai": "sluice",
+  portkey: "portkey",
+};
 
 export async function startFleet(ctx) {
   const { settings, log } = ctx;

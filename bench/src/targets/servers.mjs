@@ -81,7 +81,15 @@ export async function startPortkey({ cpu, nodeArgs = [] }) {
   const server = await startServer({
     name: "portkey",
     command: process.execPath,
-    args: [...RUNTIME_FLAGS, ...nodeArgs, "--import", join(SRC_DIR, "servers", "portkey-loopback.mjs"), PORTKEY_ENTRY, "--headless", `--port=${port}`],
+    args: [
+      ...RUNTIME_FLAGS,
+      ...nodeArgs,
+      "--import",
+      join(SRC_DIR, "servers", "portkey-loopback.mjs"),
+      PORTKEY_ENTRY,
+      "--headless",
+      `--port=${port}`,
+    ],
     cpu,
     cwd: BENCH_DIR,
     ready: (line) => (line.includes("Ready for connections") ? true : undefined),

@@ -62,7 +62,10 @@ export async function verifyTarget(target) {
   if (res.status !== 200) return { ok: false, reason: `HTTP ${res.status}: ${head}` };
   const grpcStatus = res.trailers["grpc-status"] ?? res.headers["grpc-status"];
   if (spec.headers["content-type"] === "application/grpc" && grpcStatus !== "0") {
-    return { ok: false, reason: `grpc-status ${grpcStatus}: ${res.trailers["grpc-message"] ?? res.headers["grpc-message"] ?? ""}` };
+    return {
+      ok: false,
+      reason: `grpc-status ${grpcStatus}: ${res.trailers["grpc-message"] ?? res.headers["grpc-message"] ?? ""}`,
+    };
   }
   if (!res.body.includes(ANSWER)) return { ok: false, reason: `unexpected answer: ${head}` };
   return { ok: true, dataBytes: res.body.length };

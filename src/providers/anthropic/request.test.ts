@@ -79,7 +79,12 @@ describe("toAnthropicRequest: whole bodies", () => {
           {
             role: Role.USER,
             content: [
-              { part: { case: "image", value: { source: { case: "url", value: "https://example.com/a.jpg" }, detail: ImageDetail.HIGH } } },
+              {
+                part: {
+                  case: "image",
+                  value: { source: { case: "url", value: "https://example.com/a.jpg" }, detail: ImageDetail.HIGH },
+                },
+              },
               { part: { case: "image", value: { source: { case: "data", value: png }, mediaType: "image/png" } } },
               { part: { case: "image", value: { source: { case: "url", value: "data:image/webp;base64,UklGRg==" } } } },
             ],
@@ -191,7 +196,18 @@ describe("toAnthropicRequest: whole bodies", () => {
       { ...good, messages: [{ role: "system", content: "x" }] },
       { ...good, messages: [{ role: "user", content: [{ type: "text", text: "" }] }] },
       { ...good, messages: [{ role: "user", content: [{ type: "tool_result", tool_use_ide: "x" }] }] },
-      { ...good, messages: [{ role: "user", content: [{ type: "text", text: "a" }, { type: "tool_result", tool_use_id: "x" }] }] },
+      {
+        ...good,
+        messages: [
+          {
+            role: "user",
+            content: [
+              { type: "text", text: "a" },
+              { type: "tool_result", tool_use_id: "x" },
+            ],
+          },
+        ],
+      },
       { ...good, temperature: 1.5 },
       { ...good, seed: 1 },
     ];
@@ -242,7 +258,9 @@ describe("toAnthropicRequest: whole bodies", () => {
 
 describe("toAnthropicRequest: max_tokens", () => {
   it("takes the request's limit, else the deployment's, else the fallback", () => {
-    expect(translate({ messages: [user("a")], maxOutputTokens: 10 }, { ...options, defaultMaxOutputTokens: 99 }).max_tokens).toBe(10);
+    expect(translate({ messages: [user("a")], maxOutputTokens: 10 }, { ...options, defaultMaxOutputTokens: 99 }).max_tokens).toBe(
+      10,
+    );
     expect(translate({ messages: [user("a")] }, { ...options, defaultMaxOutputTokens: 99 }).max_tokens).toBe(99);
     expect(translate({ messages: [user("a")] }).max_tokens).toBe(4096);
   });
@@ -382,7 +400,8 @@ describe("toAnthropicRequest: alternation", () => {
       for (let i = 0; i < length; i++) {
         const pick = Math.floor(random() * 4);
         if (pick === 0) messages.push(user(`u${i}`));
-        else if (pick === 1) messages.push(assistant(`a${i}`, random() < 0.5 ? [{ id: `t${i}`, name: "f", arguments: "{}" }] : []));
+        else if (pick === 1)
+          messages.push(assistant(`a${i}`, random() < 0.5 ? [{ id: `t${i}`, name: "f", arguments: "{}" }] : []));
         else if (pick === 2) messages.push(toolResult(`t${i}`, `r${i}`));
         else messages.push(system(`s${i}`));
       }
@@ -420,7 +439,9 @@ describe("toAnthropicRequest: tools", () => {
   });
 
   it("rejects arguments that are JSON but not an object", () => {
-    const fields = rejectedFields(() => translate({ messages: [user("q"), assistant("", [{ id: "a", name: "f", arguments: "[1]" }])] }));
+    const fields = rejectedFields(() =>
+      translate({ messages: [user("q"), assistant("", [{ id: "a", name: "f", arguments: "[1]" }])] }),
+    );
     expect(fields).toEqual(["messages[1].tool_calls[0].arguments"]);
   });
 
@@ -487,15 +508,23 @@ describe("toAnthropicRequest: tools", () => {
 
   it("rejects a named tool that is not declared, and required without tools", () => {
     expect(
-      rejectedFields(() => translate({ messages: [user("q")], tools: [{ name: "f" }], toolChoice: { choice: { case: "toolName", value: "g" } } })),
+      rejectedFields(() =>
+        translate({ messages: [user("q")], tools: [{ name: "f" }], toolChoice: { choice: { case: "toolName", value: "g" } } }),
+      ),
     ).toEqual(["tool_choice.tool_name"]);
     expect(
-      rejectedFields(() => translate({ messages: [user("q")], toolChoice: { choice: { case: "mode", value: ToolChoiceMode.REQUIRED } } })),
+      rejectedFields(() =>
+        translate({ messages: [user("q")], toolChoice: { choice: { case: "mode", value: ToolChoiceMode.REQUIRED } } }),
+      ),
     ).toEqual(["tool_choice.mode"]);
   });
 
   it("sends no tool_choice without tools (the API refuses one)", () => {
-    const body = translate({ messages: [user("q")], toolChoice: { choice: { case: "mode", value: ToolChoiceMode.NONE } }, parallelToolCalls: false });
+    const body = translate({
+      messages: [user("q")],
+      toolChoice: { choice: { case: "mode", value: ToolChoiceMode.NONE } },
+      parallelToolCalls: false,
+    });
     expect(body.tool_choice).toBeUndefined();
     expect(body.tools).toBeUndefined();
   });
@@ -513,24 +542,27 @@ describe("toAnthropicRequest: images", () => {
   });
 
   it("rejects what the API cannot take, naming the field", () => {
-    expect(rejectedFields(() => translate({ messages: [image({ source: { case: "url", value: "data:image/png,rawbytes" } })] }))).toEqual([
-      "messages[0].content[0].image.url",
-    ]);
-    expect(rejectedFields(() => translate({ messages: [image({ source: { case: "url", value: "data:image/bmp;base64,Qk0=" } })] }))).toEqual([
-      "messages[0].content[0].image.url",
-    ]);
-    expect(rejectedFields(() => translate({ messages: [image({ source: { case: "url", value: "ftp://e.com/a.png" } })] }))).toEqual([
-      "messages[0].content[0].image.url",
-    ]);
-    expect(rejectedFields(() => translate({ messages: [image({ source: { case: "data", value: new Uint8Array([1]) } })] }))).toEqual([
-      "messages[0].content[0].image.media_type",
-    ]);
+    expect(
+      rejectedFields(() => translate({ messages: [image({ source: { case: "url", value: "data:image/png,rawbytes" } })] })),
+    ).toEqual(["messages[0].content[0].image.url"]);
+    expect(
+      rejectedFields(() => translate({ messages: [image({ source: { case: "url", value: "data:image/bmp;base64,Qk0=" } })] })),
+    ).toEqual(["messages[0].content[0].image.url"]);
+    expect(
+      rejectedFields(() => translate({ messages: [image({ source: { case: "url", value: "ftp://e.com/a.png" } })] })),
+    ).toEqual(["messages[0].content[0].image.url"]);
+    expect(
+      rejectedFields(() => translate({ messages: [image({ source: { case: "data", value: new Uint8Array([1]) } })] })),
+    ).toEqual(["messages[0].content[0].image.media_type"]);
     expect(
       rejectedFields(() =>
         translate({
           messages: [
             user("q"),
-            { role: Role.ASSISTANT, content: [{ part: { case: "image", value: { source: { case: "url", value: "https://e.com/a.png" } } } }] },
+            {
+              role: Role.ASSISTANT,
+              content: [{ part: { case: "image", value: { source: { case: "url", value: "https://e.com/a.png" } } } }],
+            },
           ],
         }),
       ),

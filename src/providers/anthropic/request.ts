@@ -1,19 +1,7 @@
-
 import type { CompleteRequest } from "../../../gen/sluice/v1/chat_service_pb.js";
-import {
-  Role,
-  ToolChoiceMode,
-  type Message,
-} from "../../../gen/sluice/v1/chat_pb.js";
+import { Role, ToolChoiceMode, type Message } from "../../../gen/sluice/v1/chat_pb.js";
 import { invalidArgument, type FieldViolation } from "../../errors/gateway-error.js";
-import type {
-  MessageParam,
-  MessagesRequest,
-  RequestBlock,
-  ToolChoiceParam,
-  ToolParam,
-  ToolResultBlockParam,
-} from "./wire.js";
+import type { MessageParam, MessagesRequest, RequestBlock, ToolChoiceParam, ToolParam, ToolResultBlockParam } from "./wire.js";
 import { reasons } from "../../errors/reasons.js";
 import { contentBlocks, toolResultBlock, toolUseBlock } from "./content-blocks.js";
 

@@ -22,7 +22,7 @@ describe("fromAnthropicMessage", () => {
       provider: "claude",
       message: {
         role: "ROLE_ASSISTANT",
-        content: [{ text: "I'll use the test_tool with the value \"test\" as requested, then provide a final response." }],
+        content: [{ text: 'I\'ll use the test_tool with the value "test" as requested, then provide a final response.' }],
         toolCalls: [{ id: "toolu_011LF2VkWpAfJnTKJcmh1PNf", name: "test_tool", arguments: '{"value":"test"}' }],
       },
       finishReason: "FINISH_REASON_TOOL_CALLS",
@@ -75,7 +75,13 @@ describe("fromAnthropicMessage", () => {
   });
 
   it("reports an unreadable message as malformed", () => {
-    for (const body of [null, "text", { id: "m", model: "x" }, { id: 1, model: "x", content: [] }, { id: "m", model: "x", content: [{ type: "tool_use", input: {} }] }]) {
+    for (const body of [
+      null,
+      "text",
+      { id: "m", model: "x" },
+      { id: 1, model: "x", content: [] },
+      { id: "m", model: "x", content: [{ type: "tool_use", input: {} }] },
+    ]) {
       let caught: unknown;
       try {
         fromAnthropicMessage(body, wire);

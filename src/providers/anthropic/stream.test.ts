@@ -169,7 +169,13 @@ describe("translateAnthropicStream", () => {
   });
 
   it("reads events that lack an event: line by their data type", async () => {
-    const named: Wire[] = [start(), blockStart(0, { type: "text", text: "" }), delta(0, { type: "text_delta", text: "ok" }), messageDelta("end_turn", {}), stop];
+    const named: Wire[] = [
+      start(),
+      blockStart(0, { type: "text", text: "" }),
+      delta(0, { type: "text_delta", text: "ok" }),
+      messageDelta("end_turn", {}),
+      stop,
+    ];
     const events = await run(sse(...named.map(([, data]): Wire => ["message", data])));
     expect(json(events).map((e) => Object.keys(e as object)[0])).toEqual(["start", "delta", "done"]);
   });
@@ -188,7 +194,9 @@ describe("translateAnthropicStream", () => {
   });
 
   it("throws streamCut when the events end before message_stop", async () => {
-    const cut = await failure(sse(start(), blockStart(0, { type: "text", text: "" }), delta(0, { type: "text_delta", text: "Hel" })));
+    const cut = await failure(
+      sse(start(), blockStart(0, { type: "text", text: "" }), delta(0, { type: "text_delta", text: "Hel" })),
+    );
     expect(cut.error.failure).toBe(failures.streamCut);
     expect(cut.error.code).toBe(Code.Unavailable);
     expect(cut.seen.map((e) => e.event.case)).toEqual(["start", "delta"]);
@@ -209,7 +217,12 @@ describe("translateAnthropicStream", () => {
     ["something_new_error", Code.Unavailable, "UPSTREAM_UNAVAILABLE", true],
   ] as const)("throws on event: error %s, classified by the failure table", async (type, code, reason, retryable) => {
     const { error, seen } = await failure(
-      sse(start(), blockStart(0, { type: "text", text: "" }), ["error", { type: "error", error: { type, message: "Boom" } }], stop),
+      sse(
+        start(),
+        blockStart(0, { type: "text", text: "" }),
+        ["error", { type: "error", error: { type, message: "Boom" } }],
+        stop,
+      ),
     );
     expect(seen.map((e) => e.event.case)).toEqual(["start"]);
     expect(error.code).toBe(code);
@@ -220,7 +233,10 @@ describe("translateAnthropicStream", () => {
 
   it("hides the message of an auth error event and survives an unreadable one", async () => {
     const auth = await failure(
-      sse(["error", { type: "error", error: { type: "authentication_error", message: "invalid x-api-key sk-ant-api03-abcdef" } }]),
+      sse([
+        "error",
+        { type: "error", error: { type: "authentication_error", message: "invalid x-api-key sk-ant-api03-abcdef" } },
+      ]),
     );
     expect(auth.error.code).toBe(Code.Internal);
     expect(auth.error.failure.reason).toBe("UPSTREAM_AUTH");

@@ -17,9 +17,7 @@ export interface TextBlockParam {
 
 export interface ImageBlockParam {
   type: "image";
-  source:
-    | { type: "base64"; media_type: string; data: string }
-    | { type: "url"; url: string };
+  source: { type: "base64"; media_type: string; data: string } | { type: "url"; url: string };
 }
 
 export interface ToolUseBlockParam {

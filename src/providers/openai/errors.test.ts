@@ -44,17 +44,43 @@ describe("isErrorPayload", () => {
 describe("inBandError", () => {
   const classify = (payload: unknown) => {
     const error = inBandError("oai", payload);
-    return { code: error.code, reason: error.findDetails(ErrorInfoSchema)[0]?.reason, retryable: error.failure.retryable, message: error.rawMessage };
+    return {
+      code: error.code,
+      reason: error.findDetails(ErrorInfoSchema)[0]?.reason,
+      retryable: error.failure.retryable,
+      message: error.rawMessage,
+    };
   };
 
   it("classifies through the failure table from the error's type or code", () => {
-    expect(classify({ error: { type: "server_error", message: "oops" } })).toMatchObject({ code: Code.Unavailable, retryable: true });
-    expect(classify({ error: { type: "tokens", code: "rate_limit_exceeded" } })).toMatchObject({ code: Code.ResourceExhausted, reason: "UPSTREAM_RATE_LIMITED" });
-    expect(classify(capturedErrorBodies.context_length_exceeded_400)).toMatchObject({ code: Code.InvalidArgument, reason: "CONTEXT_LENGTH_EXCEEDED", retryable: false });
-    expect(classify({ error: { type: "invalid_request_error", message: "bad" } })).toMatchObject({ code: Code.InvalidArgument, reason: "UPSTREAM_BAD_REQUEST" });
-    expect(classify({ error: { type: "overloaded_error" } })).toMatchObject({ code: Code.Unavailable, reason: "UPSTREAM_OVERLOADED" });
-    expect(classify({ object: "error", type: "NotFoundError", code: 404, message: "no model" })).toMatchObject({ code: Code.NotFound });
-    expect(classify({ error: { message: "no type at all" } })).toMatchObject({ code: Code.Unavailable, reason: "UPSTREAM_UNAVAILABLE" });
+    expect(classify({ error: { type: "server_error", message: "oops" } })).toMatchObject({
+      code: Code.Unavailable,
+      retryable: true,
+    });
+    expect(classify({ error: { type: "tokens", code: "rate_limit_exceeded" } })).toMatchObject({
+      code: Code.ResourceExhausted,
+      reason: "UPSTREAM_RATE_LIMITED",
+    });
+    expect(classify(capturedErrorBodies.context_length_exceeded_400)).toMatchObject({
+      code: Code.InvalidArgument,
+      reason: "CONTEXT_LENGTH_EXCEEDED",
+      retryable: false,
+    });
+    expect(classify({ error: { type: "invalid_request_error", message: "bad" } })).toMatchObject({
+      code: Code.InvalidArgument,
+      reason: "UPSTREAM_BAD_REQUEST",
+    });
+    expect(classify({ error: { type: "overloaded_error" } })).toMatchObject({
+      code: Code.Unavailable,
+      reason: "UPSTREAM_OVERLOADED",
+    });
+    expect(classify({ object: "error", type: "NotFoundError", code: 404, message: "no model" })).toMatchObject({
+      code: Code.NotFound,
+    });
+    expect(classify({ error: { message: "no type at all" } })).toMatchObject({
+      code: Code.Unavailable,
+      reason: "UPSTREAM_UNAVAILABLE",
+    });
   });
 
   it("withholds an auth error's text (it can echo the key) and redacts keys elsewhere", () => {

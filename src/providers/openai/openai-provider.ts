@@ -1,8 +1,4 @@
-import type {
-  CompleteRequest,
-  CompleteResponse,
-  StreamCompleteResponse,
-} from "../../../gen/sluice/v1/chat_service_pb.js";
+import type { CompleteRequest, CompleteResponse, StreamCompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
 import type { OpenAIProviderConfig } from "../../config/schema.js";
 import { parseSseStream } from "../../transport/sse-parser.js";
 import { UpstreamClient } from "../../transport/upstream-client.js";
@@ -51,11 +47,7 @@ function isJsonContentType(value: string | string[] | undefined): boolean {
  * unary or SSE. Translation lives in request.ts / response.ts / stream.ts; this file only
  * wires them to the one undici call and maps what can go wrong while the body flows.
  */
-export function createOpenAIProvider(
-  name: string,
-  config: OpenAIProviderConfig,
-  options: OpenAIProviderOptions = {},
-): Provider {
+export function createOpenAIProvider(name: string, config: OpenAIProviderConfig, options: OpenAIProviderOptions = {}): Provider {
   const client = new UpstreamClient({
     provider: name,
     baseUrl: config.baseUrl,

@@ -52,7 +52,10 @@ describe("buildChatRequest", () => {
     // saw nothing, would pass every body.
     const bad = {
       model: 1,
-      messages: [{ role: "wizard", content: "x" }, { role: "user", content: [{ type: "image_url", image_url: {} }] }],
+      messages: [
+        { role: "wizard", content: "x" },
+        { role: "user", content: [{ type: "image_url", image_url: {} }] },
+      ],
       temperature: 3,
       stop: [],
     };
@@ -102,7 +105,14 @@ describe("buildChatRequest", () => {
       }),
       options,
     );
-    expect(body).toMatchObject({ temperature: 0, top_p: 0, seed: 0, presence_penalty: 0, frequency_penalty: 0, parallel_tool_calls: true });
+    expect(body).toMatchObject({
+      temperature: 0,
+      top_p: 0,
+      seed: 0,
+      presence_penalty: 0,
+      frequency_penalty: 0,
+      parallel_tool_calls: true,
+    });
     expect(body.tools).toEqual([{ type: "function", function: { name: "t", strict: false } }]);
     const unset = buildChatRequest(request({ messages: [user("x")], tools: [{ name: "t" }] }), options);
     expect(Object.keys(unset).sort()).toEqual(["messages", "model", "tools"]);
@@ -179,7 +189,11 @@ describe("buildChatRequest", () => {
             { role: Role.USER, content: [{ part: { case: "image", value: {} } }] },
             {
               role: Role.USER,
-              content: [{ part: { case: "image", value: { source: { case: "data", value: Uint8Array.of(1) }, mediaType: "image/tiff" } } }],
+              content: [
+                {
+                  part: { case: "image", value: { source: { case: "data", value: Uint8Array.of(1) }, mediaType: "image/tiff" } },
+                },
+              ],
             },
             {
               role: Role.TOOL,

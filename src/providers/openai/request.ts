@@ -1,13 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { CompleteRequest } from "../../../gen/sluice/v1/chat_service_pb.js";
-import {
-  ImageDetail,
-  Role,
-  ToolChoiceMode,
-  type ContentPart,
-  type Image,
-  type Message,
-} from "../../../gen/sluice/v1/chat_pb.js";
+import { ImageDetail, Role, ToolChoiceMode, type ContentPart, type Image, type Message } from "../../../gen/sluice/v1/chat_pb.js";
 import { invalidArgument, type FieldViolation } from "../../errors/gateway-error.js";
 import { reasons, type Reason } from "../../errors/reasons.js";
 import type {
@@ -20,7 +13,6 @@ import type {
   ChatToolCall,
   MaxTokensField,
 } from "./wire.js";
-
 
 export interface ChatRequestOptions {
   /** The deployment's upstream model id (UpstreamCall.model), not the caller's alias. */
@@ -209,12 +201,7 @@ function translateMessage(message: Message, at: string, bad: Violations): ChatMe
  * it is the form every OpenAI-compatible server accepts; several parts keep their
  * boundaries as an array of text parts.
  */
-function textContent(
-  parts: readonly ContentPart[],
-  at: string,
-  role: string,
-  bad: Violations,
-): string | ChatTextPart[] {
+function textContent(parts: readonly ContentPart[], at: string, role: string, bad: Violations): string | ChatTextPart[] {
   if (parts.length === 1 && parts[0]!.part.case === "text") return parts[0]!.part.value;
   const out: ChatTextPart[] = [];
   for (let j = 0; j < parts.length; j++) {

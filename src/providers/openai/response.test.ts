@@ -63,7 +63,13 @@ describe("translateCompletion", () => {
     expect(response.message!.role).toBe(Role.ASSISTANT);
     expect(texts(completion({ content: "Hi" }))).toEqual(["Hi"]);
     expect(response.finishReason).toBe(FinishReason.STOP);
-    expect(response.usage).toMatchObject({ inputTokens: 19, outputTokens: 10, cachedInputTokens: 6, reasoningTokens: 3, cacheWriteInputTokens: 0 });
+    expect(response.usage).toMatchObject({
+      inputTokens: 19,
+      outputTokens: 10,
+      cachedInputTokens: 6,
+      reasoningTokens: 3,
+      cacheWriteInputTokens: 0,
+    });
   });
 
   it("keeps a refusal as the message text and reports FINISH_REASON_REFUSAL", () => {
@@ -79,9 +85,17 @@ describe("translateCompletion", () => {
   });
 
   it("reads content given as an array of text parts", () => {
-    expect(texts(completion({ content: [{ type: "text", text: "a" }, { type: "thinking", thinking: [] }, { type: "text", text: "b" }] }))).toEqual([
-      "ab",
-    ]);
+    expect(
+      texts(
+        completion({
+          content: [
+            { type: "text", text: "a" },
+            { type: "thinking", thinking: [] },
+            { type: "text", text: "b" },
+          ],
+        }),
+      ),
+    ).toEqual(["ab"]);
   });
 
   it("maps function tool calls and skips other kinds", () => {
@@ -103,7 +117,11 @@ describe("translateCompletion", () => {
   });
 
   it("falls back to the deployment model and a generated id, and zero usage", () => {
-    const response = translateCompletion({ choices: [{ message: { content: "x" }, finish_reason: "weird" }] }, call, answerFailures);
+    const response = translateCompletion(
+      { choices: [{ message: { content: "x" }, finish_reason: "weird" }] },
+      call,
+      answerFailures,
+    );
     expect(response.model).toBe("deployment-model");
     expect(response.id).toMatch(/^chatcmpl-sluice-/);
     expect(response.finishReason).toBe(FinishReason.OTHER);
@@ -121,7 +139,15 @@ describe("translateCompletion", () => {
   });
 
   it("rejects a body without a readable choice as UPSTREAM_MALFORMED", () => {
-    for (const body of [null, [], "x", {}, { choices: [] }, { choices: [{ index: 0 }] }, { choices: [{ index: 0, message: null }] }]) {
+    for (const body of [
+      null,
+      [],
+      "x",
+      {},
+      { choices: [] },
+      { choices: [{ index: 0 }] },
+      { choices: [{ index: 0, message: null }] },
+    ]) {
       const error = thrown(body);
       expect(error.code, JSON.stringify(body)).toBe(Code.Internal);
       expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("UPSTREAM_MALFORMED");

@@ -1,12 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { CompleteResponse } from "../../../gen/sluice/v1/chat_service_pb.js";
-import {
-  FinishReason,
-  Role,
-  type ContentPart,
-  type ToolCall,
-  type Usage,
-} from "../../../gen/sluice/v1/chat_pb.js";
+import { FinishReason, Role, type ContentPart, type ToolCall, type Usage } from "../../../gen/sluice/v1/chat_pb.js";
 import type { UpstreamClient } from "../../transport/upstream-client.js";
 import { inBandError, isErrorPayload } from "./errors.js";
 

@@ -35,7 +35,12 @@ function finish(reason: string): SseEvent {
   return data({ id: "chatcmpl-1", model: "gpt-4o-2024-08-06", choices: [{ index: 0, delta: {}, finish_reason: reason }] });
 }
 function usage(prompt: number, completion: number, details: Record<string, unknown> = {}): SseEvent {
-  return data({ id: "chatcmpl-1", model: "gpt-4o-2024-08-06", choices: [], usage: { prompt_tokens: prompt, completion_tokens: completion, ...details } });
+  return data({
+    id: "chatcmpl-1",
+    model: "gpt-4o-2024-08-06",
+    choices: [],
+    usage: { prompt_tokens: prompt, completion_tokens: completion, ...details },
+  });
 }
 
 async function* source(events: readonly SseEvent[], onPullAfterEnd?: () => void): AsyncGenerator<SseEvent> {
@@ -139,7 +144,14 @@ describe("translateChatStream", () => {
   });
 
   it("starts at the first chunk that names the model, skipping Azure's prompt-filter chunk", async () => {
-    const azureFirst = data({ choices: [], created: 0, id: "", model: "", object: "", prompt_filter_results: [{ prompt_index: 0 }] });
+    const azureFirst = data({
+      choices: [],
+      created: 0,
+      id: "",
+      model: "",
+      object: "",
+      prompt_filter_results: [{ prompt_index: 0 }],
+    });
     expect(await run([azureFirst, chunk({ content: "hi" }), finish("stop"), done])).toEqual([
       start,
       ["text", "hi"],
@@ -150,7 +162,10 @@ describe("translateChatStream", () => {
   it("falls back to the deployment's model and a generated id when the server names neither", async () => {
     const out = await run([data({ choices: [{ index: 0, delta: { content: "x" } }] }), done]);
     expect(out[0]).toEqual(["start", expect.stringMatching(/^chatcmpl-sluice-[0-9a-f-]{36}$/), "deployment-model", "oai"]);
-    expect(out.slice(1)).toEqual([["text", "x"], ["done", "OTHER", 0, 0, 0, 0]]);
+    expect(out.slice(1)).toEqual([
+      ["text", "x"],
+      ["done", "OTHER", 0, 0, 0, 0],
+    ]);
   });
 
   it("streams tool calls: id and name once on the first fragment, then argument fragments", async () => {
@@ -206,11 +221,22 @@ describe("translateChatStream", () => {
         finish("stop"),
         done,
       ]),
-    ).toEqual([start, ["reasoning", "think"], ["reasoning", " more"], ["reasoning", " again"], ["text", "answer"], ["done", "STOP", 0, 0, 0, 0]]);
+    ).toEqual([
+      start,
+      ["reasoning", "think"],
+      ["reasoning", " more"],
+      ["reasoning", " again"],
+      ["text", "answer"],
+      ["done", "STOP", 0, 0, 0, 0],
+    ]);
   });
 
   it("streams a refusal as text and finishes with REFUSAL (LENGTH when it was cut short)", async () => {
-    const refusal = [chunk({ role: "assistant", content: null, refusal: "" }), chunk({ refusal: "I can't" }), chunk({ refusal: " help." })];
+    const refusal = [
+      chunk({ role: "assistant", content: null, refusal: "" }),
+      chunk({ refusal: "I can't" }),
+      chunk({ refusal: " help." }),
+    ];
     expect(await run([...refusal, finish("stop"), done])).toEqual([
       start,
       ["text", "I can't"],
@@ -286,14 +312,22 @@ describe("translateChatStream", () => {
   });
 
   it("throws an in-stream error object, classified by the failure table", async () => {
-    const serverError = { error: { message: "The server had an error while processing your request.", type: "server_error", param: null, code: null } };
+    const serverError = {
+      error: { message: "The server had an error while processing your request.", type: "server_error", param: null, code: null },
+    };
     const mid = await failure([chunk({ content: "a" }), data(serverError)]);
     expect(mid.seen).toEqual([start, ["text", "a"]]);
     expect(mid.error.code).toBe(Code.Unavailable);
     expect(reason(mid.error)).toBe("UPSTREAM_UNAVAILABLE");
     expect(mid.error.rawMessage).toContain("The server had an error");
 
-    const rate = await failure([{ event: "error", data: JSON.stringify({ error: { message: "slow down", type: "tokens", code: "rate_limit_exceeded" } }), id: undefined }]);
+    const rate = await failure([
+      {
+        event: "error",
+        data: JSON.stringify({ error: { message: "slow down", type: "tokens", code: "rate_limit_exceeded" } }),
+        id: undefined,
+      },
+    ]);
     expect(rate.seen).toEqual([]);
     expect(rate.error.code).toBe(Code.ResourceExhausted);
     expect((rate.error as UpstreamError).failure.retryable).toBe(true);

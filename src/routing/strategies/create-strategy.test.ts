@@ -22,7 +22,8 @@ describe("createStrategy", () => {
   });
 
   it("wires the injected random into weighted strategies and the clock into least-latency", () => {
-    const first = (seed: number) => createStrategy({ type: "weighted" }, { random: seededRandom(seed) }).order(list, context)[0]!.key;
+    const first = (seed: number) =>
+      createStrategy({ type: "weighted" }, { random: seededRandom(seed) }).order(list, context)[0]!.key;
     expect(first(5)).toBe(first(5));
     const clock = manualClock();
     const latency = createStrategy({ type: "least-latency", ewmaAlpha: 0.5 }, { now: clock });

@@ -35,7 +35,12 @@ describe("sticky strategy (weighted rendezvous hashing)", () => {
       const key = strategy.order(list, user(`user-${i}`))[0]!.key;
       counts[key] = (counts[key] ?? 0) + 1;
     }
-    for (const [key, weight] of [["a", 1], ["b", 5], ["c", 20], ["d", 74]] as const) {
+    for (const [key, weight] of [
+      ["a", 1],
+      ["b", 5],
+      ["c", 20],
+      ["d", 74],
+    ] as const) {
       const p = weight / 100;
       expect(Math.abs((counts[key] ?? 0) - n * p)).toBeLessThanOrEqual(binomialTolerance(n, p));
     }

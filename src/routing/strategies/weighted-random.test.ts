@@ -11,7 +11,12 @@ describe("weighted random strategy", () => {
     const list = candidates({ a: 1, b: 5, c: 20, d: 74 });
     const n = 10_000;
     const counts = firstCounts(n, () => strategy.order(list, context));
-    for (const [key, weight] of [["a", 1], ["b", 5], ["c", 20], ["d", 74]] as const) {
+    for (const [key, weight] of [
+      ["a", 1],
+      ["b", 5],
+      ["c", 20],
+      ["d", 74],
+    ] as const) {
       const p = weight / 100;
       expect(Math.abs((counts[key] ?? 0) - n * p)).toBeLessThanOrEqual(binomialTolerance(n, p));
     }

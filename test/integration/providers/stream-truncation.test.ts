@@ -64,14 +64,19 @@ function cutPoints(body: Buffer, seed: number): number[] {
     state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
     points.add(state % body.length);
   }
-  for (let at = body.indexOf("\n\n", Math.max(0, body.length - 400)); at !== -1 && at < body.length - 2; at = body.indexOf("\n\n", at + 1)) {
+  for (
+    let at = body.indexOf("\n\n", Math.max(0, body.length - 400));
+    at !== -1 && at < body.length - 2;
+    at = body.indexOf("\n\n", at + 1)
+  ) {
     for (const p of [at, at + 1, at + 2]) if (p > 0 && p < body.length) points.add(p);
   }
   return [...points].sort((a, b) => a - b);
 }
 
 /** Events as comparable text (a bigint-safe JSON of each oneof). */
-const plain = (events: StreamCompleteResponse[]) => events.map((e) => JSON.stringify(e.event, (_k, v) => (typeof v === "bigint" ? String(v) : v)));
+const plain = (events: StreamCompleteResponse[]) =>
+  events.map((e) => JSON.stringify(e.event, (_k, v) => (typeof v === "bigint" ? String(v) : v)));
 
 const cases: Array<[string, "openai" | "anthropic", string]> = [
   ...sseFixtureNames.map((name): [string, "openai", string] => [`openai ${name}`, "openai", readSseFixture(name)]),
@@ -81,26 +86,32 @@ const cases: Array<[string, "openai" | "anthropic", string]> = [
 ];
 
 describe("recorded streams cut anywhere", () => {
-  it.each(cases)("%s: a prefix of the events, then done only if the terminal event arrived whole", async (_name, kind, transcript) => {
-    const provider = providers[kind];
-    const body = Buffer.from(transcript, "utf8");
-    const whole = await run(provider, body, false);
-    expect(whole.error).toBeUndefined();
-    const reference = plain(whole.events);
-    expect(whole.events.at(-1)?.event.case).toBe("done");
+  it.each(cases)(
+    "%s: a prefix of the events, then done only if the terminal event arrived whole",
+    async (_name, kind, transcript) => {
+      const provider = providers[kind];
+      const body = Buffer.from(transcript, "utf8");
+      const whole = await run(provider, body, false);
+      expect(whole.error).toBeUndefined();
+      const reference = plain(whole.events);
+      expect(whole.events.at(-1)?.event.case).toBe("done");
 
-    for (const cut of cutPoints(body, body.length)) {
-      for (const reset of [false, true]) {
-        const label = `cut at ${cut}/${body.length}${reset ? " + reset" : ""}`;
-        const { events, error } = await run(provider, body.subarray(0, cut), reset);
-        const seen = plain(events);
-        expect(seen, label).toEqual(reference.slice(0, seen.length));
-        expect(events.some((e) => e.event.case === "done"), label).toBe(false);
-        expect(error, label).toBeInstanceOf(ConnectError);
-        expect(error!.code, `${label}: ${error!.message}`).toBe(Code.Unavailable);
-        const reason = error!.findDetails(ErrorInfoSchema)[0]?.reason;
-        expect(["UPSTREAM_STREAM_INCOMPLETE", "UPSTREAM_CONNECTION"], `${label}: ${reason}`).toContain(reason);
+      for (const cut of cutPoints(body, body.length)) {
+        for (const reset of [false, true]) {
+          const label = `cut at ${cut}/${body.length}${reset ? " + reset" : ""}`;
+          const { events, error } = await run(provider, body.subarray(0, cut), reset);
+          const seen = plain(events);
+          expect(seen, label).toEqual(reference.slice(0, seen.length));
+          expect(
+            events.some((e) => e.event.case === "done"),
+            label,
+          ).toBe(false);
+          expect(error, label).toBeInstanceOf(ConnectError);
+          expect(error!.code, `${label}: ${error!.message}`).toBe(Code.Unavailable);
+          const reason = error!.findDetails(ErrorInfoSchema)[0]?.reason;
+          expect(["UPSTREAM_STREAM_INCOMPLETE", "UPSTREAM_CONNECTION"], `${label}: ${reason}`).toContain(reason);
+        }
       }
-    }
-  });
+    },
+  );
 });

@@ -34,12 +34,14 @@ function frame(payload: Uint8Array | string, flags = 0): Buffer {
   return out;
 }
 
-const json = (model: string, text = "Hello") =>
-  JSON.stringify({ model, messages: [{ role: "ROLE_USER", content: [{ text }] }] });
+const json = (model: string, text = "Hello") => JSON.stringify({ model, messages: [{ role: "ROLE_USER", content: [{ text }] }] });
 const binary = (model: string) =>
   toBinary(
     CompleteRequestSchema,
-    create(CompleteRequestSchema, { model, messages: [{ role: Role.USER, content: [{ part: { case: "text", value: "Hello" } }] }] }),
+    create(CompleteRequestSchema, {
+      model,
+      messages: [{ role: Role.USER, content: [{ part: { case: "text", value: "Hello" } }] }],
+    }),
   );
 
 async function call(body: Buffer, lane: "fast" | "general", headers: Record<string, string>) {
@@ -69,7 +71,11 @@ describe("Connect streaming fast lane", () => {
   it.each([
     ["a streamed completion (JSON)", frame(json("demo")), connectJson],
     ["a streamed completion (binary)", frame(binary("demo")), connectProto],
-    ["a streamed completion with charset and protocol version", frame(json("demo")), { "content-type": "application/connect+json; charset=utf-8", "connect-protocol-version": "1" }],
+    [
+      "a streamed completion with charset and protocol version",
+      frame(json("demo")),
+      { "content-type": "application/connect+json; charset=utf-8", "connect-protocol-version": "1" },
+    ],
     ["an unknown model (NOT_FOUND + details in the end-stream)", frame(json("nope")), connectJson],
     ["an invalid request (INVALID_ARGUMENT + BadRequest)", frame(json("")), connectJson],
     ["an unknown JSON field", frame('{"model":"demo","temprature":1}'), connectJson],

@@ -48,13 +48,23 @@ const hello = JSON.stringify({ model: "demo", messages: [{ role: "ROLE_USER", co
 describe("Connect unary JSON fast lane", () => {
   it.each([
     ["a completion", "/sluice.v1.ChatService/Complete", hello, json],
-    ["a completion with charset and protocol version", "/sluice.v1.ChatService/Complete", hello, {
-      "content-type": "application/json; charset=utf-8",
-      "connect-protocol-version": "1",
-    }],
+    [
+      "a completion with charset and protocol version",
+      "/sluice.v1.ChatService/Complete",
+      hello,
+      {
+        "content-type": "application/json; charset=utf-8",
+        "connect-protocol-version": "1",
+      },
+    ],
     ["ListModels", "/sluice.v1.ModelService/ListModels", "{}", json],
     ["an unknown model (404 + ErrorInfo)", "/sluice.v1.ChatService/Complete", hello.replace('"demo"', '"nope"'), json],
-    ["an invalid request (400 + BadRequest)", "/sluice.v1.ChatService/Complete", JSON.stringify({ model: "demo", messages: [] }), json],
+    [
+      "an invalid request (400 + BadRequest)",
+      "/sluice.v1.ChatService/Complete",
+      JSON.stringify({ model: "demo", messages: [] }),
+      json,
+    ],
     ["malformed JSON", "/sluice.v1.ChatService/Complete", '{"model": "demo", ', json],
     ["an unknown field", "/sluice.v1.ChatService/Complete", JSON.stringify({ model: "demo", temprature: 1 }), json],
     ["a wrong field type", "/sluice.v1.ChatService/Complete", JSON.stringify({ model: 42 }), json],

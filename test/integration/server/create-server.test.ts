@@ -44,11 +44,29 @@ describe("createSluiceServer", () => {
     const keyFile = join(dir, "key.pem");
     const certFile = join(dir, "cert.pem");
     // openssl is part of the test environment; a missing binary fails this test loudly.
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
-      "-keyout", keyFile, "-out", certFile,
-    ], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-days",
+        "1",
+        "-keyout",
+        keyFile,
+        "-out",
+        certFile,
+      ],
+      { stdio: "ignore" },
+    );
     const server = build({ ...demoDocument, server: { tls: { certFile, keyFile } } });
     const { url } = await server.listen();
     expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);

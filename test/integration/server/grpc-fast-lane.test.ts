@@ -48,13 +48,16 @@ beforeAll(async () => {
   // node's compatibility layer (a server that owns no connection) to connect-node.
   const compat = http2.createServer(general);
   server = http2.createServer();
-  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
-    if (headers["x-lane"] !== "general" && lane(stream, headers)) {
-      laneServed.push(headers[":path"] ?? "");
-      return;
-    }
-    compat.emit("stream", stream, headers, flags, rawHeaders);
-  });
+  server.on(
+    "stream",
+    (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+      if (headers["x-lane"] !== "general" && lane(stream, headers)) {
+        laneServed.push(headers[":path"] ?? "");
+        return;
+      }
+      compat.emit("stream", stream, headers, flags, rawHeaders);
+    },
+  );
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
@@ -96,7 +99,9 @@ function call(path: string, body: Uint8Array, lane: "fast" | "general", extra: R
         status: headers[":status"] as number | undefined,
         contentType: headers["content-type"],
         // Ids are random per call; everything else must match.
-        body: Buffer.concat(chunks).toString("latin1").replace(/demo-[0-9a-f-]{36}/g, "demo-ID"),
+        body: Buffer.concat(chunks)
+          .toString("latin1")
+          .replace(/demo-[0-9a-f-]{36}/g, "demo-ID"),
         trailers: rest,
       });
     });
@@ -137,8 +142,16 @@ describe("gRPC fast lane", () => {
     ["an invalid request (INVALID_ARGUMENT + BadRequest)", "/sluice.v1.ChatService/Complete", frame(request(""))],
     ["a missing message", "/sluice.v1.ChatService/Complete", new Uint8Array(0)],
     ["a missing message on a stream", "/sluice.v1.ChatService/StreamComplete", new Uint8Array(0)],
-    ["two messages on a stream", "/sluice.v1.ChatService/StreamComplete", Buffer.concat([frame(request("demo")), frame(request("demo"))])],
-    ["two messages on a unary call", "/sluice.v1.ChatService/Complete", Buffer.concat([frame(request("demo")), frame(request("demo"))])],
+    [
+      "two messages on a stream",
+      "/sluice.v1.ChatService/StreamComplete",
+      Buffer.concat([frame(request("demo")), frame(request("demo"))]),
+    ],
+    [
+      "two messages on a unary call",
+      "/sluice.v1.ChatService/Complete",
+      Buffer.concat([frame(request("demo")), frame(request("demo"))]),
+    ],
     ["a compressed message without grpc-encoding", "/sluice.v1.ChatService/Complete", frame(request("demo"), 1)],
     ["bytes that are not the message", "/sluice.v1.ChatService/Complete", frame(Uint8Array.of(0xff, 0xff, 0xff))],
     ["a message over the size limit", "/sluice.v1.ChatService/Complete", frame(request("demo", "x".repeat(2000)))],
@@ -157,7 +170,9 @@ describe("gRPC fast lane", () => {
   it("leaves compression, grpc+json and malformed timeouts to connect-node", async () => {
     const before = laneServed.length;
     const gzip = await call("/sluice.v1.ChatService/Complete", frame(request("demo")), "fast", { "grpc-encoding": "gzip" });
-    const json = await call("/sluice.v1.ChatService/Complete", frame(new Uint8Array(0)), "fast", { "content-type": "application/grpc+json" });
+    const json = await call("/sluice.v1.ChatService/Complete", frame(new Uint8Array(0)), "fast", {
+      "content-type": "application/grpc+json",
+    });
     const badTimeout = await call("/sluice.v1.ChatService/Complete", frame(request("demo")), "fast", { "grpc-timeout": "soon" });
     expect(laneServed.length).toBe(before);
     // What connect-node answers to each. gzip allowed but the message not compressed: served in full.

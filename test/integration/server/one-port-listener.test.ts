@@ -244,11 +244,29 @@ describe("one port with TLS", () => {
     const keyFile = join(dir, "key.pem");
     const certFile = join(dir, "cert.pem");
     // openssl is part of the test environment; a missing binary fails this test loudly.
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
-      "-keyout", keyFile, "-out", certFile,
-    ], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-days",
+        "1",
+        "-keyout",
+        keyFile,
+        "-out",
+        certFile,
+      ],
+      { stdio: "ignore" },
+    );
     const cert = readFileSync(certFile);
     const key = readFileSync(keyFile);
     const { port } = await startListener({ handler: echoHandler().handler, streamHandler: rawStreams, tls: { cert, key } });

@@ -1,20 +1,18 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CompleteRequestSchema, type CompleteRequest, type StreamCompleteResponse } from "../../../../gen/sluice/v1/chat_service_pb.js";
+import {
+  CompleteRequestSchema,
+  type CompleteRequest,
+  type StreamCompleteResponse,
+} from "../../../../gen/sluice/v1/chat_service_pb.js";
 import { FinishReason, Role, type Usage } from "../../../../gen/sluice/v1/chat_pb.js";
 import { RetryInfoSchema } from "../../../../gen/google/rpc/error_details_pb.js";
 import { UpstreamError } from "../../../../src/errors/gateway-error.js";
 import { providerSchema, type AnthropicProviderConfig } from "../../../../src/config/provider-schema.js";
 import type { Provider, UpstreamCall } from "../../../../src/providers/provider.js";
 import { createAnthropicProvider } from "../../../../src/providers/anthropic/anthropic-provider.js";
-import {
-  jsonResponse,
-  splitEvery,
-  sseResponse,
-  startFakeUpstream,
-  type FakeUpstream,
-} from "../../../helpers/fake-upstream.js";
+import { jsonResponse, splitEvery, sseResponse, startFakeUpstream, type FakeUpstream } from "../../../helpers/fake-upstream.js";
 import {
   nockRecordings,
   readFixture,
@@ -165,10 +163,10 @@ const expectedStreams: Record<string, Compact[]> = {
     ["text", "I"],
     ["text", "'ll check the current weather in Paris for you."],
     ["tool", 0, "toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather"],
-    ["args", 0, "{\"locati"],
-    ["args", 0, "on\": \"P"],
+    ["args", 0, '{"locati'],
+    ["args", 0, 'on": "P'],
     ["args", 0, "ar"],
-    ["args", 0, "is\"}"],
+    ["args", 0, 'is"}'],
     ["done", FinishReason.TOOL_CALLS, { input: 377, output: 65, cachedInput: 0, cacheWrite: 0, reasoning: 0 }],
   ],
   "sse/ts_basic_text.sse": [
@@ -186,9 +184,13 @@ const expectedStreams: Record<string, Compact[]> = {
     ["text", "d save it in a file called taxes.txt. Let"],
     ["text", " me do that for you now."],
     ["tool", 0, "toolu_01EKqbqmZrGRXy18eN7m9kvY", "make_file"],
-    ["args", 0, "{\"filename\": \"taxes.txt"],
-    ["args", 0, "\", \"lines_of_text\": [\n\"# COMPREHENSIVE TAX GUIDE FOR INDIVIDUALS WITH MULTIPLE W-2s\",\n\"\",\n\"## INTRODUCTION\",\n\"\","],
-    ["args", 0, "\n\"Filing taxes"],
+    ["args", 0, '{"filename": "taxes.txt'],
+    [
+      "args",
+      0,
+      '", "lines_of_text": [\n"# COMPREHENSIVE TAX GUIDE FOR INDIVIDUALS WITH MULTIPLE W-2s",\n"",\n"## INTRODUCTION",\n"",',
+    ],
+    ["args", 0, '\n"Filing taxes'],
     ["done", FinishReason.LENGTH, { input: 450, output: 124, cachedInput: 0, cacheWrite: 0, reasoning: 0 }],
   ],
   "sse/ts_tool_use.sse": [
@@ -196,10 +198,10 @@ const expectedStreams: Record<string, Compact[]> = {
     ["text", "I"],
     ["text", "'ll check the current weather in Paris for you."],
     ["tool", 0, "toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather"],
-    ["args", 0, "{\"locati"],
-    ["args", 0, "on\": \"P"],
+    ["args", 0, '{"locati'],
+    ["args", 0, 'on": "P'],
     ["args", 0, "ar"],
-    ["args", 0, "is\"}"],
+    ["args", 0, 'is"}'],
     ["done", FinishReason.TOOL_CALLS, { input: 377, output: 65, cachedInput: 0, cacheWrite: 0, reasoning: 0 }],
   ],
   "sse/docs/docs_basic_streaming.sse": [
@@ -238,14 +240,14 @@ const expectedStreams: Record<string, Compact[]> = {
     ["text", " CA"],
     ["text", ":"],
     ["tool", 0, "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather"],
-    ["args", 0, "{\"location\":"],
-    ["args", 0, " \"San"],
+    ["args", 0, '{"location":'],
+    ["args", 0, ' "San'],
     ["args", 0, " Francisc"],
     ["args", 0, "o,"],
-    ["args", 0, " CA\""],
+    ["args", 0, ' CA"'],
     ["args", 0, ", "],
-    ["args", 0, "\"unit\": \"fah"],
-    ["args", 0, "renheit\"}"],
+    ["args", 0, '"unit": "fah'],
+    ["args", 0, 'renheit"}'],
     ["done", FinishReason.TOOL_CALLS, { input: 472, output: 89, cachedInput: 0, cacheWrite: 0, reasoning: 0 }],
   ],
   "sse/sdk_authored/py_compaction_response.sse": [
@@ -270,8 +272,11 @@ const expectedStreams: Record<string, Compact[]> = {
   "sse/sdk_authored/ts_fable_fallback_stream-a-refusal.sse": [
     ["start", "msg_fixture_a_0001", "claude-fable-5"],
     ["reasoning", "Simple educ"],
-    ["reasoning", "ational question about what a solar eclipse is. This is benign general knowledge — definitions are fine. Also the user called"],
-    ["reasoning", " me \"claudius\" — I'm Claude. Minor correction or just roll with it politely."],
+    [
+      "reasoning",
+      "ational question about what a solar eclipse is. This is benign general knowledge — definitions are fine. Also the user called",
+    ],
+    ["reasoning", ' me "claudius" — I\'m Claude. Minor correction or just roll with it politely.'],
     ["text", "Hi"],
     ["done", FinishReason.REFUSAL, { input: 28, output: 106, cachedInput: 0, cacheWrite: 0, reasoning: 67 }],
   ],
@@ -283,19 +288,31 @@ const expectedStreams: Record<string, Compact[]> = {
   "sse/sdk_authored/ts_fable_fallback_stream-b-fallback.sse": [
     ["start", "msg_fixture_b_0001", "claude-opus-4-8"],
     ["text", " there! Happy to expl"],
-    ["text", "ain.\n\n**Solar eclipses** happen when the Moon passes between the Sun and the Earth, casting a shadow that blocks s"],
+    [
+      "text",
+      "ain.\n\n**Solar eclipses** happen when the Moon passes between the Sun and the Earth, casting a shadow that blocks s",
+    ],
     ["text", "ome or all of the Sun's light for viewers inside it. They're one of the most dramatic sights in the sky."],
     ["text", "\n\nSome key points:\n\n**The three main types:**\n- Total"],
     ["text", " (the Moon completely covers the Sun's disk)\n- Partial (only part of the Sun is covered)\n- Annular (the"],
     ["text", " famous *ring of fire*)\n\n**Why they're so striking:**\n- Totality can turn day into twilight (for"],
-    ["text", " a few minutes), and the Sun's corona becomes visible to the naked eye\n- Temperatures can drop noticeably while the shadow"],
+    [
+      "text",
+      " a few minutes), and the Sun's corona becomes visible to the naked eye\n- Temperatures can drop noticeably while the shadow",
+    ],
     ["text", " passes over\n- Animals sometimes behave as if night has fallen\n\n**Viewing safely:**"],
     ["text", "\n- **Certified eclipse glasses** are a must for looking at the Sun directly. Ordinary"],
     ["text", " sunglasses are not safe, even very dark ones.\n- A pinhole projector is an easy, safe alter"],
     ["text", "native.\n\n**Why they're rare:**\nThe Moon's shadow traces a ("],
     ["text", "narrow) path across the Earth, so any given spot sees a total eclipse only"],
-    ["text", " about once every few centuries. That rarity is a big part of the excitement.\n\nIs there a particular angle you're cur"],
-    ["text", "ious about? For example, I'd be happy to go deeper on the history, the science of totality, safe viewing, or how they"],
+    [
+      "text",
+      " about once every few centuries. That rarity is a big part of the excitement.\n\nIs there a particular angle you're cur",
+    ],
+    [
+      "text",
+      "ious about? For example, I'd be happy to go deeper on the history, the science of totality, safe viewing, or how they",
+    ],
     ["text", "'re portrayed in fiction. Just let me know what's sparking your interest!"],
     ["done", FinishReason.STOP, { input: 31, output: 547, cachedInput: 0, cacheWrite: 0, reasoning: 0 }],
   ],
@@ -370,7 +387,11 @@ describe("stream: recorded transcripts over loopback HTTP", () => {
       for (const cut of [transcript.slice(0, at), transcript.slice(0, Math.floor(at / 2))]) {
         upstream.respond(() => sseResponse(splitEvery(cut, 64)));
         const { error, seen } = await streamFailure(hello);
-        expect(upstreamFacts(error)).toMatchObject({ code: Code.Unavailable, reason: "UPSTREAM_STREAM_INCOMPLETE", retryable: true });
+        expect(upstreamFacts(error)).toMatchObject({
+          code: Code.Unavailable,
+          reason: "UPSTREAM_STREAM_INCOMPLETE",
+          retryable: true,
+        });
         expect(seen.some((e) => e.event.case === "done")).toBe(false);
       }
     });
@@ -387,14 +408,21 @@ describe("stream: recorded transcripts over loopback HTTP", () => {
     upstream.respond(() => sseResponse([sseTranscript(errorFixture)]));
     const { error, seen } = await streamFailure(hello);
     expect(seen).toEqual([]);
-    expect(upstreamFacts(error)).toEqual({ code: Code.Unavailable, reason: "UPSTREAM_OVERLOADED", retryable: true, failover: true });
+    expect(upstreamFacts(error)).toEqual({
+      code: Code.Unavailable,
+      reason: "UPSTREAM_OVERLOADED",
+      retryable: true,
+      failover: true,
+    });
     expect(error.rawMessage).toContain("Overloaded");
   });
 
   it("ends with the classified error when event: error arrives mid-stream", async () => {
     const transcript = sseTranscript("sse/ts_basic_text.sse");
     const at = transcript.indexOf("event: content_block_stop");
-    upstream.respond(() => sseResponse(splitEvery(transcript.slice(0, at) + sseTranscript(errorFixture) + transcript.slice(at), 7)));
+    upstream.respond(() =>
+      sseResponse(splitEvery(transcript.slice(0, at) + sseTranscript(errorFixture) + transcript.slice(at), 7)),
+    );
     const { error, seen } = await streamFailure(hello);
     expect(compact(seen)).toEqual(expectedStreams["sse/ts_basic_text.sse"]!.slice(0, 4));
     expect(upstreamFacts(error)).toMatchObject({ code: Code.Unavailable, reason: "UPSTREAM_OVERLOADED" });
@@ -431,16 +459,89 @@ const expectedCompletions: Array<{
   finish: FinishReason;
   usage: { input: number; output: number };
 }> = [
-  { id: "msg_012foMGXNQ1eqhaq3QvA5dY6", model: "claude-sonnet-4-20250514", textParts: 1, toolCalls: [["toolu_011LF2VkWpAfJnTKJcmh1PNf", "test_tool", "{\"value\":\"test\"}"]], finish: FinishReason.TOOL_CALLS, usage: { input: 415, output: 76 } },
-  { id: "msg_01J176zPPSGQBvQpzw2qy5x4", model: "claude-sonnet-4-20250514", textParts: 1, toolCalls: [], finish: FinishReason.STOP, usage: { input: 505, output: 41 } },
-  { id: "msg_014tGTGP6AJwJvBHFgXxjp88", model: "claude-sonnet-4-20250514", textParts: 1, toolCalls: [["toolu_01L8GVQapA1HmggQcrwboukH", "test_tool", "{\"count\":1}"], ["toolu_01J5Fvzxu7DP1Uh59c1kr5JD", "test_tool", "{\"count\":2}"]], finish: FinishReason.TOOL_CALLS, usage: { input: 418, output: 113 } },
-  { id: "msg_012FSxyfosSXbcSgY8XJVTTi", model: "claude-sonnet-4-20250514", textParts: 1, toolCalls: [], finish: FinishReason.STOP, usage: { input: 602, output: 45 } },
-  { id: "msg_01NxJEcDDsnAHe22dkAgkUrB", model: "claude-sonnet-4-20250514", textParts: 1, toolCalls: [["toolu_01BTPr2x4Nduos6gVrE19JZr", "test_tool", "{\"input\":\"test\"}"]], finish: FinishReason.TOOL_CALLS, usage: { input: 415, output: 76 } },
-  { id: "msg_01RVfMNB6BmkupnqNYej3ZXX", model: "claude-sonnet-4-20250514", textParts: 1, toolCalls: [], finish: FinishReason.STOP, usage: { input: 505, output: 33 } },
-  { id: "msg_01Y2MsBpmaj4eQtsXSBak3dE", model: "claude-sonnet-4-5-20250929", textParts: 1, toolCalls: [["toolu_01XcUoZcU2fsiw59H5aEAyY6", "submit_analysis", undefined]], finish: FinishReason.TOOL_CALLS, usage: { input: 591, output: 1056 } },
-  { id: "msg_015Z98DGZr5sNPpJbMWvvvL2", model: "claude-sonnet-4-5-20250929", textParts: 1, toolCalls: [], finish: FinishReason.STOP, usage: { input: 311, output: 497 } },
-  { id: "msg_01N9UbaoHz1GvY7recNBxbZA", model: "claude-sonnet-4-5-20250929", textParts: 1, toolCalls: [], finish: FinishReason.STOP, usage: { input: 2123, output: 140 } },
-  { id: "msg_01Bua2j6Vmc6uNtYxhdHegLJ", model: "claude-sonnet-4-5-20250929", textParts: 1, toolCalls: [], finish: FinishReason.STOP, usage: { input: 1847, output: 651 } },
+  {
+    id: "msg_012foMGXNQ1eqhaq3QvA5dY6",
+    model: "claude-sonnet-4-20250514",
+    textParts: 1,
+    toolCalls: [["toolu_011LF2VkWpAfJnTKJcmh1PNf", "test_tool", '{"value":"test"}']],
+    finish: FinishReason.TOOL_CALLS,
+    usage: { input: 415, output: 76 },
+  },
+  {
+    id: "msg_01J176zPPSGQBvQpzw2qy5x4",
+    model: "claude-sonnet-4-20250514",
+    textParts: 1,
+    toolCalls: [],
+    finish: FinishReason.STOP,
+    usage: { input: 505, output: 41 },
+  },
+  {
+    id: "msg_014tGTGP6AJwJvBHFgXxjp88",
+    model: "claude-sonnet-4-20250514",
+    textParts: 1,
+    toolCalls: [
+      ["toolu_01L8GVQapA1HmggQcrwboukH", "test_tool", '{"count":1}'],
+      ["toolu_01J5Fvzxu7DP1Uh59c1kr5JD", "test_tool", '{"count":2}'],
+    ],
+    finish: FinishReason.TOOL_CALLS,
+    usage: { input: 418, output: 113 },
+  },
+  {
+    id: "msg_012FSxyfosSXbcSgY8XJVTTi",
+    model: "claude-sonnet-4-20250514",
+    textParts: 1,
+    toolCalls: [],
+    finish: FinishReason.STOP,
+    usage: { input: 602, output: 45 },
+  },
+  {
+    id: "msg_01NxJEcDDsnAHe22dkAgkUrB",
+    model: "claude-sonnet-4-20250514",
+    textParts: 1,
+    toolCalls: [["toolu_01BTPr2x4Nduos6gVrE19JZr", "test_tool", '{"input":"test"}']],
+    finish: FinishReason.TOOL_CALLS,
+    usage: { input: 415, output: 76 },
+  },
+  {
+    id: "msg_01RVfMNB6BmkupnqNYej3ZXX",
+    model: "claude-sonnet-4-20250514",
+    textParts: 1,
+    toolCalls: [],
+    finish: FinishReason.STOP,
+    usage: { input: 505, output: 33 },
+  },
+  {
+    id: "msg_01Y2MsBpmaj4eQtsXSBak3dE",
+    model: "claude-sonnet-4-5-20250929",
+    textParts: 1,
+    toolCalls: [["toolu_01XcUoZcU2fsiw59H5aEAyY6", "submit_analysis", undefined]],
+    finish: FinishReason.TOOL_CALLS,
+    usage: { input: 591, output: 1056 },
+  },
+  {
+    id: "msg_015Z98DGZr5sNPpJbMWvvvL2",
+    model: "claude-sonnet-4-5-20250929",
+    textParts: 1,
+    toolCalls: [],
+    finish: FinishReason.STOP,
+    usage: { input: 311, output: 497 },
+  },
+  {
+    id: "msg_01N9UbaoHz1GvY7recNBxbZA",
+    model: "claude-sonnet-4-5-20250929",
+    textParts: 1,
+    toolCalls: [],
+    finish: FinishReason.STOP,
+    usage: { input: 2123, output: 140 },
+  },
+  {
+    id: "msg_01Bua2j6Vmc6uNtYxhdHegLJ",
+    model: "claude-sonnet-4-5-20250929",
+    textParts: 1,
+    toolCalls: [],
+    finish: FinishReason.STOP,
+    usage: { input: 1847, output: 651 },
+  },
 ];
 
 describe("complete: the nock recordings over loopback HTTP", () => {
@@ -542,7 +643,10 @@ describe("the upstream request", () => {
     expect(unary.code).toBe(Code.InvalidArgument);
     expect(unary.rawMessage).toContain("seed");
     expect(unary.rawMessage).toContain("provider claude");
-    const jsonObject = create(CompleteRequestSchema, { messages: hello.messages, responseFormat: { format: { case: "jsonObject", value: {} } } });
+    const jsonObject = create(CompleteRequestSchema, {
+      messages: hello.messages,
+      responseFormat: { format: { case: "jsonObject", value: {} } },
+    });
     const streamed = await streamFailure(jsonObject);
     expect(streamed.error.code).toBe(Code.InvalidArgument);
     expect(streamed.seen).toEqual([]);
@@ -559,7 +663,12 @@ describe("upstream failures", () => {
     const { status, headers, body } = recorded.s3_overloaded_529;
     upstream.respond(() => jsonResponse(status, body, headers));
     const error = await rejection(provider.complete(hello, call()));
-    expect(upstreamFacts(error)).toEqual({ code: Code.Unavailable, reason: "UPSTREAM_OVERLOADED", retryable: true, failover: true });
+    expect(upstreamFacts(error)).toEqual({
+      code: Code.Unavailable,
+      reason: "UPSTREAM_OVERLOADED",
+      retryable: true,
+      failover: true,
+    });
     expect((error as UpstreamError).status).toBe(529);
   });
 
@@ -577,7 +686,12 @@ describe("upstream failures", () => {
     // did not include its headers.
     upstream.respond(() => jsonResponse(status, body, { "retry-after": "17" }));
     const error = await rejection(provider.complete(hello, call()));
-    expect(upstreamFacts(error)).toEqual({ code: Code.ResourceExhausted, reason: "UPSTREAM_RATE_LIMITED", retryable: true, failover: true });
+    expect(upstreamFacts(error)).toEqual({
+      code: Code.ResourceExhausted,
+      reason: "UPSTREAM_RATE_LIMITED",
+      retryable: true,
+      failover: true,
+    });
     expect((error as UpstreamError).retryAfterMs).toBe(17_000);
     const [retryInfo] = error.findDetails(RetryInfoSchema);
     expect(retryInfo?.retryDelay?.seconds).toBe(17n);
@@ -594,7 +708,11 @@ describe("upstream failures", () => {
   // gives for these cases; they are not recordings.
   it("401 authentication_error → INTERNAL UPSTREAM_AUTH, the provider's message withheld", async () => {
     upstream.respond(() =>
-      jsonResponse(401, { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } }, { "x-should-retry": "false" }),
+      jsonResponse(
+        401,
+        { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } },
+        { "x-should-retry": "false" },
+      ),
     );
     const error = await rejection(provider.complete(hello, call()));
     expect(upstreamFacts(error)).toEqual({ code: Code.Internal, reason: "UPSTREAM_AUTH", retryable: false, failover: true });
@@ -610,13 +728,21 @@ describe("upstream failures", () => {
       }),
     );
     const error = await rejection(provider.complete(hello, call()));
-    expect(upstreamFacts(error)).toEqual({ code: Code.InvalidArgument, reason: "CONTEXT_LENGTH_EXCEEDED", retryable: false, failover: false });
+    expect(upstreamFacts(error)).toEqual({
+      code: Code.InvalidArgument,
+      reason: "CONTEXT_LENGTH_EXCEEDED",
+      retryable: false,
+      failover: false,
+    });
     expect(error.rawMessage).toContain("prompt is too long");
   });
 
   it("413 request_too_large → INVALID_ARGUMENT CONTEXT_LENGTH_EXCEEDED", async () => {
     upstream.respond(() =>
-      jsonResponse(413, { type: "error", error: { type: "request_too_large", message: "Request exceeds the maximum allowed number of bytes." } }),
+      jsonResponse(413, {
+        type: "error",
+        error: { type: "request_too_large", message: "Request exceeds the maximum allowed number of bytes." },
+      }),
     );
     const error = await rejection(provider.complete(hello, call()));
     expect(upstreamFacts(error)).toMatchObject({ code: Code.InvalidArgument, reason: "CONTEXT_LENGTH_EXCEEDED" });

@@ -245,7 +245,9 @@ describe("upstream failures", () => {
       expect(error.failure.retryable).toBe(true);
     }
     expect((await unaryError(jsonResponse(503, serverError, { "x-should-retry": "false" }))).failure.retryable).toBe(false);
-    const retryable400 = await unaryError(jsonResponse(400, { error: { message: "m", type: "invalid_request_error" } }, { "x-should-retry": "true" }));
+    const retryable400 = await unaryError(
+      jsonResponse(400, { error: { message: "m", type: "invalid_request_error" } }, { "x-should-retry": "true" }),
+    );
     expect(retryable400.code).toBe(Code.InvalidArgument);
     expect(retryable400.failure.retryable).toBe(true);
   });
@@ -304,7 +306,11 @@ describe("upstream failures", () => {
   });
 
   it("a 200 body that is not JSON: INTERNAL UPSTREAM_MALFORMED", async () => {
-    const error = await unaryError({ status: 200, headers: { "content-type": "application/json" }, chunks: ["<html>oops</html>"] });
+    const error = await unaryError({
+      status: 200,
+      headers: { "content-type": "application/json" },
+      chunks: ["<html>oops</html>"],
+    });
     expect(error.code).toBe(Code.Internal);
     expect(reasonOf(error)).toBe("UPSTREAM_MALFORMED");
   });
@@ -378,7 +384,9 @@ describe("cancellation", () => {
   it("aborting the call's signal during a stalled stream closes the upstream connection", async () => {
     fake.respond(() => sseResponse(transcriptEvents.slice(0, 2), { stallAfterChunks: true }));
     const controller = new AbortController();
-    const iterator = makeProvider().stream(minimal, call({ signal: controller.signal }))[Symbol.asyncIterator]();
+    const iterator = makeProvider()
+      .stream(minimal, call({ signal: controller.signal }))
+      [Symbol.asyncIterator]();
     expect((await iterator.next()).value?.event.case).toBe("start");
     expect((await iterator.next()).value?.event.case).toBe("delta");
     const upstreamSawClose = fake.nextAbort();
@@ -392,7 +400,9 @@ describe("cancellation", () => {
   it("an abort carrying the caller's deadline error surfaces that error", async () => {
     fake.respond(() => sseResponse(transcriptEvents.slice(0, 1), { stallAfterChunks: true }));
     const controller = new AbortController();
-    const iterator = makeProvider().stream(minimal, call({ signal: controller.signal }))[Symbol.asyncIterator]();
+    const iterator = makeProvider()
+      .stream(minimal, call({ signal: controller.signal }))
+      [Symbol.asyncIterator]();
     await iterator.next();
     const upstreamSawClose = fake.nextAbort();
     const pending = iterator.next();

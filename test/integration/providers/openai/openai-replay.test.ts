@@ -21,24 +21,79 @@ interface ExpectedStream {
 
 // Read off the recordings by hand (a refusal's text is its `delta.refusal` fragments).
 const expectedStreams: Record<string, ExpectedStream> = {
-  "node_content_logprobs_usage.sse": { id: "chatcmpl-9tZXFsqeQOozn5YU8I6SbjkmDnN76", text: '{"city":"San Francisco","units":"f"}', usage: [17, 10], finish: FinishReason.STOP },
-  "node_leading_newline_usage.sse": { id: "chatcmpl-9tZXEmwtoDf6vqCqEWSvDP8jx9OXe", text: '\n\n{"city":"San Francisco","units":"c"}', usage: [17, 10], finish: FinishReason.STOP },
-  "node_refusal_logprobs_usage.sse": { id: "chatcmpl-9tZXGacdbmJYO8K50haE4OauaJmPn", text: "I'm very sorry, but I can't assist with that request.", usage: [17, 13], finish: FinishReason.REFUSAL },
-  "node_structured_text_usage.sse": { id: "chatcmpl-9tZXEmwtoDf6vqCqEWSvDP8jx9OXe", text: '{"city":"San Francisco","units":"c"}', usage: [17, 10], finish: FinishReason.STOP },
-  "py_content_logprobs.sse": { id: "chatcmpl-ABfw5EzoqmfXjnnsXY7Yd8OC6tb3c", text: "Foo!", usage: [9, 2], finish: FinishReason.STOP },
-  "py_finish_length_max_tokens1.sse": { id: "chatcmpl-ABfw3Oqj8RD0z6aJiiX37oTjV2HFh", text: '{"', usage: [79, 1], finish: FinishReason.LENGTH },
+  "node_content_logprobs_usage.sse": {
+    id: "chatcmpl-9tZXFsqeQOozn5YU8I6SbjkmDnN76",
+    text: '{"city":"San Francisco","units":"f"}',
+    usage: [17, 10],
+    finish: FinishReason.STOP,
+  },
+  "node_leading_newline_usage.sse": {
+    id: "chatcmpl-9tZXEmwtoDf6vqCqEWSvDP8jx9OXe",
+    text: '\n\n{"city":"San Francisco","units":"c"}',
+    usage: [17, 10],
+    finish: FinishReason.STOP,
+  },
+  "node_refusal_logprobs_usage.sse": {
+    id: "chatcmpl-9tZXGacdbmJYO8K50haE4OauaJmPn",
+    text: "I'm very sorry, but I can't assist with that request.",
+    usage: [17, 13],
+    finish: FinishReason.REFUSAL,
+  },
+  "node_structured_text_usage.sse": {
+    id: "chatcmpl-9tZXEmwtoDf6vqCqEWSvDP8jx9OXe",
+    text: '{"city":"San Francisco","units":"c"}',
+    usage: [17, 10],
+    finish: FinishReason.STOP,
+  },
+  "py_content_logprobs.sse": {
+    id: "chatcmpl-ABfw5EzoqmfXjnnsXY7Yd8OC6tb3c",
+    text: "Foo!",
+    usage: [9, 2],
+    finish: FinishReason.STOP,
+  },
+  "py_finish_length_max_tokens1.sse": {
+    id: "chatcmpl-ABfw3Oqj8RD0z6aJiiX37oTjV2HFh",
+    text: '{"',
+    usage: [79, 1],
+    finish: FinishReason.LENGTH,
+  },
   // n=3: choices 1 and 2 (temperatures 61 and 59) are ignored; only index 0 is the answer.
-  "py_n3_multiple_choices_usage.sse": { id: "chatcmpl-ABfw2KKFuVXmEJgVwYfBvejMAdWtq", text: '{"city":"San Francisco","temperature":65,"units":"f"}', usage: [79, 42], finish: FinishReason.STOP },
-  "py_non_pydantic_response_format.sse": { id: "chatcmpl-ABfwCjPMi0ubw56UyMIIeNfJzyogq", text: "", usage: [19, 177], finish: FinishReason.STOP },
+  "py_n3_multiple_choices_usage.sse": {
+    id: "chatcmpl-ABfw2KKFuVXmEJgVwYfBvejMAdWtq",
+    text: '{"city":"San Francisco","temperature":65,"units":"f"}',
+    usage: [79, 42],
+    finish: FinishReason.STOP,
+  },
+  "py_non_pydantic_response_format.sse": {
+    id: "chatcmpl-ABfwCjPMi0ubw56UyMIIeNfJzyogq",
+    text: "",
+    usage: [19, 177],
+    finish: FinishReason.STOP,
+  },
   "py_plain_text_usage.sse": {
     id: "chatcmpl-ABfw031mOJeYCSHe4yI2ZjOA6kMJL",
     text: "I'm unable to provide real-time weather updates. To get the current weather in San Francisco, I recommend checking a reliable weather website or a weather app.",
     usage: [14, 30],
     finish: FinishReason.STOP,
   },
-  "py_refusal.sse": { id: "chatcmpl-ABfw4IfQfCCrcuybFm41wJyxjbkz7", text: "I'm sorry, I can't assist with that request.", usage: [79, 11], finish: FinishReason.REFUSAL },
-  "py_refusal_logprobs.sse": { id: "chatcmpl-ABfw5GEVqPbLY576l46FZDQoNJ2KC", text: "I'm very sorry, but I can't assist with that.", usage: [79, 12], finish: FinishReason.REFUSAL },
-  "py_structured_json_text_usage.sse": { id: "chatcmpl-ABfw1e5abtU8OwGr15vOreYVb2MiF", text: '{"city":"San Francisco","temperature":61,"units":"f"}', usage: [79, 14], finish: FinishReason.STOP },
+  "py_refusal.sse": {
+    id: "chatcmpl-ABfw4IfQfCCrcuybFm41wJyxjbkz7",
+    text: "I'm sorry, I can't assist with that request.",
+    usage: [79, 11],
+    finish: FinishReason.REFUSAL,
+  },
+  "py_refusal_logprobs.sse": {
+    id: "chatcmpl-ABfw5GEVqPbLY576l46FZDQoNJ2KC",
+    text: "I'm very sorry, but I can't assist with that.",
+    usage: [79, 12],
+    finish: FinishReason.REFUSAL,
+  },
+  "py_structured_json_text_usage.sse": {
+    id: "chatcmpl-ABfw1e5abtU8OwGr15vOreYVb2MiF",
+    text: '{"city":"San Francisco","temperature":61,"units":"f"}',
+    usage: [79, 14],
+    finish: FinishReason.STOP,
+  },
   "py_tool_call_non_strict.sse": {
     id: "chatcmpl-ABfwERreu9s99xXsVuOWtIB2UOx62",
     text: "",
@@ -49,7 +104,13 @@ const expectedStreams: Record<string, ExpectedStream> = {
   "py_tool_call_single_strict.sse": {
     id: "chatcmpl-ABfw8AOXnoa2kzy11vVTSjuQhHCQr",
     text: "",
-    toolCalls: [{ id: "call_c91SqDXlYFuETYv8mUHzz6pp", name: "GetWeatherArgs", arguments: '{"city":"Edinburgh","country":"UK","units":"c"}' }],
+    toolCalls: [
+      {
+        id: "call_c91SqDXlYFuETYv8mUHzz6pp",
+        name: "GetWeatherArgs",
+        arguments: '{"city":"Edinburgh","country":"UK","units":"c"}',
+      },
+    ],
     usage: [76, 24],
     finish: FinishReason.TOOL_CALLS,
   },
@@ -64,7 +125,11 @@ const expectedStreams: Record<string, ExpectedStream> = {
     id: "chatcmpl-ABfwAwrNePHUgBBezonVC6MX3zd63",
     text: "",
     toolCalls: [
-      { id: "call_JMW1whyEaYG438VE1OIflxA2", name: "GetWeatherArgs", arguments: '{"city": "Edinburgh", "country": "GB", "units": "c"}' },
+      {
+        id: "call_JMW1whyEaYG438VE1OIflxA2",
+        name: "GetWeatherArgs",
+        arguments: '{"city": "Edinburgh", "country": "GB", "units": "c"}',
+      },
       { id: "call_DNYTawLBoN8fj3KN6qU9N1Ou", name: "get_stock_price", arguments: '{"ticker": "AAPL", "exchange": "NASDAQ"}' },
     ],
     usage: [149, 60],
@@ -81,7 +146,11 @@ function recordedText(transcript: string): string {
   let text = "";
   for (const block of transcript.split("\n\n")) {
     if (!block.startsWith("data: ") || block === "data: [DONE]") continue;
-    for (const choice of (JSON.parse(block.slice(6)) as { choices: Array<{ index: number; delta: { content?: string | null; refusal?: string | null } }> }).choices) {
+    for (const choice of (
+      JSON.parse(block.slice(6)) as {
+        choices: Array<{ index: number; delta: { content?: string | null; refusal?: string | null } }>;
+      }
+    ).choices) {
       if (choice.index === 0) text += (choice.delta.content ?? "") + (choice.delta.refusal ?? "");
     }
   }
@@ -140,7 +209,8 @@ const request = create(CompleteRequestSchema, {
 async function collect(chunks: Array<string | Uint8Array>): Promise<StreamCompleteResponse[]> {
   fake.respond(() => sseResponse(chunks));
   const events: StreamCompleteResponse[] = [];
-  for await (const event of provider.stream(request, { model: "gpt-4o", signal: new AbortController().signal })) events.push(event);
+  for await (const event of provider.stream(request, { model: "gpt-4o", signal: new AbortController().signal }))
+    events.push(event);
   return events;
 }
 
@@ -163,7 +233,10 @@ describe("OpenAI stream recordings replayed over HTTP", () => {
         // Exactly one start, first; exactly one done, last; only fragments between.
         expect(kinds[0], label).toBe("start");
         expect(kinds.at(-1), label).toBe("done");
-        expect(kinds.filter((k) => k === "start" || k === "done"), label).toEqual(["start", "done"]);
+        expect(
+          kinds.filter((k) => k === "start" || k === "done"),
+          label,
+        ).toEqual(["start", "done"]);
 
         const first = events[0]!.event;
         expect(first.case === "start" && { ...first.value }, label).toEqual({
@@ -174,7 +247,10 @@ describe("OpenAI stream recordings replayed over HTTP", () => {
         });
 
         const deltas = events.flatMap((e) => (e.event.case === "delta" ? [e.event.value.text] : []));
-        expect(deltas.every((d) => d !== ""), `${label}: no empty deltas`).toBe(true);
+        expect(
+          deltas.every((d) => d !== ""),
+          `${label}: no empty deltas`,
+        ).toBe(true);
         expect(deltas.join(""), label).toBe(text);
 
         const calls: Array<{ id: string; name: string; arguments: string }> = [];
@@ -194,9 +270,10 @@ describe("OpenAI stream recordings replayed over HTTP", () => {
 
         const last = events.at(-1)!.event;
         expect(last.case === "done" && last.value.finishReason, label).toBe(expected.finish);
-        expect(last.case === "done" && last.value.usage && [last.value.usage.inputTokens, last.value.usage.outputTokens], label).toEqual(
-          expected.usage,
-        );
+        expect(
+          last.case === "done" && last.value.usage && [last.value.usage.inputTokens, last.value.usage.outputTokens],
+          label,
+        ).toEqual(expected.usage);
 
         // However the bytes were cut, the events are the same.
         if (reference === undefined) reference = events;
@@ -208,7 +285,10 @@ describe("OpenAI stream recordings replayed over HTTP", () => {
   it("py_finish_length_max_tokens1.sse yields exactly start, one delta, done", async () => {
     const events = await collect([readSseFixture("py_finish_length_max_tokens1.sse")]);
     expect(events.map((e) => [e.event.case, { ...e.event.value, $typeName: undefined }])).toEqual([
-      ["start", { $typeName: undefined, id: "chatcmpl-ABfw3Oqj8RD0z6aJiiX37oTjV2HFh", model: "gpt-4o-2024-08-06", provider: "oai" }],
+      [
+        "start",
+        { $typeName: undefined, id: "chatcmpl-ABfw3Oqj8RD0z6aJiiX37oTjV2HFh", model: "gpt-4o-2024-08-06", provider: "oai" },
+      ],
       ["delta", { $typeName: undefined, text: '{"' }],
       [
         "done",
@@ -224,7 +304,9 @@ describe("OpenAI stream recordings replayed over HTTP", () => {
   it("py_tool_call_non_strict.sse yields exactly start, the tool-call fragments, done", async () => {
     const events = await collect([readSseFixture("py_tool_call_non_strict.sse")]);
     const compact = events.map((e) =>
-      e.event.case === "toolCallDelta" ? [e.event.value.index, e.event.value.id, e.event.value.name, e.event.value.arguments] : e.event.case,
+      e.event.case === "toolCallDelta"
+        ? [e.event.value.index, e.event.value.id, e.event.value.name, e.event.value.arguments]
+        : e.event.case,
     );
     expect(compact).toEqual([
       "start",
@@ -259,7 +341,11 @@ describe("OpenAI non-streaming recordings replayed over HTTP", () => {
         choices: Array<{
           index: number;
           finish_reason: string;
-          message: { content: string | null; refusal: string | null; tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }> };
+          message: {
+            content: string | null;
+            refusal: string | null;
+            tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }>;
+          };
         }>;
         usage: { prompt_tokens: number; completion_tokens: number; completion_tokens_details?: { reasoning_tokens: number } };
       };
@@ -276,9 +362,12 @@ describe("OpenAI non-streaming recordings replayed over HTTP", () => {
       const finish =
         choice.message.refusal !== null
           ? FinishReason.REFUSAL
-          : ({ stop: FinishReason.STOP, length: FinishReason.LENGTH, tool_calls: FinishReason.TOOL_CALLS } as Record<string, FinishReason>)[
-              choice.finish_reason
-            ];
+          : (
+              { stop: FinishReason.STOP, length: FinishReason.LENGTH, tool_calls: FinishReason.TOOL_CALLS } as Record<
+                string,
+                FinishReason
+              >
+            )[choice.finish_reason];
       expect(response.finishReason).toBe(finish);
       expect(response.usage).toMatchObject({
         inputTokens: recorded.usage.prompt_tokens,
