@@ -3,21 +3,8 @@ import type { CallPlanner } from "../routing/call-plan.js";
 import { createAttemptSignal, type AttemptSignal } from "./attempt-signal.js";
 import type { BreakerRegistry } from "./breaker-registry.js";
 import type { BreakerTicket } from "./deployment-breaker.js";
+import type { CallProgress } from "./call-progress.js";
 import type { InFlightLimiter } from "./in-flight-limiter.js";
-
-/** How far a call got over its plan: what RouteInfo reports and what the final error is built from. */
-export interface CallProgress {
-  attempts: number;
-  lastError: unknown;
-  /** Skipped because their circuit was open. */
-  skippedOpen: number;
-  /** Skipped at their `maxInFlight`. */
-  skippedBusy: number;
-}
-
-export function newCallProgress(): CallProgress {
-  return { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0 };
-}
 
 /**
  * An attempt in flight: its own signal, breaker ticket and strategy hooks; `opening`

@@ -1,15 +1,14 @@
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { CompleteRequest, CompleteResponse, StreamCompleteResponse } from "../../gen/sluice/v1/chat_service_pb.js";
 import { abortError } from "../errors/abort-error.js";
-import { gatewayError } from "../errors/gateway-error.js";
-import { reasons } from "../errors/reasons.js";
 import type { UpstreamCall } from "../providers/provider.js";
 import type { Candidate } from "../routing/candidate.js";
 import type { CallPlanner } from "../routing/call-plan.js";
 import type { Deployment, ModelRoute } from "../routing/model-catalog.js";
 import { sleep } from "./abortable-sleep.js";
 import type { AttemptSignal } from "./attempt-signal.js";
-import { createAttempts, newCallProgress, settle, type Attempt, type CallProgress } from "./attempt.js";
+import { createAttempts, settle, type Attempt } from "./attempt.js";
+import { exhaustedError, newCallProgress, type CallProgress } from "./call-progress.js";
 import type { BreakerRegistry } from "./breaker-registry.js";
 import { degradedResponse, degradedStream } from "./degraded-answer.js";
 import { raceHedged, type Winner } from "./hedge-race.js";
@@ -214,7 +213,7 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
       setRouteHeaders(context.responseHeader, degraded);
       return degradedResponse(requested.config.degraded!.message, degraded);
     }
-    throw exhausted(progress, requested);
+    throw exhaustedError(progress, requested);
   }
 
   async function* stream(
@@ -245,7 +244,7 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
       yield* degradedStream(requested.config.degraded!.message, degraded);
       return;
     }
-    throw exhausted(progress, requested);
+    throw exhaustedError(progress, requested);
   }
 
   /**
@@ -306,25 +305,4 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
 
 function upstreamCall(deployment: Deployment, signal: AbortSignal): UpstreamCall {
   return { model: deployment.model, signal, defaultMaxOutputTokens: deployment.maxOutputTokens };
-}
-
-/** The error when every candidate failed or was skipped: the last upstream error, or why none could be tried. */
-function exhausted(progress: CallProgress, requested: ModelRoute): ConnectError {
-  if (progress.attempts === 0 && progress.skippedBusy > 0) {
-    return gatewayError(
-      Code.Unavailable,
-      reasons.allDeploymentsBusy,
-      `every deployment of model "${requested.alias}" is at its in-flight limit${progress.skippedOpen > 0 ? " or unavailable (circuit open)" : ""}; retry later`,
-      { model: requested.alias },
-    );
-  }
-  if (progress.attempts === 0 && progress.skippedOpen > 0) {
-    return gatewayError(
-      Code.Unavailable,
-      reasons.allDeploymentsUnavailable,
-      `every deployment of model "${requested.alias}" is unavailable (circuit open); retry later`,
-      { model: requested.alias },
-    );
-  }
-  return ConnectError.from(progress.lastError);
 }
