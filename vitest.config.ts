@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// Three tiers (README, Tests): `vitest run --project unit|integration|interop`; plain `vitest run` runs all three.
+// Four tiers (README, Tests): `vitest run --project unit|integration|hardening|interop`; plain `vitest run` runs all four.
 export default defineConfig({
   test: {
     // Files run in parallel processes.
@@ -26,6 +26,17 @@ export default defineConfig({
           // Real servers on 127.0.0.1 and port 0, fake providers on loopback.
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Attacks on a real server (bounded, loopback, seconds each). --expose-gc
+          // lets a file measure memory after a full collection; each file runs in its own
+          // process (forks, isolated), so what it measures is its own server and clients.
+          name: "hardening",
+          include: ["test/hardening/**/*.test.ts"],
+          execArgv: ["--expose-gc"],
         },
       },
       {

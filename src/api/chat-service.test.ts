@@ -100,7 +100,7 @@ describe("ChatService (in process)", () => {
           { role: Role.TOOL, content: [{ part: { case: "text", value: "r" } }] },
         ],
         temperature: 3,
-        stop: ["a", "b", "c", "d", "e"],
+        stop: ["a", ""],
       }),
     );
     expect(err.code).toBe(Code.InvalidArgument);
@@ -113,7 +113,7 @@ describe("ChatService (in process)", () => {
         "messages[0].content",
         "messages[1].tool_call_id",
         "temperature",
-        "stop",
+        "stop[1]",
       ]),
     );
     // The message names fields, never request text.

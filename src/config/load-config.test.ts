@@ -97,6 +97,43 @@ models:
     expect(message).toContain("models.m.hedge.percentile");
   });
 
+  it("server limits: explicit defaults whether or not `server` is written, each overridable on its own", () => {
+    const defaults = {
+      requestBodyTimeoutMs: 30_000,
+      writeStallTimeoutMs: 30_000,
+      maxConcurrentCalls: 10_000,
+      maxHeaderBytes: 16 * 1024,
+      http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10 },
+      healthzDetails: false,
+    };
+    const providers = "providers: { demo: { type: demo } }\nmodels: {}\n";
+    expect(parseConfigText(providers, {}).server).toMatchObject(defaults);
+    expect(parseConfigText(`${providers}server: { drainTimeoutMs: 5 }`, {}).server).toMatchObject(defaults);
+    const tuned = parseConfigText(`${providers}server: { http2: { maxConcurrentStreams: 250 }, healthzDetails: true }`, {});
+    expect(tuned.server.http2).toEqual({ maxConcurrentStreams: 250, maxSessionMemoryMb: 10 });
+    expect(tuned.server.healthzDetails).toBe(true);
+  });
+
+  it("names out-of-range server limits", () => {
+    const message = messageOf(() =>
+      parseConfigText(
+        `providers: { demo: { type: demo } }
+models: {}
+server: { maxConcurrentCalls: 0, maxHeaderBytes: 10, requestBodyTimeoutMs: -1, http2: { maxConcurrentStreams: 0 } }
+`,
+        {},
+      ),
+    );
+    for (const path of [
+      "server.maxConcurrentCalls",
+      "server.maxHeaderBytes",
+      "server.requestBodyTimeoutMs",
+      "server.http2.maxConcurrentStreams",
+    ]) {
+      expect(message).toContain(path);
+    }
+  });
+
   it("rejects unknown keys instead of ignoring a typo", () => {
     const message = messageOf(() => parseConfigText(`providers: { demo: { type: demo, wordDelay: 5 } }\nmodels: {}`, {}));
     expect(message).toContain("providers.demo");

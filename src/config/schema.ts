@@ -129,6 +129,20 @@ const tlsSchema = z
   })
   .strict();
 
+const http2Schema = z
+  .object({
+    /** SETTINGS_MAX_CONCURRENT_STREAMS: open streams per connection; more are refused (RST_STREAM REFUSED_STREAM). */
+    maxConcurrentStreams: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 31 - 1)
+      .default(100),
+    /** Memory one HTTP/2 session may hold in node's HTTP/2 layer (node's maxSessionMemory); beyond it new streams are refused. */
+    maxSessionMemoryMb: z.number().int().min(1).max(1024).default(10),
+  })
+  .strict();
+
 const serverSchema = z
   .object({
     /** Largest request body accepted, in bytes. */
@@ -143,6 +157,46 @@ const serverSchema = z
     headersTimeoutMs: positiveMs.default(30_000),
     /** Idle keep-alive connections are closed after this long. */
     keepAliveTimeoutMs: positiveMs.default(65_000),
+    /**
+     * Longest caller deadline (`grpc-timeout`, `connect-timeout-ms`); a longer one is clamped
+     * to it. At most 2^31-1 ms, what a timer holds (src/server/timeout-clamp.ts).
+     */
+    maxDeadlineMs: z.number().int().positive().max(2_147_483_647).default(2_147_483_647),
+    /**
+     * From a request's headers to the end of its body (HTTP/2 END_STREAM; HTTP/1.1: the
+     * whole request, node's requestTimeout). A stream past it is reset (RST_STREAM
+     * ENHANCE_YOUR_CALM), an HTTP/1.1 request answered 408. Waiting for an answer is not
+     * bounded by it: only the caller's own bytes are.
+     */
+    requestBodyTimeoutMs: positiveMs.default(30_000),
+    /**
+     * A response with bytes queued that the caller does not read (no flow-control window,
+     * socket not drained) for this long is reset and its call cancelled. A call waiting for
+     * a model's first token has nothing queued and is not affected.
+     */
+    writeStallTimeoutMs: positiveMs.default(30_000),
+    /**
+     * Request body bytes being received at once, across the process; the body that would
+     * cross it is refused with RESOURCE_EXHAUSTED (SERVER_OVERLOADED, retry after 1 s). Bodies
+     * the fast lanes read count; connect-node's own reads (compressed bodies) do not.
+     */
+    maxBufferedRequestBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(256 * 1024 * 1024),
+    /** Calls (requests, streams) in progress per process; beyond it new ones are refused at once with RESOURCE_EXHAUSTED. */
+    maxConcurrentCalls: z.number().int().positive().default(10_000),
+    /** Largest request header block: HTTP/1.1 header bytes, HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE. */
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * 1024)
+      .default(16 * 1024),
+    http2: http2Schema.default({ maxConcurrentStreams: 100, maxSessionMemoryMb: 10 }),
+    /** GET /healthz lists deployment breaker states and in-flight counts; off: only `status`. */
+    healthzDetails: z.boolean().default(false),
     /** TLS with ALPN h2 + http/1.1. Unset: cleartext HTTP/1.1 and h2c on the same port. */
     tls: tlsSchema.optional(),
   })
@@ -193,6 +247,14 @@ export const configSchema = z
       drainTimeoutMs: 10_000,
       headersTimeoutMs: 30_000,
       keepAliveTimeoutMs: 65_000,
+      requestBodyTimeoutMs: 30_000,
+      writeStallTimeoutMs: 30_000,
+      maxConcurrentCalls: 10_000,
+      maxBufferedRequestBytes: 256 * 1024 * 1024,
+      maxHeaderBytes: 16 * 1024,
+      http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10 },
+      healthzDetails: false,
+      maxDeadlineMs: 2_147_483_647,
     }),
     log: logSchema.default({ level: "info" }),
     resilience: resilienceSchema.default({
@@ -204,6 +266,13 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    if (config.server.maxBufferedRequestBytes < config.server.maxRequestBytes) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["server", "maxBufferedRequestBytes"],
+        message: `must be at least server.maxRequestBytes (${config.server.maxRequestBytes}): one whole request must fit`,
+      });
+    }
     for (const [alias, model] of Object.entries(config.models)) {
       model.fallbacks.forEach((fallback, i) => {
         if (!(fallback in config.models) || fallback === alias) {

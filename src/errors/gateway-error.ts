@@ -2,6 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { boundError, errorLimits } from "./bounded-error.js";
+import { cutText } from "./bounded-text.js";
 import type { FailureClass } from "./failure-table.js";
 import type { Reason } from "./reasons.js";
 import { reasons } from "./reasons.js";
@@ -32,33 +34,54 @@ function retryInfo(delayMs: number): OutgoingDetail {
 }
 
 /**
- * The request is malformed: INVALID_ARGUMENT with a google.rpc.BadRequest naming each
- * bad field, so a caller can point at the exact field.
+ * The request is malformed: INVALID_ARGUMENT with a google.rpc.BadRequest naming each bad
+ * field, so a caller can point at the exact field — the first `errorLimits.maxViolations`
+ * of them. `total` is how many were found when the caller recorded only the first few; the
+ * message then says how many more there were ("… and 412 more"). Bounded whatever the input.
  */
-export function invalidArgument(violations: readonly FieldViolation[]): ConnectError {
-  const first = violations[0];
-  const message =
-    violations.length === 1 && first
-      ? `${first.field}: ${first.description}`
-      : `${violations.length} invalid fields: ${violations.map((v) => `${v.field}: ${v.description}`).join("; ")}`;
-  return new ConnectError(message, Code.InvalidArgument, undefined, [
-    errorInfo(first?.reason ?? reasons.invalidField),
-    {
-      desc: BadRequestSchema,
-      value: {
-        fieldViolations: violations.map((v) => ({
-          field: v.field,
-          description: v.description,
-          reason: v.reason ?? reasons.invalidField,
-        })),
+export function invalidArgument(violations: readonly FieldViolation[], total = violations.length): ConnectError {
+  const kept = violations.length > errorLimits.maxViolations ? violations.slice(0, errorLimits.maxViolations) : violations;
+  const count = Math.max(total, kept.length);
+  return boundError(
+    new ConnectError(violationsMessage(kept, count), Code.InvalidArgument, undefined, [
+      errorInfo(kept[0]?.reason ?? reasons.invalidField),
+      {
+        desc: BadRequestSchema,
+        value: {
+          fieldViolations: kept.map((v) => ({
+            field: cutText(v.field, errorLimits.maxFieldLength),
+            description: cutText(v.description, errorLimits.maxDescriptionLength),
+            reason: v.reason ?? reasons.invalidField,
+          })),
+        },
       },
-    },
-  ]);
+    ]),
+  );
+}
+
+/** Longest list of violations in an INVALID_ARGUMENT message (the rest are counted). */
+const maxListedLength = 768;
+
+function violationsMessage(kept: readonly FieldViolation[], count: number): string {
+  const describe = (v: FieldViolation): string =>
+    `${cutText(v.field, errorLimits.maxFieldLength)}: ${cutText(v.description, errorLimits.maxDescriptionLength)}`;
+  if (count === 1 && kept.length === 1) return describe(kept[0]!);
+  let message = `${count} invalid fields: `;
+  let listed = 0;
+  for (const v of kept) {
+    const item = describe(v);
+    if (listed > 0 && message.length + 2 + item.length > maxListedLength) break;
+    message += listed > 0 ? `; ${item}` : item;
+    listed++;
+  }
+  if (count > listed) message += `${listed > 0 ? "; " : ""}… and ${count - listed} more`;
+  return message;
 }
 
 /** A gateway error with a reason, e.g. NOT_FOUND / MODEL_NOT_FOUND. */
 export function gatewayError(code: Code, reason: Reason, message: string, metadata?: Record<string, string>): ConnectError {
-  return new ConnectError(message, code, undefined, [errorInfo(reason, metadata)]);
+  // Bounded here, at the source, so the message is the same on every path (connect-node too).
+  return new ConnectError(cutText(message, errorLimits.maxMessageLength), code, undefined, [errorInfo(reason, metadata)]);
 }
 
 /** What an adapter knows about an upstream failure. */
@@ -93,7 +116,8 @@ export class UpstreamError extends ConnectError {
     if (init.status !== undefined) metadata["upstream_status"] = String(init.status);
     const details: OutgoingDetail[] = [errorInfo(init.failure.reason, metadata)];
     if (init.retryAfterMs !== undefined) details.push(retryInfo(init.retryAfterMs));
-    super(init.message, init.failure.code, undefined, details, init.cause);
+    // A provider's message can be long: bounded here, as gatewayError bounds the gateway's own.
+    super(cutText(init.message, errorLimits.maxMessageLength), init.failure.code, undefined, details, init.cause);
     // The name stays "ConnectError": ConnectError's own instanceof check accepts only its
     // exact prototype or that name, and connect-node passes thrown errors through
     // ConnectError.from — a renamed subclass would reach the caller as UNKNOWN.

@@ -7,6 +7,8 @@ export const reasons = {
   // The caller's request (INVALID_ARGUMENT + BadRequest naming the field; ErrorInfo carries the first field's reason).
   requiredField: "REQUIRED_FIELD",
   invalidField: "INVALID_FIELD",
+  /** More messages, content parts, tools, tool calls, stop sequences or metadata than the contract allows. */
+  requestLimitExceeded: "REQUEST_LIMIT_EXCEEDED",
   /** A setting the chosen provider does not support (e.g. `top_k` on OpenAI). */
   unsupportedByProvider: "UNSUPPORTED_BY_PROVIDER",
   /** No such model alias (NOT_FOUND). */
@@ -31,6 +33,9 @@ export const reasons = {
   // The gateway's own resilience decisions (UNAVAILABLE).
   allDeploymentsUnavailable: "ALL_DEPLOYMENTS_UNAVAILABLE",
   allDeploymentsBusy: "ALL_DEPLOYMENTS_BUSY",
+
+  // The server's own load shedding (RESOURCE_EXHAUSTED).
+  serverOverloaded: "SERVER_OVERLOADED",
 } as const;
 
 /** One of the reasons above. */

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Writable } from "node:stream";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
@@ -124,5 +124,131 @@ describe("access log on streams", () => {
     for await (const _ of (res as { message: AsyncIterable<unknown> }).message) break;
     expect(stopped).toBe(true);
     expect(lines.filter((l) => l["msg"] === "rpc").map((l) => l["code"])).toEqual(["canceled"]);
+  });
+});
+
+/** Lines as objects, written synchronously (no stream buffering: the tests below run on fake timers). */
+function syncCapture(level = "info") {
+  const lines: Record<string, unknown>[] = [];
+  const destination = { write: (line: string) => void lines.push(JSON.parse(line)) };
+  return { lines, logger: createLogger({ level, destination }) };
+}
+
+const completeMethod = ChatService.method.complete;
+const streamMethod = ChatService.method.streamComplete;
+
+/** Runs one unary call through the interceptor as a server does, its implementation failing with `fail(signal)`. */
+async function unaryCall(
+  interceptor: ReturnType<typeof accessLogInterceptor>,
+  fail: (controller: AbortController) => unknown,
+): Promise<void> {
+  const controller = new AbortController();
+  const next = async () => {
+    throw fail(controller);
+  };
+  const req = { stream: false, service: ChatService, method: completeMethod, signal: controller.signal };
+  await interceptor(next as never)(req as never).catch(() => {});
+}
+
+/** A stream call whose consumer reads `read` messages, then stops (the caller went away). */
+async function streamLeftAfter(interceptor: ReturnType<typeof accessLogInterceptor>, read: number): Promise<void> {
+  async function* events() {
+    for (let i = 0; i < 10; i++) yield { event: { case: "delta", value: { text: "x" } } };
+  }
+  const next = async () => ({ stream: true, service: ChatService, method: streamMethod, message: events() });
+  const req = { stream: true, service: ChatService, method: streamMethod, signal: new AbortController().signal };
+  const res = (await interceptor(next as never)(req as never)) as { message: AsyncIterable<unknown> };
+  const iterator = res.message[Symbol.asyncIterator]();
+  for (let i = 0; i < read; i++) await iterator.next();
+  await iterator.return?.();
+}
+
+/** The caller reset its stream: the call's signal aborts with the reset's error, which the implementation rethrows. */
+const resetBy = (code: Code) => (controller: AbortController) => {
+  controller.abort(new ConnectError("http/2 stream closed", code));
+  return controller.signal.reason;
+};
+
+const rpcCodes = (lines: Record<string, unknown>[]) => lines.filter((l) => l["msg"] === "rpc").map((l) => l["code"]);
+const summaries = (lines: Record<string, unknown>[]) => lines.filter((l) => l["msg"] === "rpcs cancelled by their callers");
+
+describe("access log under a reset storm (calls cancelled by their callers)", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("logs the first as usual, then one summary line per interval with the count, and stops when they stop", async () => {
+    vi.useFakeTimers();
+    const { lines, logger } = syncCapture();
+    const interceptor = accessLogInterceptor(logger, { cancelledSummaryIntervalMs: 10_000 });
+    for (let i = 0; i < 1_000; i++) await unaryCall(interceptor, resetBy(Code.Canceled));
+    await streamLeftAfter(interceptor, 0);
+    expect(rpcCodes(lines)).toEqual(["canceled"]);
+    expect(summaries(lines)).toEqual([]);
+
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(summaries(lines)).toMatchObject([
+      {
+        level: 30,
+        count: 1_000,
+        intervalMs: 10_000,
+        byKey: { "sluice.v1.ChatService/Complete": 999, "sluice.v1.ChatService/StreamComplete": 1 },
+      },
+    ]);
+
+    // Still coming: the next interval gets its own summary, not a line each.
+    for (let i = 0; i < 500; i++) await unaryCall(interceptor, resetBy(Code.Canceled));
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(summaries(lines).map((l) => l["count"])).toEqual([1_000, 500]);
+    expect(rpcCodes(lines)).toEqual(["canceled"]);
+
+    // A quiet interval ends the summary: no line, no timer left behind.
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(summaries(lines)).toHaveLength(2);
+    expect(vi.getTimerCount()).toBe(0);
+    // ... and the next cancelled call after the quiet spell has its own line again.
+    await unaryCall(interceptor, resetBy(Code.Canceled));
+    expect(rpcCodes(lines)).toEqual(["canceled", "canceled"]);
+  });
+
+  it("ordinary calls keep one line each while cancelled ones are summarised", async () => {
+    vi.useFakeTimers();
+    const { lines, logger } = syncCapture();
+    const interceptor = accessLogInterceptor(logger);
+    await unaryCall(interceptor, resetBy(Code.Canceled));
+    for (let i = 0; i < 100; i++) await unaryCall(interceptor, resetBy(Code.Canceled));
+    await unaryCall(interceptor, () => new ConnectError("bad", Code.InvalidArgument));
+    // The caller's deadline is worth a line; so is the server's own drain (UNAVAILABLE).
+    await unaryCall(interceptor, resetBy(Code.DeadlineExceeded));
+    await unaryCall(interceptor, resetBy(Code.Unavailable));
+    // A stream the caller left after it had answers is a caller's choice worth its line.
+    await streamLeftAfter(interceptor, 3);
+    expect(rpcCodes(lines)).toEqual(["canceled", "invalid_argument", "deadline_exceeded", "unavailable", "canceled"]);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(summaries(lines).map((l) => l["count"])).toEqual([100]);
+  });
+
+  it("counts a reset with an error code (INTERNAL, RESOURCE_EXHAUSTED) as the caller leaving, not as a server error", async () => {
+    vi.useFakeTimers();
+    const { lines, logger } = syncCapture();
+    const interceptor = accessLogInterceptor(logger);
+    for (let i = 0; i < 50; i++) await unaryCall(interceptor, resetBy(Code.Internal));
+    for (let i = 0; i < 50; i++) await unaryCall(interceptor, resetBy(Code.ResourceExhausted));
+    // An INTERNAL the implementation raised itself (not the signal's reason) is still an error line each.
+    await unaryCall(interceptor, () => new ConnectError("upstream broke", Code.Internal));
+    await unaryCall(interceptor, () => new ConnectError("upstream broke", Code.Internal));
+    expect(rpcCodes(lines)).toEqual(["internal", "internal", "internal"]);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(summaries(lines).map((l) => l["count"])).toEqual([99]);
+  });
+
+  it("with info off, cancelled calls cost no line and no timer", async () => {
+    vi.useFakeTimers();
+    const { lines, logger } = syncCapture("warn");
+    const interceptor = accessLogInterceptor(logger);
+    for (let i = 0; i < 100; i++) await unaryCall(interceptor, resetBy(Code.Internal));
+    await streamLeftAfter(interceptor, 0);
+    expect(lines).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

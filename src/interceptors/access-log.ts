@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../telemetry/logger.js";
+import { createLogSummary } from "../telemetry/log-summary.js";
 
 /** Lower-case code names, as the Connect protocol spells them ("not_found"), by code. */
 const codeNames: Record<number, string> = {};
@@ -8,13 +9,31 @@ for (const [name, value] of Object.entries(Code)) {
     codeNames[value] = name.replace(/[A-Z]/g, (c, i: number) => (i > 0 ? "_" : "") + c.toLowerCase());
 }
 
+/** How often calls their callers cancelled are summarised, by default (README "Limits"). */
+export const cancelledSummaryIntervalMs = 10_000;
+
+export interface AccessLogOptions {
+  /** The summary interval for calls cancelled by their callers (see accessLogInterceptor). Default 10 s. */
+  readonly cancelledSummaryIntervalMs?: number;
+}
+
 /**
  * One access line per RPC (procedure, code, duration) and the error boundary: an error
  * that is not a ConnectError is a bug — it is logged with its stack and reaches the
  * caller only as INTERNAL "internal error", so no internal text (which could hold a
  * prompt fragment or a secret) leaks. With `info` disabled it costs one level check.
+ *
+ * Calls their callers cancelled before any answer (a reset stream, a closed connection)
+ * are not one line each: a reset storm would write tens of thousands of lines a second.
+ * The first after a quiet spell gets its line as usual; the ones after it are counted and
+ * reported as one summary line per interval while they keep coming (log-summary.ts).
  */
-export function accessLogInterceptor(logger: Logger): Interceptor {
+export function accessLogInterceptor(logger: Logger, options: AccessLogOptions = {}): Interceptor {
+  const cancelled = createLogSummary(logger, {
+    intervalMs: options.cancelledSummaryIntervalMs ?? cancelledSummaryIntervalMs,
+    message: "rpcs cancelled by their callers",
+  });
+
   function log(procedure: string, started: number, err: ConnectError | undefined): void {
     const code = err === undefined ? "ok" : (codeNames[err.code] ?? "unknown");
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
@@ -25,6 +44,16 @@ export function accessLogInterceptor(logger: Logger): Interceptor {
     }
   }
 
+  /** An RPC that failed: its line, or a count in the summary when its caller left before any answer. */
+  function logFailed(procedure: string, started: number, err: ConnectError, signal: AbortSignal, answered: boolean): void {
+    if (!answered && leftByCaller(err, signal)) {
+      // Not a fault of the server's: only counted, and only when access lines are wanted.
+      if (started >= 0 && !cancelled.count(procedure)) log(procedure, started, err);
+      return;
+    }
+    if (started >= 0 || err.code === Code.Internal) log(procedure, started, err);
+  }
+
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const started = logger.isLevelEnabled("info") ? performance.now() : -1;
@@ -33,7 +62,7 @@ export function accessLogInterceptor(logger: Logger): Interceptor {
       res = await next(req);
     } catch (err) {
       const mapped = boundary(err, logger, procedure);
-      if (started >= 0 || mapped.code === Code.Internal) log(procedure, started, mapped);
+      logFailed(procedure, started, mapped, req.signal, false);
       throw mapped;
     }
     if (!res.stream) {
@@ -44,15 +73,32 @@ export function accessLogInterceptor(logger: Logger): Interceptor {
       ...res,
       message: new LoggedStream(
         res.message,
-        (outcome) => {
-          // "cancelled": the consumer stopped reading (the caller went away) before the end.
-          const err = outcome === "cancelled" ? new ConnectError("the caller went away", Code.Canceled) : outcome;
-          if (started >= 0 || err?.code === Code.Internal) log(procedure, started, err);
+        (outcome, answered) => {
+          if (outcome === undefined) {
+            if (started >= 0) log(procedure, started, undefined);
+          } else {
+            // "cancelled": the consumer stopped reading (the caller went away) before the end.
+            logFailed(procedure, started, outcome === "cancelled" ? callerWentAway : outcome, req.signal, answered);
+          }
         },
         (err) => boundary(err, logger, procedure),
       ),
     };
   };
+}
+
+/** Only logged, never thrown: one for every stream whose consumer stopped reading. */
+const callerWentAway = new ConnectError("the caller went away", Code.Canceled);
+
+/**
+ * Whether a call ended because its caller left: CANCELLED, or the call signal's own
+ * abort reason — an HTTP/2 reset with an error code arrives as INTERNAL or
+ * RESOURCE_EXHAUSTED (h2-reset-error.ts) — except the caller's deadline (worth a line
+ * each) and UNAVAILABLE, which is also what the server's own drain aborts with.
+ */
+function leftByCaller(err: ConnectError, signal: AbortSignal): boolean {
+  if (err.code === Code.Canceled) return true;
+  return signal.aborted && signal.reason === err && err.code !== Code.DeadlineExceeded && err.code !== Code.Unavailable;
 }
 
 const finished: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -65,10 +111,12 @@ const finished: IteratorReturnResult<undefined> = Object.freeze({ done: true, va
 class LoggedStream<T> implements AsyncIterableIterator<T> {
   private inner: AsyncIterator<T> | undefined = undefined;
   private over = false;
+  private answered = false;
 
   constructor(
     private readonly messages: AsyncIterable<T>,
-    private readonly ended: (outcome: ConnectError | undefined | "cancelled") => void,
+    /** `answered`: whether any message went out before the end. */
+    private readonly ended: (outcome: ConnectError | undefined | "cancelled", answered: boolean) => void,
     private readonly boundary: (err: unknown) => ConnectError,
   ) {}
 
@@ -90,7 +138,9 @@ class LoggedStream<T> implements AsyncIterableIterator<T> {
   private readonly onResult = (result: IteratorResult<T>): IteratorResult<T> => {
     if (result.done === true) {
       this.over = true;
-      this.ended(undefined);
+      this.ended(undefined, this.answered);
+    } else {
+      this.answered = true;
     }
     return result;
   };
@@ -102,7 +152,7 @@ class LoggedStream<T> implements AsyncIterableIterator<T> {
   private fail(err: unknown): ConnectError {
     this.over = true;
     const mapped = this.boundary(err);
-    this.ended(mapped);
+    this.ended(mapped, this.answered);
     return mapped;
   }
 
@@ -112,7 +162,7 @@ class LoggedStream<T> implements AsyncIterableIterator<T> {
     try {
       await this.inner?.return?.();
     } finally {
-      this.ended("cancelled");
+      this.ended("cancelled", this.answered);
     }
     return finished;
   }

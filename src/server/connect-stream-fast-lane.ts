@@ -1,26 +1,34 @@
 import type { Writable } from "node:stream";
 import type { JsonReadOptions, JsonWriteOptions, Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Compression } from "@connectrpc/connect/protocol";
 import { endStreamToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
-import type { MessageJsonCodec } from "../wire/compiled-json-codec.js";
+import { boundError } from "../errors/bounded-error.js";
 import { endStreamEnvelope, envelopeText, parseBinary } from "../wire/envelope.js";
 import type { ActiveCalls } from "./active-calls.js";
 import { abandonCall, startFastCall, type FastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
-import { isIdentityEncoding, timeoutFromHeader } from "./lane-headers.js";
+import { requestCompression } from "./lane-decompress.js";
+import { timeoutFromHeader } from "./lane-headers.js";
+import { parseJsonMessage } from "./lane-json.js";
 import type { LaneRoutes, StreamLaneRoute } from "./lane-routes.js";
 import { drained, readSingleMessage } from "./read-envelope.js";
+import { maxTimerMs } from "./timeout-clamp.js";
+import type { RequestByteBudget } from "./request-byte-budget.js";
 
 export interface ConnectStreamFastLaneOptions {
   /** The route table, prepared once for every lane. */
   readonly routes: LaneRoutes;
   readonly active: ActiveCalls;
   readonly maxRequestBytes: number;
+  /** Request bytes being received across the process (server.maxBufferedRequestBytes). */
+  readonly requestBytes: RequestByteBudget;
   readonly jsonOptions: Partial<JsonReadOptions & JsonWriteOptions>;
+  /** The server's deadline cap (timeout-clamp.ts). Default: what a timer holds. */
+  readonly maxDeadlineMs?: number | undefined;
 }
 
 /** Connect streaming content types: JSON (what curl and browsers send) or binary. */
 const streamContentType = /^application\/connect\+(?:(json)(?:; ?charset=utf-?8)?|(proto))$/i;
-const textDecoder = new TextDecoder();
 
 /**
  * Connect protocol server streaming (`application/connect+json` or `+proto`) — the
@@ -32,13 +40,15 @@ const textDecoder = new TextDecoder();
  * first envelope (so an implementation can still set headers), each event is one
  * envelope, and the stream ends with an end-of-stream envelope carrying the error (if
  * any) and the trailers as metadata, built by connect's own `endStreamToJson`.
- * Compressed requests, a malformed timeout or an unknown protocol version are left to
- * connect-node (declined before reading a byte). Responses are never compressed, which
- * the protocol allows whatever the client accepts.
+ * A gzip or br request (`connect-content-encoding`, envelope flag 1) is decompressed as
+ * connect-node does (lane-decompress.ts). Another encoding, a malformed timeout or an
+ * unknown protocol version are left to connect-node (declined before reading a byte).
+ * Responses are never compressed, which the protocol allows whatever the client accepts.
  * Tests: connect-stream-fast-lane.test.ts compares it with connect-node byte for byte.
  */
 export function createConnectStreamFastLane(options: ConnectStreamFastLaneOptions): FastLane {
-  const { routes, active, maxRequestBytes, jsonOptions } = options;
+  const { routes, active, maxRequestBytes, requestBytes, jsonOptions } = options;
+  const maxDeadlineMs = options.maxDeadlineMs ?? maxTimerMs;
 
   return function connectStreamFastLane(req, res) {
     if (req.method !== "POST") return false;
@@ -49,13 +59,15 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
     if (contentType === undefined) return false;
     const type = streamContentType.exec(contentType);
     if (type === null) return false;
-    if (!isIdentityEncoding(headers["connect-content-encoding"])) return false;
+    const encoding = headers["connect-content-encoding"];
+    const compression = encoding === undefined ? undefined : requestCompression(encoding);
+    if (compression === null) return false;
     const version = headers["connect-protocol-version"];
     if (version !== undefined && version !== "1") return false;
-    const timeoutMs = timeoutFromHeader(headers["connect-timeout-ms"], parseTimeout);
+    const timeoutMs = timeoutFromHeader(headers["connect-timeout-ms"], parseTimeout, maxDeadlineMs);
     if (timeoutMs === null) return false;
     const call = startFastCall(route.method, "connect", req.url ?? "", req.headers, res, timeoutMs, active);
-    void serve(route, type[2] !== undefined, req, res, call);
+    void serve(route, type[2] !== undefined, req, res, call, compression);
     return true;
   };
 
@@ -65,6 +77,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
     req: NodeRequest,
     res: NodeResponse,
     call: FastCall,
+    compression: Compression | undefined,
   ): Promise<void> {
     // Never rejects: a failure while answering (a bug) resets this call, not the process.
     try {
@@ -89,8 +102,8 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
           req,
           "server-streaming",
           maxRequestBytes,
-          binary ? (bytes) => parseBinary(route.input, bytes) : (bytes) => parseJson(route.inputJson, bytes),
-          { skipEndStream: true },
+          binary ? (bytes) => parseBinary(route.input, bytes) : (bytes) => parseJsonMessage(route.inputJson, bytes),
+          { skipEndStream: true, budget: requestBytes, compression },
         );
         const response = await route.invoke(call, input);
         for await (const message of response.message) {
@@ -101,7 +114,9 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
           if (!(res as Writable).write(frame)) await drained(res, call.signal);
         }
       } catch (err) {
-        error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+        error = boundError(
+          err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err),
+        );
       } finally {
         call.end();
       }
@@ -112,14 +127,5 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
     } catch {
       abandonCall(res);
     }
-  }
-}
-
-/** connect's JSON parse of a message, with its error for text that is not the message. */
-function parseJson(codec: MessageJsonCodec, bytes: Uint8Array): Message {
-  try {
-    return codec.parse(textDecoder.decode(bytes));
-  } catch (err) {
-    throw ConnectError.from(err, Code.InvalidArgument);
   }
 }

@@ -4,19 +4,23 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { SluiceConfig } from "../config/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import { createHealthService, healthWatchPath, type HealthService } from "./health-service.js";
-import { createOnePortListener, type NodeRequestHandler } from "./one-port-listener.js";
+import { createOnePortListener } from "./one-port-listener.js";
 import { createReflectionService, reflectionServices } from "./reflection-service.js";
 import { parseListenAddress, formatUrl } from "./listen-address.js";
 import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
 import { createConnectStreamFastLane } from "./connect-stream-fast-lane.js";
 import { createGrpcFastLane } from "./grpc-fast-lane.js";
+import { createGrpcWebFastLane } from "./grpc-web-fast-lane.js";
+import { createConnectNodeHandler } from "./connect-node-handler.js";
+import { maxTimerMs } from "./timeout-clamp.js";
 import { createHealthzRoute, type HealthDetails } from "./healthz-route.js";
 import { createActiveCalls } from "./active-calls.js";
+import { createLoadShedding } from "./load-shedding.js";
+import { createRequestByteBudget } from "./request-byte-budget.js";
 import { prepareLaneRoutes } from "./lane-routes.js";
 import { registerRouteTable, type RouteTable } from "./route-table.js";
 import { useNodeTextEncoding } from "../wire/protobuf-text-encoding.js";
@@ -93,12 +97,24 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   // One preparation of the route table and one set of active calls for every lane.
   const laneRoutes = prepareLaneRoutes(routes, jsonOptions);
   const active = createActiveCalls(shutdownController.signal);
-  const lane = { routes: laneRoutes, active, maxRequestBytes: config.server.maxRequestBytes };
+  // A caller's deadline above this is clamped to it, never fired at once (timeout-clamp.ts).
+  const maxDeadlineMs = Math.min(config.server.maxDeadlineMs, maxTimerMs);
+  const lane = {
+    routes: laneRoutes,
+    active,
+    maxRequestBytes: config.server.maxRequestBytes,
+    requestBytes: createRequestByteBudget(config.server.maxBufferedRequestBytes),
+    maxDeadlineMs,
+  };
   const fastLane = createConnectUnaryFastLane({ ...lane, jsonOptions });
   const connectStreamLane = createConnectStreamFastLane({ ...lane, jsonOptions });
   const grpcLane = createGrpcFastLane(lane);
-  const healthz = createHealthzRoute(options.healthDetails, health);
-  const rpcHandler = connectNodeAdapter({
+  const grpcWebLane = createGrpcWebFastLane(lane);
+  const healthz = createHealthzRoute(options.healthDetails, health, { details: config.server.healthzDetails });
+  // Past this many calls in progress, new ones are refused at once (load-shedding.ts).
+  const { maxConcurrentCalls } = config.server;
+  const shedding = createLoadShedding(maxConcurrentCalls);
+  const rpcHandler = createConnectNodeHandler({
     jsonOptions,
     routes(router) {
       registerRouteTable(router, routes);
@@ -107,6 +123,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     },
     readMaxBytes: config.server.maxRequestBytes,
     shutdownSignal: shutdownController.signal,
+    maxDeadlineMs,
   });
 
   let inFlight = 0;
@@ -127,19 +144,26 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     res: http.ServerResponse | http2.Http2ServerResponse,
   ): void {
     if (req.url !== healthWatchPath) {
+      if (inFlight >= maxConcurrentCalls) {
+        // Refused in the caller's protocol before a byte is read; /healthz still answers.
+        if (!healthz(req, res)) shedding.refuseRequest(req, res);
+        return;
+      }
       inFlight++;
       res.once("close", onRequestDone);
     }
-    // The fast lanes take the common calls (Connect unary JSON, Connect streaming; gRPC
-    // binary is taken earlier, as a raw stream: handleStream) and decline everything else
-    // before reading a byte; connect-node serves the rest.
-    if (!(fastLanes && (fastLane(req, res) || connectStreamLane(req, res))) && !healthz(req, res)) {
-      (rpcHandler as NodeRequestHandler)(req, res);
+    // The fast lanes take the common calls (Connect unary and streaming, gRPC-Web;
+    // gRPC binary is taken earlier, as a raw stream: handleStream) and decline everything
+    // else before reading a byte; connect-node serves the rest.
+    if (!(fastLanes && (fastLane(req, res) || connectStreamLane(req, res) || grpcWebLane(req, res))) && !healthz(req, res)) {
+      rpcHandler(req, res);
     }
   }
 
   /** HTTP/2 streams the gRPC lane serves raw, without a compatibility request/response pair. */
   function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
+    // At the cap a gRPC stream is refused here; any other goes on to `handle`, which refuses it.
+    if (inFlight >= maxConcurrentCalls) return shedding.refuseStream(stream, headers);
     if (!grpcLane(stream, headers)) return false;
     inFlight++;
     stream.once("close", onRequestDone);
@@ -153,6 +177,10 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     tls,
     headersTimeoutMs: config.server.headersTimeoutMs,
     keepAliveTimeoutMs: config.server.keepAliveTimeoutMs,
+    requestBodyTimeoutMs: config.server.requestBodyTimeoutMs,
+    writeStallTimeoutMs: config.server.writeStallTimeoutMs,
+    maxHeaderBytes: config.server.maxHeaderBytes,
+    http2: config.server.http2,
     logger,
     onConnection: options.onConnection,
   });

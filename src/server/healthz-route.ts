@@ -5,23 +5,31 @@ import type { NodeRequest, NodeResponse } from "./fast-call.js";
 /** What /healthz reports beside the serving status (breaker states, in-flight counts). */
 export type HealthDetails = () => Readonly<Record<string, unknown>>;
 
+export interface HealthzOptions {
+  /**
+   * `server.healthzDetails`: also report `details()`. Off by default — deployment names and
+   * breaker states are for operators, not for anyone who can reach the serving port.
+   */
+  readonly details: boolean;
+}
+
 /**
- * `GET /healthz`: plain-HTTP health for load balancers and humans, beside the gRPC
- * health service — 200 while serving, 503 while draining — with each deployment's
- * circuit breaker state and the in-flight count of deployments with a `maxInFlight`, so an
- * operator sees at a glance which upstream is being skipped.
+ * `GET /healthz` (or HEAD; a query string is ignored, as load balancers add one): plain-HTTP
+ * health for load balancers and humans, beside the gRPC health service — 200
+ * `{"status":"SERVING"}` while serving, 503 `NOT_SERVING` while draining — and, with
+ * `details`, each deployment's circuit breaker state and the in-flight count of deployments
+ * with a `maxInFlight`, so an operator sees at a glance which upstream is being skipped.
  */
 export function createHealthzRoute(
   details: HealthDetails,
   health: HealthService,
+  options: HealthzOptions = { details: false },
 ): (req: NodeRequest, res: NodeResponse) => boolean {
   return (req, res) => {
-    if (req.url !== "/healthz" || (req.method !== "GET" && req.method !== "HEAD")) return false;
+    if (!isHealthzUrl(req.url) || (req.method !== "GET" && req.method !== "HEAD")) return false;
     const serving = health.status("") === ServingStatus.SERVING;
-    const body = JSON.stringify({
-      status: serving ? "SERVING" : "NOT_SERVING",
-      ...details(),
-    });
+    const status = serving ? "SERVING" : "NOT_SERVING";
+    const body = JSON.stringify(options.details ? { status, ...details() } : { status });
     res.writeHead(serving ? 200 : 503, {
       "content-type": "application/json",
       "cache-control": "no-store",
@@ -31,4 +39,9 @@ export function createHealthzRoute(
     else res.end(body);
     return true;
   };
+}
+
+/** `/healthz`, with or without a query string (`/healthz?probe=lb`); not `/healthzz` or `/healthz/x`. */
+function isHealthzUrl(url: string | undefined): boolean {
+  return url === "/healthz" || url?.startsWith("/healthz?") === true;
 }

@@ -8,21 +8,24 @@ export function hasEntries(headers: Headers): boolean {
   return false;
 }
 
-/** A compression header that leaves the lane able to read the body: absent or identity. */
-export function isIdentityEncoding(value: string | string[] | undefined): boolean {
-  return value === undefined || value === "identity";
-}
-
 /** A protocol's timeout header parser, as connect exports one per protocol. */
 type TimeoutParser = (value: string | null, maxTimeoutMs: number) => { timeoutMs?: number; error?: ConnectError };
 
 /**
  * A call's timeout from its header (`connect-timeout-ms`, `grpc-timeout`) with the
  * protocol's own connect parser: undefined when absent, null when malformed — the lane
- * then declines, and connect-node answers with the protocol's error.
+ * then declines, and connect-node answers with the protocol's error. A timeout above
+ * `maxMs` (the server's deadline cap, timeout-clamp.ts) is `maxMs`: never shorter, and
+ * never more than a timer holds.
  */
-export function timeoutFromHeader(value: string | string[] | undefined, parse: TimeoutParser): number | undefined | null {
+export function timeoutFromHeader(
+  value: string | string[] | undefined,
+  parse: TimeoutParser,
+  maxMs: number,
+): number | undefined | null {
   if (value === undefined) return undefined;
   const timeout = parse(value as string, Number.MAX_SAFE_INTEGER);
-  return timeout.error !== undefined ? null : timeout.timeoutMs;
+  if (timeout.error !== undefined) return null;
+  const ms = timeout.timeoutMs;
+  return ms !== undefined && ms > maxMs ? maxMs : ms;
 }

@@ -4,6 +4,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { once } from "node:events";
 import type { Logger } from "../telemetry/logger.js";
+import { createConnectionSweep } from "./connection-sweep.js";
 
 /** A request handler both `node:http` and the `node:http2` compatibility API can call. */
 export type NodeRequestHandler = (
@@ -28,8 +29,22 @@ export interface OnePortListenerOptions {
   readonly headersTimeoutMs: number;
   /** Idle HTTP/1.1 keep-alive connections and HTTP/2 sessions with no open stream close after this. */
   readonly keepAliveTimeoutMs: number;
-  /** HTTP/1.1: time to receive a whole request (headers and body). Default max(300 s, headersTimeoutMs). */
-  readonly requestTimeoutMs?: number | undefined;
+  /**
+   * Time to receive a request's body. HTTP/2: from a stream's headers to its END_STREAM,
+   * else the stream is reset (connection-sweep.ts). HTTP/1.1: the whole request, headers
+   * included, and at least `headersTimeoutMs` (node's requestTimeout: 408, connection
+   * closed). Default 30 s.
+   */
+  readonly requestBodyTimeoutMs?: number | undefined;
+  /**
+   * A response whose queued bytes the caller does not take for this long is reset (HTTP/2
+   * stream) or its connection closed (HTTP/1.1). Default 30 s.
+   */
+  readonly writeStallTimeoutMs?: number | undefined;
+  /** Largest request header block: HTTP/1.1 header bytes, HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE. Default 16 KiB. */
+  readonly maxHeaderBytes?: number | undefined;
+  /** HTTP/2 session limits. Defaults: 100 streams, 10 MB. */
+  readonly http2?: { readonly maxConcurrentStreams: number; readonly maxSessionMemoryMb: number } | undefined;
   /** How often HTTP/1.1 header/request timeouts are checked. Default headersTimeoutMs / 4, within 50 ms – 30 s. */
   readonly connectionsCheckingIntervalMs?: number | undefined;
   readonly logger?: Logger | undefined;
@@ -59,6 +74,21 @@ export interface OnePortListener {
   /** Open connections (TCP), whatever their protocol. */
   readonly connectionCount: number;
 }
+
+/** What the listener applies when its options leave a limit unset (the configuration's defaults). */
+export const listenerDefaults = {
+  requestBodyTimeoutMs: 30_000,
+  writeStallTimeoutMs: 30_000,
+  maxHeaderBytes: 16 * 1024,
+  http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10 },
+} as const;
+
+/**
+ * HTTP/2 limits set explicitly at node's own defaults (README "Limits"): header fields per
+ * block; frames nghttp2 rejects as invalid, and streams node refuses (over the stream limit,
+ * out of session memory), before the session is closed.
+ */
+export const http2Fixed = { maxHeaderListPairs: 128, maxSessionInvalidFrames: 1_000, maxSessionRejectedStreams: 100 } as const;
 
 /** The HTTP/2 client connection preface (RFC 9113 §3.4). */
 export const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -90,7 +120,10 @@ interface Http1Timeouts {
  */
 export function createOnePortListener(options: OnePortListenerOptions): OnePortListener {
   const { handler, logger, headersTimeoutMs, keepAliveTimeoutMs } = options;
-  const requestTimeoutMs = options.requestTimeoutMs ?? Math.max(300_000, headersTimeoutMs);
+  const requestBodyTimeoutMs = options.requestBodyTimeoutMs ?? listenerDefaults.requestBodyTimeoutMs;
+  const writeStallTimeoutMs = options.writeStallTimeoutMs ?? listenerDefaults.writeStallTimeoutMs;
+  const maxHeaderBytes = options.maxHeaderBytes ?? listenerDefaults.maxHeaderBytes;
+  const { maxConcurrentStreams, maxSessionMemoryMb } = options.http2 ?? listenerDefaults.http2;
   const checkingIntervalMs =
     options.connectionsCheckingIntervalMs ?? Math.min(30_000, Math.max(50, Math.floor(headersTimeoutMs / 4)));
 
@@ -98,6 +131,9 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
   /** Cleartext sockets whose first bytes are still being read. */
   const sniffing = new Map<net.Socket, () => void>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  const sweep = createConnectionSweep({ requestBodyTimeoutMs, writeStallTimeoutMs, logger });
+  /** The socket being handed to `h2`: its "session" event fires synchronously, with only a proxy of it. */
+  let handingOff: net.Socket | undefined;
   let draining = false;
 
   function onRequest(
@@ -119,23 +155,42 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     session.on("error", (err) => logger?.debug({ err: err.message }, "http2 session error"));
+    if (handingOff !== undefined) sweep.watchSession(session, handingOff);
     if (draining) {
       session.close();
       return;
     }
     // Idle sessions close like idle keep-alive connections; a session with an open stream
     // stays even when no byte moved for a while (a model thinking before its first token).
-    let openStreams = 0;
-    session.on("stream", (stream: http2.ServerHttp2Stream) => {
-      openStreams++;
-      stream.once("close", () => openStreams--);
-    });
     session.setTimeout(keepAliveTimeoutMs, () => {
-      if (openStreams === 0) session.close();
+      if (sweep.openStreams(session) === 0) session.close();
     });
   }
 
-  const h2Options: http2.ServerOptions = { unknownProtocolTimeout: headersTimeoutMs };
+  function toHttp2(socket: net.Socket): void {
+    handingOff = socket;
+    try {
+      h2.emit("connection", socket);
+    } finally {
+      handingOff = undefined;
+    }
+  }
+
+  function toHttp1(socket: net.Socket): void {
+    sweep.watchSocket(socket);
+    h1.emit("connection", socket);
+  }
+
+  // Every limit explicit rather than node's defaults (README "Limits"): node advertises no
+  // stream limit at all (2^32-1), and each open stream costs memory until it ends.
+  const h2Options: http2.ServerOptions = {
+    unknownProtocolTimeout: headersTimeoutMs,
+    maxSessionMemory: maxSessionMemoryMb,
+    maxHeaderListPairs: http2Fixed.maxHeaderListPairs,
+    maxSessionInvalidFrames: http2Fixed.maxSessionInvalidFrames,
+    maxSessionRejectedStreams: http2Fixed.maxSessionRejectedStreams,
+    settings: { maxConcurrentStreams, maxHeaderListSize: maxHeaderBytes },
+  };
   // Sessions live on `h2`, which has no "request" listener, so node builds no compatibility
   // pair per stream by itself: `streamHandler` may serve a stream raw (the gRPC lane) at
   // the cost of a stream; the rest are handed to `compat`, whose "stream" listener is
@@ -145,11 +200,12 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
   const h2 = http2.createServer(h2Options);
   const { streamHandler } = options;
   h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+    sweep.watchStream(stream.session as http2.ServerHttp2Session, stream);
     if (streamHandler?.(stream, headers)) return;
     compat.emit("stream", stream, headers, flags, rawHeaders);
   });
   h2.on("session", trackSession);
-  const h1 = http.createServer(onRequest);
+  const h1 = http.createServer({ maxHeaderSize: maxHeaderBytes }, onRequest);
   const http1Server = h1;
   // connectionsCheckingInterval is a runtime property @types/node does not declare.
   const http1 = h1 as unknown as Http1Timeouts;
@@ -174,25 +230,27 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
         return;
       }
       // No ALPN at all (an old client) is HTTP/1.1.
-      if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
-      else h1.emit("connection", socket);
+      if (socket.alpnProtocol === "h2") toHttp2(socket);
+      else toHttp1(socket);
     });
     secure.on("tlsClientError", (err) => logger?.debug({ err: err.message }, "tls handshake failed"));
     outer = secure;
   } else {
     const plain = net.createServer({ noDelay: true }, (socket) => {
       trackSocket(socket);
-      sniff(socket, h1, h2);
+      sniff(socket);
       options.onConnection?.(socket);
     });
     outer = plain;
   }
   http1.headersTimeout = headersTimeoutMs;
-  http1.requestTimeout = requestTimeoutMs;
+  // Node measures it from the request's first byte and never applies less than the headers
+  // timeout (it swaps the two when the request timeout is shorter): said so, not hidden.
+  http1.requestTimeout = Math.max(requestBodyTimeoutMs, headersTimeoutMs);
   http1.keepAliveTimeout = keepAliveTimeoutMs;
   http1.connectionsCheckingInterval = checkingIntervalMs;
 
-  function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+  function sniff(socket: net.Socket): void {
     let seen: Buffer | undefined;
     // A connection that never sends (enough of) its first bytes is closed: neither inner
     // server has it yet, so none of their timeouts apply (one-port-listener.test: "idle").
@@ -219,9 +277,9 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
       if (verdict === "h2") {
         // Not resumed: the session reads the unshifted bytes itself; resuming here would
         // lose them ("Received bad client magic byte string").
-        h2.emit("connection", socket);
+        toHttp2(socket);
       } else {
-        h1.emit("connection", socket);
+        toHttp1(socket);
         socket.resume();
       }
     }
@@ -260,6 +318,7 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
 
     async close() {
       this.drain();
+      sweep.stop();
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
       // Clears the inner server's timeout-check interval (it was never listening, so its

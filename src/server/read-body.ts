@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
+import type { RequestByteBudget } from "./request-byte-budget.js";
 
 /** The chunks of a request body as they arrived, and their total size. */
 export interface BodyChunks {
@@ -22,19 +23,28 @@ export type BodyCheck = (chunks: readonly Buffer[], size: number) => void;
  * the body is left flowing and is discarded (the caller still gets the error answer, on
  * HTTP/1.1 chunked bodies too). A request that closes before its end (the caller went
  * away) rejects with CANCELLED.
+ *
+ * The bytes count against the process's `budget` while the body is being received; a chunk
+ * that would cross it refuses the body (the budget's RESOURCE_EXHAUSTED).
  */
-export function readBody(req: Readable, check?: BodyCheck): Promise<BodyChunks> {
+export function readBody(req: Readable, budget: RequestByteBudget, check?: BodyCheck): Promise<BodyChunks> {
   if (req.readableEnded) return Promise.resolve({ chunks: [], size: 0 });
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const stop = (): void => {
+      budget.release(size);
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);
       req.off("close", onClose);
     };
     function onData(chunk: Buffer): void {
+      if (!budget.take(chunk.byteLength)) {
+        stop();
+        reject(budget.overloaded);
+        return;
+      }
       chunks.push(chunk);
       size += chunk.byteLength;
       if (check === undefined) return;
@@ -74,11 +84,12 @@ export function concatBody({ chunks, size }: BodyChunks): Buffer {
 export async function readRequestBody(
   req: Readable & { readonly headers: IncomingHttpHeaders },
   maxBytes: number,
+  budget: RequestByteBudget,
 ): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(Number(declared), maxBytes);
   return concatBody(
-    await readBody(req, (_chunks, size) => {
+    await readBody(req, budget, (_chunks, size) => {
       if (size > maxBytes) throw tooLarge(size, maxBytes);
     }),
   );

@@ -1,8 +1,9 @@
 import type { Readable, Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { concatBody, readBody } from "./read-body.js";
-
+import type { Compression } from "@connectrpc/connect/protocol";
 import { compressedFlag, endStreamFlag } from "../wire/envelope.js";
+import { concatBody, readBody } from "./read-body.js";
+import type { RequestByteBudget } from "./request-byte-budget.js";
 
 /**
  * Reading a request's enveloped message off the socket, and waiting out a slow reader,
@@ -13,18 +14,24 @@ import { compressedFlag, endStreamFlag } from "../wire/envelope.js";
 /**
  * Reads the request's one message (unary and server-streaming calls carry exactly one) and
  * parses it with `parse`. The size limit is enforced on the prefix, before buffering what
- * it announces.
+ * it announces. A compressed envelope (flag 1) is decompressed with the request's
+ * `compression` (lane-decompress.ts), its output limited to `maxBytes` too; without one it
+ * is connect's INTERNAL.
  */
 export async function readSingleMessage<T>(
   req: Readable,
   kind: "unary" | "server-streaming",
   maxBytes: number,
   parse: (bytes: Uint8Array) => T,
-  options: { skipEndStream: boolean },
+  options: {
+    readonly skipEndStream: boolean;
+    readonly budget: RequestByteBudget;
+    readonly compression?: Compression | undefined;
+  },
 ): Promise<T> {
   /** The message's length once its 5-byte prefix has arrived. */
   let length = -1;
-  const { chunks, size } = await readBody(req, (chunks, size) => {
+  const { chunks, size } = await readBody(req, options.budget, (chunks, size) => {
     if (length === -1 && size >= 5) {
       const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks as Buffer[], size);
       length = head.readUInt32BE(1);
@@ -46,14 +53,24 @@ export async function readSingleMessage<T>(
   if (size < 5 || size < 5 + length) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
   const body = concatBody({ chunks, size });
   const flags = body[0]!;
+  let payload: Uint8Array = body.subarray(5, 5 + length);
+  // In connect's order: decompress, then look at the end-stream flag.
   if ((flags & compressedFlag) === compressedFlag) {
-    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+    if (options.compression === undefined) {
+      throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+    }
+    payload = await options.compression.decompress(payload, maxBytes);
   }
   if (options.skipEndStream && (flags & endStreamFlag) === endStreamFlag) throw missing();
-  return parse(body.subarray(5, 5 + length));
+  return parse(payload);
 }
 
-/** Waits for the response to take more data (a slow reader), or for the call to end. */
+/**
+ * Waits for the response to take more data (a slow reader), or for the call to end. Not
+ * forever: a caller that takes nothing for `server.writeStallTimeoutMs` has its stream reset
+ * or connection closed by the listener's sweep (connection-sweep.ts), which ends this wait
+ * ("close") and cancels the call — no timer per wait here.
+ */
 export function drained(res: Pick<Writable, "once" | "off">, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {

@@ -13,7 +13,10 @@ import { configureTextEncoding, getTextEncoding } from "@bufbuild/protobuf/wire"
  * answer — false exactly for lone surrogates — without the allocation.
  *
  * protobuf-es keeps this setting on `globalThis` for the process; installing it again is a
- * no-op. Decoding stays as it was (TextDecoder is already the fastest there).
+ * no-op. Decoding stays as it was (TextDecoder is already the fastest there): protobuf-es
+ * decodes proto3 strings strictly (a fatal TextDecoder: invalid UTF-8 is a parse error, which
+ * parseBinary answers with INVALID_ARGUMENT), at ~10–50 ns per string over the lenient
+ * decoder in a micro-benchmark — kept, as proto3 requires it.
  */
 export function useNodeTextEncoding(): void {
   const current = getTextEncoding();

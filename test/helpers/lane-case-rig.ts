@@ -5,6 +5,8 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageShape } fro
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import {
   Http2SessionManager,
+  compressionBrotli,
+  compressionGzip,
   createConnectTransport,
   createGrpcTransport,
   createGrpcWebTransport,
@@ -39,22 +41,37 @@ export const caseProtocols = [
   "connect-binary-h2",
   "grpc-h2",
   "grpc-web-h1",
+  "grpc-web-h2",
   "grpc-js-h2c",
+  // JSON over gRPC and gRPC-Web (connect-es `useBinaryFormat: false`).
+  "grpc-json-h2",
+  "grpc-web-json-h1",
+  // Compressed requests (every message, `compressMinBytes: 0`); connect-es accepts gzip and br answers.
+  "connect-json-gzip-h1",
+  "grpc-br-h2",
+  "grpc-web-gzip-h2",
 ] as const;
 export type CaseProtocol = (typeof caseProtocols)[number];
 
 /**
- * Which calls a fast lane takes (README "Fast lanes"): Connect unary JSON, Connect
- * streaming JSON and binary, gRPC binary over HTTP/2. The rest is connect-node's.
+ * Which calls a fast lane takes (README "Fast lanes"): Connect unary and streaming, JSON
+ * and binary; gRPC over HTTP/2 and gRPC-Web (and its text mode), binary and JSON; gzip
+ * and br requests on each. The rest is connect-node's.
  */
 export const laneServes: Readonly<Record<CaseProtocol, { readonly unary: boolean; readonly stream: boolean }>> = {
   "connect-json-h1": { unary: true, stream: true },
   "connect-json-h2": { unary: true, stream: true },
-  "connect-binary-h1": { unary: false, stream: true },
-  "connect-binary-h2": { unary: false, stream: true },
+  "connect-binary-h1": { unary: true, stream: true },
+  "connect-binary-h2": { unary: true, stream: true },
   "grpc-h2": { unary: true, stream: true },
-  "grpc-web-h1": { unary: false, stream: false },
+  "grpc-web-h1": { unary: true, stream: true },
+  "grpc-web-h2": { unary: true, stream: true },
   "grpc-js-h2c": { unary: true, stream: true },
+  "grpc-json-h2": { unary: true, stream: true },
+  "grpc-web-json-h1": { unary: true, stream: true },
+  "connect-json-gzip-h1": { unary: true, stream: true },
+  "grpc-br-h2": { unary: true, stream: true },
+  "grpc-web-gzip-h2": { unary: true, stream: true },
 };
 
 /** "PERMISSION_DENIED", as gRPC spells a code; "OK" for success. */
@@ -446,6 +463,53 @@ function connectEsTransport(protocol: CaseProtocol, baseUrl: string): { transpor
     }
     case "grpc-web-h1":
       return { transport: createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }), close() {} };
+    case "grpc-web-h2": {
+      const sessionManager = h2();
+      return {
+        transport: createGrpcWebTransport({ baseUrl, httpVersion: "2", sessionManager }),
+        close: () => sessionManager.abort(),
+      };
+    }
+    case "grpc-json-h2": {
+      const sessionManager = h2();
+      return {
+        transport: createGrpcTransport({ baseUrl, sessionManager, useBinaryFormat: false }),
+        close: () => sessionManager.abort(),
+      };
+    }
+    case "grpc-web-json-h1":
+      return { transport: createGrpcWebTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: false }), close() {} };
+    case "connect-json-gzip-h1":
+      return {
+        transport: createConnectTransport({
+          baseUrl,
+          httpVersion: "1.1",
+          useBinaryFormat: false,
+          sendCompression: compressionGzip,
+          compressMinBytes: 0,
+        }),
+        close() {},
+      };
+    case "grpc-br-h2": {
+      const sessionManager = h2();
+      return {
+        transport: createGrpcTransport({ baseUrl, sessionManager, sendCompression: compressionBrotli, compressMinBytes: 0 }),
+        close: () => sessionManager.abort(),
+      };
+    }
+    case "grpc-web-gzip-h2": {
+      const sessionManager = h2();
+      return {
+        transport: createGrpcWebTransport({
+          baseUrl,
+          httpVersion: "2",
+          sessionManager,
+          sendCompression: compressionGzip,
+          compressMinBytes: 0,
+        }),
+        close: () => sessionManager.abort(),
+      };
+    }
     case "grpc-js-h2c":
       throw new Error("grpc-js is not a connect-es transport");
   }

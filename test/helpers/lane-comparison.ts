@@ -1,7 +1,8 @@
 import { createServer } from "node:http";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createConnectNodeHandler } from "../../src/server/connect-node-handler.js";
+import { createRequestByteBudget, type RequestByteBudget } from "../../src/server/request-byte-budget.js";
 import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { createSluice, type Sluice } from "../../src/app/create-sluice.js";
 import { parseConfig } from "../../src/config/load-config.js";
@@ -19,6 +20,7 @@ export interface LaneSetup {
   /** The route table prepared for the lanes, as the server prepares it. */
   readonly routes: LaneRoutes;
   readonly active: ActiveCalls;
+  readonly requestBytes: RequestByteBudget;
 }
 
 export interface LaneComparison {
@@ -52,12 +54,15 @@ export async function startLaneComparison(createLane: (setup: LaneSetup) => Fast
     shutdownSignal,
     routes: prepareLaneRoutes(sluice.routes, jsonOptions),
     active: createActiveCalls(shutdownSignal),
+    requestBytes: createRequestByteBudget(64 * 1024 * 1024),
   };
-  const general = connectNodeAdapter({
+  // connect-node as the server configures it (strict UTF-8, request compressions, deadline clamp).
+  const general = createConnectNodeHandler({
     routes: (router) => registerRouteTable(router, sluice.routes),
     jsonOptions: setup.jsonOptions,
     readMaxBytes: setup.maxRequestBytes,
     shutdownSignal: setup.shutdownSignal,
+    maxDeadlineMs: 2_147_483_647,
   });
   const lane = createLane(setup);
   const laneServed: string[] = [];

@@ -176,3 +176,71 @@ export function toConnectError(err: unknown): ConnectError {
   trailer.set("grpc-message", encodeURIComponent(serviceError.details ?? ""));
   return findTrailerError(trailer) ?? new ConnectError("no error status", Code.Unknown);
 }
+
+/** One envelope of a gRPC-Web answer: a message, or (flag 0x80) the trailers. */
+export interface GrpcWebFrame {
+  readonly flags: number;
+  readonly data: Buffer;
+}
+
+/** gRPC-Web's trailer flag. */
+export const grpcWebTrailerFlag = 0x80;
+
+/**
+ * A grpc-web-text answer's bytes, decoded as the grpc-web JavaScript client decodes them:
+ * base64 in groups of four characters, each on its own — so padding may close any group (a
+ * server encodes each frame on its own). Throws on anything else.
+ */
+export function decodeGrpcWebText(text: string): Buffer {
+  if (!/^(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)*$/.test(text)) {
+    throw new Error(`not grpc-web-text (base64 in groups of 4): ${text.slice(0, 40)}`);
+  }
+  const groups: Buffer[] = [];
+  for (let i = 0; i < text.length; i += 4) groups.push(Buffer.from(text.slice(i, i + 4), "base64"));
+  return Buffer.concat(groups);
+}
+
+/** A gRPC-Web body split into its envelopes; throws on a truncated one. */
+export function grpcWebFrames(body: Buffer): GrpcWebFrame[] {
+  const frames: GrpcWebFrame[] = [];
+  for (let at = 0; at < body.byteLength; ) {
+    if (body.byteLength - at < 5) throw new Error("truncated gRPC-Web envelope prefix");
+    const length = body.readUInt32BE(at + 1);
+    if (body.byteLength - at - 5 < length) throw new Error("truncated gRPC-Web envelope");
+    frames.push({ flags: body[at]!, data: body.subarray(at + 5, at + 5 + length) });
+    at += 5 + length;
+  }
+  return frames;
+}
+
+/** A gRPC-Web trailer envelope's `name: value` lines as Headers. */
+export function grpcWebTrailer(frame: GrpcWebFrame): Headers {
+  const trailer = new Headers();
+  for (const line of frame.data.toString("utf8").split("\r\n")) {
+    if (line === "") continue;
+    const colon = line.indexOf(":");
+    trailer.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return trailer;
+}
+
+/**
+ * A gRPC-Web answer read as a caller does: its messages (decoded with `schema`) and, from the
+ * trailer envelope (the last), its status as a ConnectError (undefined for OK) and trailers.
+ */
+export function readGrpcWebAnswer<D extends DescMessage>(
+  body: Buffer,
+  schema: D,
+): { messages: MessageShape<D>[]; error: ConnectError | undefined; trailer: Headers } {
+  const frames = grpcWebFrames(body);
+  const last = frames.at(-1);
+  if (last === undefined || (last.flags & grpcWebTrailerFlag) !== grpcWebTrailerFlag) {
+    throw new Error("a gRPC-Web answer ends with its trailer envelope");
+  }
+  const messages = frames.slice(0, -1).map((frame) => {
+    if (frame.flags !== 0) throw new Error(`unexpected envelope flags ${frame.flags}`);
+    return fromBinary(schema, frame.data);
+  });
+  const trailer = grpcWebTrailer(last);
+  return { messages, error: findTrailerError(trailer), trailer };
+}

@@ -108,6 +108,18 @@ function answerText(o: Observed): string {
   return o.client.events.map((event) => ((event as unknown[])[0] === "text" ? (event as [string, string])[1] : "")).join("");
 }
 
+/**
+ * A deadline past what a timer holds: 597 hours as `grpc-timeout` says it, 2^31 ms as
+ * `connect-timeout-ms`; grpc-js sends its own (and holds it without a timer: it is that long).
+ */
+function longDeadline(protocol: CaseProtocol): CaseCallOptions {
+  if (protocol === "grpc-js-h2c") return { timeoutMs: 597 * 3_600_000 };
+  return { headers: protocol.startsWith("connect-") ? { "connect-timeout-ms": "2147483648" } : { "grpc-timeout": "597H" } };
+}
+
+/** A slow stream of 8 words (~300 ms): long beside a deadline fired after 1 ms, short for a test. */
+const slowShort = (): CompleteRequestInit => ({ ...ask("slow"), maxOutputTokens: 8 });
+
 const both = (make: (rpc: Rpc) => LaneCase): LaneCase[] => [make("unary"), make("stream")];
 const noGrpcJs = (protocol: CaseProtocol): boolean => protocol !== "grpc-js-h2c";
 
@@ -347,6 +359,36 @@ const cases: LaneCase[] = [
     }),
   ),
 
+  // 7b. A deadline longer than a timer holds (2^31 ms and up, valid in both protocols) is clamped to
+  // server.maxDeadlineMs; it used to reach setTimeout, which fired it after 1 ms.
+  {
+    name: "stream: a deadline past what a timer holds — clamped, the whole stream arrives",
+    run: async (run) => [await observe(run, "stream", slowShort(), longDeadline(run.protocol))],
+    check([o], { mode }) {
+      expect.soft(o!.client.code, mode).toBe("OK");
+      expectWholeStream(o!, mode);
+      expect.soft(o!.server?.outcome, mode).toBe("OK");
+    },
+  },
+  {
+    name: "unary: a deadline past what a timer holds — clamped, the call runs until the caller cancels",
+    async run(run) {
+      // The clock: a slow stream, started once the provider has the unary call. By its end a
+      // deadline fired after 1 ms would long have ended the call; then the caller cancels.
+      const clock = run.server.providerStarted().then(() => observe(run, "stream", slowShort()));
+      const unary = await observe(run, "unary", ask("stuck"), { ...longDeadline(run.protocol), cancelWhen: clock });
+      return [unary, await clock];
+    },
+    check([unary, clock], { mode }) {
+      expect.soft(clock!.client.code, mode).toBe("OK");
+      expectWholeStream(clock!, mode);
+      expect.soft(unary!.client.code, mode).toBe("CANCELED");
+      expect.soft(unary!.server?.outcome, mode).toBe("CANCELED");
+    },
+    // As case 8: the caller's own words for its cancel.
+    comparable: ([unary, clock]) => [{ ...unary, client: { ...unary!.client, message: undefined } }, clock],
+  },
+
   // 8. The caller cancels mid-call: the server-side interceptor sees the call end as cancelled.
   {
     name: "stream: caller cancels mid-stream — interceptor sees CANCELED",
@@ -374,7 +416,8 @@ const cases: LaneCase[] = [
   // 8b. An HTTP/2 caller that resets with a code other than CANCEL (connect-es does on its own deadline).
   {
     name: "stream: HTTP/2 caller resets mid-stream with INTERNAL_ERROR",
-    protocols: (protocol) => protocol === "connect-json-h2" || protocol === "connect-binary-h2" || protocol === "grpc-h2",
+    // connect-es over HTTP/2 (grpc-js is h2c).
+    protocols: (protocol) => protocol.endsWith("-h2"),
     run: async (run) => [
       await observe(run, "stream", ask("slow"), {
         cancelAfterEvents: 1,

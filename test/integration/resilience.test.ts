@@ -60,6 +60,8 @@ async function start(
     },
     models: models({ a: "a", b: "b" }),
     resilience,
+    // Breaker states at /healthz are for operators: off unless asked for.
+    server: { healthzDetails: true },
   });
   rig = { a, b, sluice, caller: createChatCaller(protocol, sluice.url), arrivals };
   return rig;

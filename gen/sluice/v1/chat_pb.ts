@@ -29,14 +29,14 @@ export type Message = Message$1<"sluice.v1.Message"> & {
 
   /**
    * The content, in order. A plain text message is a single `text` part.
-   * May be empty only for an assistant message that carries `tool_calls`.
+   * May be empty only for an assistant message that carries `tool_calls`. At most 256 parts.
    *
    * @generated from field: repeated sluice.v1.ContentPart content = 2;
    */
   content: ContentPart[];
 
   /**
-   * ROLE_ASSISTANT only: the tools the model asked to call.
+   * ROLE_ASSISTANT only: the tools the model asked to call. At most 128.
    *
    * @generated from field: repeated sluice.v1.ToolCall tool_calls = 3;
    */

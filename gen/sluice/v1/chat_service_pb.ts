@@ -17,6 +17,25 @@ export const file_sluice_v1_chat_service: GenFile = /*@__PURE__*/
 /**
  * A chat completion request.
  *
+ * Limits (part of the contract). Over one, the answer is INVALID_ARGUMENT with reason
+ * REQUEST_LIMIT_EXCEEDED and a BadRequest naming the field:
+ *   messages              at most 2048 (OpenAI's own limit)
+ *   Message.content       at most 256 parts per message
+ *   Message.tool_calls    at most 128 per message
+ *   tools                 at most 128 (OpenAI's own limit)
+ *   stop                  at most 4
+ *   metadata              at most 16 entries; keys up to 64, values up to 512 characters
+ * Counts are checked before any element: a request over a count limit gets that violation
+ * alone. Otherwise BadRequest lists the first 10 bad fields and the message says how many
+ * more there were.
+ *
+ * A whole request holds at most 65536 elements, checked before it is parsed: in JSON every
+ * object, array, object member and array item counts one; in the binary format every field
+ * occurrence (nested ones, map keys and values, unknown fields and packed list elements
+ * included). Over it the answer is INVALID_ARGUMENT, reason REQUEST_LIMIT_EXCEEDED, without
+ * a BadRequest: no one field is at fault. 2048 messages with text, images and tool calls
+ * and 128 tools with JSON schemas of 8 properties each take about two thirds of it.
+ *
  * @generated from message sluice.v1.CompleteRequest
  */
 export type CompleteRequest = Message<"sluice.v1.CompleteRequest"> & {
@@ -28,7 +47,7 @@ export type CompleteRequest = Message<"sluice.v1.CompleteRequest"> & {
   model: string;
 
   /**
-   * Required, at least one. The conversation so far.
+   * Required, at least one, at most 2048. The conversation so far.
    *
    * @generated from field: repeated sluice.v1.Message messages = 2;
    */
@@ -92,7 +111,7 @@ export type CompleteRequest = Message<"sluice.v1.CompleteRequest"> & {
   topK?: number | undefined;
 
   /**
-   * Tools the model may call.
+   * Tools the model may call, at most 128.
    *
    * @generated from field: repeated sluice.v1.Tool tools = 11;
    */
@@ -486,6 +505,10 @@ export const StreamDoneSchema: GenMessage<StreamDone> = /*@__PURE__*/
  *   DEADLINE_EXCEEDED   the caller's deadline passed
  *   INTERNAL            the gateway's provider credentials were refused (reason UPSTREAM_AUTH),
  *                       or the provider answered with something Sluice could not read
+ * Bytes that do not parse as the request (bad protobuf, JSON, or UTF-8) are INVALID_ARGUMENT.
+ * Every error is bounded whatever the input: a message of at most 1024 characters quoting
+ * at most 64 of the caller's, and details that keep gRPC trailers within 4 KiB (a stock
+ * client accepts 8 KiB).
  *
  * @generated from service sluice.v1.ChatService
  */

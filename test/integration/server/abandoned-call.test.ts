@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { request } from "undici";
 import { ChatService } from "../../../gen/sluice/v1/chat_service_pb.js";
-import { ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
+import { RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { connectJsonTransport, grpcH2Transport, type ProtocolTransport } from "../../helpers/protocol-clients.js";
 import { startSluice, type StartedSluice } from "../../helpers/start-sluice.js";
 
@@ -14,7 +14,7 @@ import { startSluice, type StartedSluice } from "../../helpers/start-sluice.js";
 const unencodable: Interceptor = (next) => async (req) => {
   if (req.header.get("x-break") !== "1") return next(req);
   throw new ConnectError("broken detail", Code.Internal, undefined, [
-    { desc: ErrorInfoSchema, value: { reason: 42 as unknown as string } },
+    { desc: RetryInfoSchema, value: { retryDelay: { seconds: "x" as unknown as bigint } } },
   ]);
 };
 
