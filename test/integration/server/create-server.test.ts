@@ -1,7 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
@@ -12,6 +9,7 @@ import { parseConfig } from "../../../src/config/load-config.js";
 import { createLogger } from "../../../src/telemetry/logger.js";
 import { createSluiceServer } from "../../../src/server/create-server.js";
 import { grpcH2Transport } from "../../helpers/protocol-clients.js";
+import { selfSignedCert } from "../../helpers/self-signed-cert.js";
 
 const demoDocument = {
   providers: { demo: { type: "demo", wordDelayMs: 0, responseDelayMs: 30 } },
@@ -39,34 +37,8 @@ function build(document: Record<string, unknown>) {
 
 describe("createSluiceServer", () => {
   it("with server.tls: an https URL, gRPC over HTTP/2 with ALPN", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "sluice-tls-"));
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    const keyFile = join(dir, "key.pem");
-    const certFile = join(dir, "cert.pem");
-    // openssl is part of the test environment; a missing binary fails this test loudly.
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-days",
-        "1",
-        "-keyout",
-        keyFile,
-        "-out",
-        certFile,
-      ],
-      { stdio: "ignore" },
-    );
+    const { certFile, keyFile, remove } = selfSignedCert();
+    cleanup.push(() => remove());
     const server = build({ ...demoDocument, server: { tls: { certFile, keyFile } } });
     const { url } = await server.listen();
     expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);

@@ -2,10 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as https from "node:https";
 import * as net from "node:net";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -18,6 +15,7 @@ import {
   type OnePortListenerOptions,
 } from "../../../src/server/one-port-listener.js";
 import { createReadSpy, startRechunkingProxy, type RechunkingProxy } from "../../helpers/rechunking-proxy.js";
+import { selfSignedCert } from "../../helpers/self-signed-cert.js";
 
 describe("classifyFirstBytes", () => {
   it("waits while the bytes are a prefix of the HTTP/2 preface", () => {
@@ -239,34 +237,8 @@ describe("one port, two protocols (cleartext)", () => {
 
 describe("one port with TLS", () => {
   it("negotiates h2 and http/1.1 by ALPN; HTTP/2 streams are offered to streamHandler there too", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "sluice-tls-"));
-    opened.push({ close: () => rmSync(dir, { recursive: true, force: true }) });
-    const keyFile = join(dir, "key.pem");
-    const certFile = join(dir, "cert.pem");
-    // openssl is part of the test environment; a missing binary fails this test loudly.
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-days",
-        "1",
-        "-keyout",
-        keyFile,
-        "-out",
-        certFile,
-      ],
-      { stdio: "ignore" },
-    );
+    const { certFile, keyFile, remove } = selfSignedCert();
+    opened.push({ close: remove });
     const cert = readFileSync(certFile);
     const key = readFileSync(keyFile);
     const { port } = await startListener({ handler: echoHandler().handler, streamHandler: rawStreams, tls: { cert, key } });
