@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { failures } from "../errors/failure-table.js";
 import {
   answer,
@@ -9,6 +8,7 @@ import {
   drain,
   fail,
   hang,
+  reasonOf,
   stream,
   track,
   upstreamError,
@@ -30,7 +30,6 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const reasonOf = (err: unknown) => ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 const kinds = (events: Array<{ event: { case: string | undefined } }>) => events.map((e) => e.event.case);
 
 function start(timeouts: Record<string, number>, retry: Record<string, number> = { maxAttempts: 1 }): RunnerRig {

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { failures } from "../errors/failure-table.js";
 import {
   answer,
@@ -8,6 +7,7 @@ import {
   createRunnerRig,
   fail,
   hang,
+  reasonOf,
   track,
   upstreamError,
   type RunnerRig,
@@ -24,7 +24,6 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const reasonOf = (err: unknown) => ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 const serverError = () => upstreamError(failures.serverError, { status: 500 });
 
 function start(breaker: Record<string, number>, extra: Record<string, unknown> = {}): RunnerRig {

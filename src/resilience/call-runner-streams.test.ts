@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { StreamCompleteResponse } from "../../gen/sluice/v1/chat_service_pb.js";
 import { failures } from "../errors/failure-table.js";
 import {
@@ -8,6 +7,7 @@ import {
   createRunnerRig,
   drain,
   fail,
+  reasonOf,
   stream,
   track,
   upstreamError,
@@ -28,7 +28,6 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const reasonOf = (err: unknown) => ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 const kinds = (events: readonly StreamCompleteResponse[]) => events.map((e) => e.event.case);
 const texts = (events: readonly StreamCompleteResponse[]) =>
   events.map((e) => (e.event.case === "delta" ? e.event.value.text : "")).join("");

@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { failures } from "../errors/failure-table.js";
 import {
   answer,
   callerContext,
   createRunnerRig,
   fail,
+  reasonOf,
   track,
   upstreamError,
   type RigOptions,
@@ -46,7 +46,6 @@ function start(models: Record<string, unknown>, options?: RigOptions): RunnerRig
 
 const text = (r: { message?: { content: Array<{ part: { value?: unknown } }> } | undefined }) =>
   r.message?.content[0]?.part.value;
-const reasonOf = (err: unknown) => ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 const serverError = () => upstreamError(failures.serverError, { status: 500 });
 
 describe("call runner: retries", () => {

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import type { StreamCompleteResponse } from "../../gen/sluice/v1/chat_service_pb.js";
 import { failures } from "../errors/failure-table.js";
 import {
@@ -10,6 +9,7 @@ import {
   drain,
   fail,
   hang,
+  reasonOf,
   stream,
   track,
   upstreamError,
@@ -26,8 +26,6 @@ afterEach(() => {
   rig?.close();
   vi.useRealTimers();
 });
-
-const reasonOf = (err: unknown) => ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 
 function start(
   hedge: Record<string, number>,

@@ -6,7 +6,15 @@ import { endStreamToJson, parseTimeout } from "@connectrpc/connect/protocol-conn
 import { boundError } from "../errors/bounded-error.js";
 import { endStreamEnvelope, envelopeText, parseBinary } from "../wire/envelope.js";
 import type { ActiveCalls } from "./active-calls.js";
-import { abandonCall, startFastCall, type FastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
+import {
+  abandonCall,
+  startFastCall,
+  type FastCall,
+  type FastLane,
+  type NodeRequest,
+  type NodeResponse,
+  outgoingHeaders,
+} from "./fast-call.js";
 import { requestCompression } from "./lane-decompress.js";
 import { timeoutFromHeader } from "./lane-headers.js";
 import { parseJsonMessage } from "./lane-json.js";
@@ -86,12 +94,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
       const sendHeaders = (): void => {
         if (headersSent) return;
         headersSent = true;
-        const outgoing: Record<string, string> = {};
-        call.responseHeaders()?.forEach((value, key) => {
-          outgoing[key] = value;
-        });
-        outgoing["content-type"] = binary ? "application/connect+proto" : "application/connect+json";
-        res.writeHead(200, outgoing);
+        res.writeHead(200, outgoingHeaders(call, binary ? "application/connect+proto" : "application/connect+json"));
       };
       const serialize = binary
         ? (message: Message) => route.outputBinary.envelope(message)

@@ -273,6 +273,22 @@ class RequestViewContext implements HandlerContext {
 }
 
 /**
+ * The headers a lane answers with: those the implementation or an interceptor set, then the
+ * lane's content type (which wins), added to `into` (the gRPC lane's `:status`).
+ */
+export function outgoingHeaders(
+  call: FastCall,
+  contentType: string,
+  into: http2.OutgoingHttpHeaders = {},
+): http2.OutgoingHttpHeaders {
+  call.responseHeaders()?.forEach((value, key) => {
+    into[key] = value;
+  });
+  into["content-type"] = contentType;
+  return into;
+}
+
+/**
  * A lane's last resort when answering a call failed after all (a bug: an error its own
  * error writer cannot encode, a write to a broken response): the caller sees its
  * connection or stream reset, rather than the process dying of an unhandled rejection.

@@ -6,7 +6,7 @@ import type { Message } from "@bufbuild/protobuf";
 import { boundError } from "../errors/bounded-error.js";
 import { envelopeText, parseBinary } from "../wire/envelope.js";
 import type { ActiveCalls } from "./active-calls.js";
-import { abandonCall, startFastCall, type FastCall } from "./fast-call.js";
+import { abandonCall, startFastCall, type FastCall, outgoingHeaders } from "./fast-call.js";
 import { requestCompression } from "./lane-decompress.js";
 import { timeoutFromHeader } from "./lane-headers.js";
 import { parseJsonMessage } from "./lane-json.js";
@@ -94,12 +94,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
       const sendHeaders = (): void => {
         if (headersSent) return;
         headersSent = true;
-        const outgoing: http2.OutgoingHttpHeaders = { ":status": 200 };
-        call.responseHeaders()?.forEach((value, key) => {
-          outgoing[key] = value;
-        });
-        outgoing["content-type"] = json ? jsonContentType : protoContentType;
-        stream.respond(outgoing, respondOptions);
+        stream.respond(outgoingHeaders(call, json ? jsonContentType : protoContentType, { ":status": 200 }), respondOptions);
       };
       let error: ConnectError | undefined;
       try {

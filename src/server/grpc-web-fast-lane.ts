@@ -6,7 +6,15 @@ import { parseTimeout, setTrailerStatus, trailerSerialize } from "@connectrpc/co
 import { boundError } from "../errors/bounded-error.js";
 import { envelope, envelopeText, parseBinary } from "../wire/envelope.js";
 import type { ActiveCalls } from "./active-calls.js";
-import { abandonCall, startFastCall, type FastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
+import {
+  abandonCall,
+  startFastCall,
+  type FastCall,
+  type FastLane,
+  type NodeRequest,
+  type NodeResponse,
+  outgoingHeaders,
+} from "./fast-call.js";
 import { grpcWebTrailerFlag, readGrpcWebMessage } from "./grpc-web-request.js";
 import { requestCompression } from "./lane-decompress.js";
 import { timeoutFromHeader } from "./lane-headers.js";
@@ -111,12 +119,7 @@ export function createGrpcWebFastLane(options: GrpcWebFastLaneOptions): FastLane
       const sendHeaders = (): void => {
         if (headersSent) return;
         headersSent = true;
-        const outgoing: Record<string, string> = {};
-        call.responseHeaders()?.forEach((value, key) => {
-          outgoing[key] = value;
-        });
-        outgoing["content-type"] = responseContentTypes[text ? 1 : 0][json ? 1 : 0];
-        res.writeHead(200, outgoing);
+        res.writeHead(200, outgoingHeaders(call, responseContentTypes[text ? 1 : 0][json ? 1 : 0]));
       };
       // http.ServerResponse and Http2ServerResponse write alike; their union type does not say so.
       const send = (frame: Buffer): boolean => (res as Writable).write(text ? frame.toString("base64") : frame);

@@ -1,5 +1,5 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import {
   ChatService,
   CompleteRequestSchema,
@@ -9,6 +9,7 @@ import {
   type CompleteResponse,
   type StreamCompleteResponse,
 } from "../../gen/sluice/v1/chat_service_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { FinishReason, Role } from "../../gen/sluice/v1/chat_pb.js";
 import { abortError } from "../../src/errors/abort-error.js";
 import { UpstreamError } from "../../src/errors/gateway-error.js";
@@ -440,4 +441,9 @@ export function createRunnerRig(models: Record<string, unknown>, options: RigOpt
     },
     close: () => breakers.shutdown(),
   };
+}
+
+/** The ErrorInfo reason an error carries (undefined when it has none). */
+export function reasonOf(err: unknown): string | undefined {
+  return ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
 }
