@@ -33,6 +33,16 @@ const deploymentSchema = z
      * at the limit it is skipped like an open breaker. Unset: unlimited.
      */
     maxInFlight: z.number().int().positive().optional(),
+    /** USD per million tokens: the cost of this deployment's answers (metrics, access log). */
+    price: z
+      .object({
+        inputPerMillionTokens: z.number().min(0),
+        outputPerMillionTokens: z.number().min(0),
+        /** Prompt tokens read from the provider's cache, when billed differently (else the input price). */
+        cachedInputPerMillionTokens: z.number().min(0).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -235,6 +245,50 @@ const logSchema = z
   })
   .strict();
 
+const telemetrySchema = z
+  .object({
+    /**
+     * Spans (OpenTelemetry). `traceparent` is always read from callers and sent to
+     * providers; export is off unless `exporter: otlp` here or OTEL_TRACES_EXPORTER=otlp.
+     * The standard OTEL_* variables (endpoint, headers, sampler, service name) apply and
+     * win over this file (docs/observability.md).
+     */
+    tracing: z
+      .object({
+        exporter: z.enum(["none", "otlp"]).default("none"),
+        /** OTLP/HTTP base URL (".../v1/traces" is appended); OTEL_EXPORTER_OTLP_ENDPOINT wins. */
+        endpoint: z.url({ protocol: /^https?$/ }).optional(),
+        /** OTLP/HTTP encoding; OTEL_EXPORTER_OTLP_PROTOCOL wins. */
+        protocol: z.enum(["http/protobuf", "http/json"]).default("http/protobuf"),
+        /** Share of new traces sampled (a caller's sampled flag is followed); OTEL_TRACES_SAMPLER wins. */
+        sampleRatio: z.number().min(0).max(1).default(1),
+        /** Put prompt and completion text on spans. Off: never. */
+        captureContent: z.boolean().default(false),
+      })
+      .strict()
+      .default({ exporter: "none", protocol: "http/protobuf", sampleRatio: 1, captureContent: false }),
+    /** Prometheus exposition: on the serving port (default), on the admin address, or off. */
+    metrics: z
+      .object({
+        expose: z.enum(["serving", "admin", "off"]).default("serving"),
+        path: z.string().regex(/^\/[A-Za-z0-9/_.-]*$/).default("/metrics"),
+      })
+      .strict()
+      .default({ expose: "serving", path: "/metrics" }),
+  })
+  .strict();
+
+const adminSchema = z
+  .object({
+    /**
+     * The admin address: metrics (with `telemetry.metrics.expose: admin`), health details
+     * and on-demand profiling. Never the serving port. A bare port binds loopback. Unset: no
+     * admin listener.
+     */
+    listen: z.string().optional(),
+  })
+  .strict();
+
 const listenSchema = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080");
@@ -257,6 +311,11 @@ export const configSchema = z
       maxDeadlineMs: 2_147_483_647,
     }),
     log: logSchema.default({ level: "info" }),
+    telemetry: telemetrySchema.default({
+      tracing: { exporter: "none", protocol: "http/protobuf", sampleRatio: 1, captureContent: false },
+      metrics: { expose: "serving", path: "/metrics" },
+    }),
+    admin: adminSchema.default({}),
     resilience: resilienceSchema.default({
       retryBudget: { ratio: 0.2, minRetriesPerSecond: 5, windowMs: 10_000 },
       breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, rollingWindowMs: 10_000, resetTimeoutMs: 30_000 },
@@ -313,6 +372,7 @@ export const configSchema = z
 export type SluiceConfig = z.output<typeof configSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
 export type AttemptTimeouts = z.output<typeof attemptTimeoutsSchema>;
+export type TelemetryConfig = z.output<typeof telemetrySchema>;
 
 export type {
   AnthropicProviderConfig,

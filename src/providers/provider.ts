@@ -14,6 +14,11 @@ export interface UpstreamCall {
   readonly signal: AbortSignal;
   /** Output limit to send when the request sets none (required by Anthropic). */
   readonly defaultMaxOutputTokens?: number | undefined;
+  /**
+   * W3C `traceparent` naming this attempt's span: sent to the provider so its own traces
+   * join the caller's (always, whether or not spans are exported).
+   */
+  readonly traceparent?: string | undefined;
 }
 
 /**

@@ -5,6 +5,7 @@ import type { BreakerRegistry } from "./breaker-registry.js";
 import type { BreakerTicket } from "./deployment-breaker.js";
 import type { CallProgress } from "./call-progress.js";
 import type { InFlightLimiter } from "./in-flight-limiter.js";
+import { unobservedAttempt, type AttemptObservation, type CallTelemetry } from "../telemetry/call-telemetry.js";
 
 /**
  * An attempt in flight: its own signal, breaker ticket and strategy hooks; `opening`
@@ -18,6 +19,8 @@ export interface Attempt<T> {
   readonly hedged: boolean;
   /** performance.now() when it started. */
   readonly started: number;
+  /** Its span and metrics; `end` is called exactly once, by `finish` or by whoever delivered its answer. */
+  readonly observation: AttemptObservation;
 }
 
 export interface AttemptsDeps {
@@ -25,6 +28,7 @@ export interface AttemptsDeps {
   readonly limiter: InFlightLimiter;
   /** Strategy feedback: in-flight attempts per deployment. */
   readonly planner?: Pick<CallPlanner, "begin" | "end"> | undefined;
+  readonly telemetry?: CallTelemetry | undefined;
 }
 
 /** Starting and ending attempts: each takes an in-flight slot, a breaker ticket and strategy hooks, and gives them back exactly once. */
@@ -40,7 +44,7 @@ export interface Attempts {
     progress: CallProgress,
     own: boolean,
     hedged: boolean,
-    run: (attemptSignal: AttemptSignal) => Promise<T>,
+    run: (attemptSignal: AttemptSignal, traceparent: string | undefined) => Promise<T>,
   ): Attempt<T> | undefined;
   /** Ends an attempt whose answer the caller will not get (failed, or lost a hedge race). */
   finish(attempt: Attempt<unknown>, failure: unknown, callerSignal: AbortSignal): void;
@@ -49,7 +53,7 @@ export interface Attempts {
 }
 
 export function createAttempts(deps: AttemptsDeps): Attempts {
-  const { breakers, limiter, planner } = deps;
+  const { breakers, limiter, planner, telemetry } = deps;
 
   function end(attempt: Attempt<unknown>): void {
     const { key, maxInFlight } = attempt.candidate.deployment;
@@ -61,35 +65,47 @@ export function createAttempts(deps: AttemptsDeps): Attempts {
   return {
     start(candidate, signal, progress, own, hedged, run) {
       const { key, maxInFlight } = candidate.deployment;
+      const record = progress.record;
       if (!limiter.tryAcquire(key, maxInFlight)) {
         progress.skippedBusy++;
+        if (record !== undefined) telemetry?.event(record, "in_flight_limit_skip", key);
         return undefined;
       }
       const ticket = breakers.get(key).begin();
       if (ticket === undefined) {
         limiter.release(key, maxInFlight);
         progress.skippedOpen++;
+        if (record !== undefined) telemetry?.event(record, "breaker_open_skip", key);
         return undefined;
       }
       progress.attempts++;
       const attemptSignal = createAttemptSignal(signal, candidate.deployment.timeouts, candidate.deployment.provider.name, own);
       planner?.begin(key);
       const started = performance.now();
+      const observation =
+        record === undefined || telemetry === undefined
+          ? unobservedAttempt
+          : telemetry.attempt(record, candidate.deployment.target, { alias: candidate.route.alias, hedged });
       // An attempt's own timeout is its failure, whatever the adapter reported on abort. An
       // attempt on the caller's own signal has no timeout of its own: nothing to wrap.
-      const opened = run(attemptSignal);
+      const opened = run(attemptSignal, observation.traceparent);
       const opening =
         attemptSignal.signal === signal
           ? opened
           : opened.catch((err: unknown) => {
               throw attemptSignal.timedOut ?? err;
             });
-      return { candidate, attemptSignal, ticket, opening, hedged, started };
+      return { candidate, attemptSignal, ticket, opening, hedged, started, observation };
     },
 
     finish(attempt, failure, callerSignal) {
-      if (failure === undefined) attempt.ticket.release();
-      else settle(attempt.ticket, failure, callerSignal);
+      if (failure === undefined) {
+        attempt.ticket.release();
+        attempt.observation.end("superseded");
+      } else {
+        settle(attempt.ticket, failure, callerSignal);
+        attempt.observation.end(callerSignal.aborted ? "cancelled" : "error", failure);
+      }
       end(attempt);
     },
 

@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { gatewayError } from "../errors/gateway-error.js";
 import { reasons } from "../errors/reasons.js";
 import type { ModelRoute } from "../routing/model-catalog.js";
+import type { CallRecord } from "../telemetry/call-record.js";
 
 /** How far a call got over its plan: what RouteInfo reports and what the final error is built from. */
 export interface CallProgress {
@@ -11,10 +12,12 @@ export interface CallProgress {
   skippedOpen: number;
   /** Skipped at their `maxInFlight`. */
   skippedBusy: number;
+  /** The call's telemetry record; undefined outside the interceptor chain (unit tests). */
+  readonly record: CallRecord | undefined;
 }
 
-export function newCallProgress(): CallProgress {
-  return { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0 };
+export function newCallProgress(record: CallRecord | undefined): CallProgress {
+  return { attempts: 0, lastError: undefined, skippedOpen: 0, skippedBusy: 0, record };
 }
 
 /** The error when every candidate failed or was skipped: the last upstream error, or why none could be tried. */

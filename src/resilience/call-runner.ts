@@ -18,6 +18,9 @@ import { decideRetry } from "./retry-decision.js";
 import type { RetryBudget } from "./retry-budget.js";
 import { degradedRoute, routeInfo, setRouteHeaders } from "./route-info.js";
 import { openStream, type OpenedStream } from "./stream-attempt.js";
+import { callRecordKey } from "../telemetry/call-record.js";
+import type { CallTelemetry } from "../telemetry/call-telemetry.js";
+import { answerFacts, recordAnswer, recordRoute } from "./call-record-fill.js";
 
 export interface CallRunnerDeps {
   readonly breakers: BreakerRegistry;
@@ -30,6 +33,8 @@ export interface CallRunnerDeps {
   readonly latencies?: LatencyQuantiles;
   /** Backoff jitter (tests pass a fixed one). */
   readonly random?: () => number;
+  /** Spans and metrics per attempt, and call events (skips, fallback, degraded answers). */
+  readonly telemetry?: CallTelemetry;
 }
 
 export interface CallRunner {
@@ -58,12 +63,13 @@ export interface CallRunner {
  * status. Every wait obeys the caller's signal.
  */
 export function createCallRunner(deps: CallRunnerDeps): CallRunner {
-  const { retryBudget, planner } = deps;
+  const { retryBudget, planner, telemetry } = deps;
   const latencies = deps.latencies ?? createLatencyQuantiles();
   const attempts = createAttempts({
     breakers: deps.breakers,
     limiter: deps.limiter ?? createInFlightLimiter(),
     planner,
+    telemetry,
   });
 
   /** The hedge delay for an attempt on `candidate`: fixed, or its observed percentile once known. */
@@ -83,6 +89,7 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
     attempt: number,
     started: number,
     signal: AbortSignal,
+    progress: CallProgress,
   ): Promise<"retry" | "next" | "stop"> {
     if (signal.aborted) return "stop";
     const retry = candidate.route.config.retry;
@@ -101,7 +108,10 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
     );
     if (decision.kind === "retry") {
       // The budget caps retries process-wide; past it, fail over rather than hammer.
-      if (!retryBudget.tryAcquireRetry()) return "next";
+      if (!retryBudget.tryAcquireRetry()) {
+        if (progress.record !== undefined) telemetry?.event(progress.record, "retry_budget_exhausted", candidate.deployment.key);
+        return "next";
+      }
       await sleep(decision.delayMs, signal);
       return "retry";
     }
@@ -109,9 +119,18 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
   }
 
   /** A call starts: it counts toward the retry budget's request rate. */
-  function beginCall(): { started: number; progress: CallProgress } {
+  function beginCall(context: HandlerContext): { started: number; progress: CallProgress } {
     retryBudget.recordRequest();
-    return { started: Date.now(), progress: newCallProgress() };
+    return { started: Date.now(), progress: newCallProgress(context.values.get(callRecordKey)) };
+  }
+
+  /** Every candidate failed: the alias's degraded answer, when it has one, is what the caller gets. */
+  function noteDegraded(progress: CallProgress): void {
+    const record = progress.record;
+    if (record === undefined) return;
+    record.degraded = true;
+    record.attempts = progress.attempts;
+    telemetry?.event(record, "degraded");
   }
 
   /**
@@ -126,16 +145,21 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
     signal: AbortSignal,
     progress: CallProgress,
     started: number,
-    run: (target: Candidate) => (attemptSignal: AttemptSignal) => Promise<T>,
+    run: (target: Candidate) => (attemptSignal: AttemptSignal, traceparent: string | undefined) => Promise<T>,
     discard: (value: T) => Promise<unknown>,
     kind: LatencyKind,
   ): Promise<Winner<T> | undefined> {
     const hedge = requested.config.hedge;
     /** Candidates that already ran as a hedge partner are not tried again (only hedged calls have any). */
     const used = hedge === undefined ? undefined : new Set<Candidate>();
+    let fellBack = false;
     for (let index = 0; index < candidates.length; index++) {
       const candidate = candidates[index]!;
       if (used?.has(candidate)) continue;
+      if (!fellBack && candidate.route !== requested) {
+        fellBack = true;
+        if (progress.record !== undefined) telemetry?.event(progress.record, "fallback", candidate.deployment.key);
+      }
       for (let attemptNumber = 1; ; attemptNumber++) {
         const partner =
           used !== undefined && attemptNumber === 1 ? candidates.slice(index + 1).find((c) => !used.has(c)) : undefined;
@@ -167,7 +191,7 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
           progress.lastError = failure;
           if (signal.aborted) throw abortError(signal);
           planner?.observe(candidate.deployment.key, { ok: false });
-          const next = await afterFailure(failure, candidate, attemptNumber, started, signal);
+          const next = await afterFailure(failure, candidate, attemptNumber, started, signal, progress);
           if (next === "retry") continue;
           if (next === "next") break;
           throw ConnectError.from(failure);
@@ -184,15 +208,15 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
     context: HandlerContext,
   ): Promise<CompleteResponse> {
     const { signal } = context;
-    const { started, progress } = beginCall();
+    const { started, progress } = beginCall(context);
     const chosen = await choose(
       candidates,
       requested,
       signal,
       progress,
       started,
-      (target) => (attemptSignal) =>
-        target.deployment.provider.complete(request, upstreamCall(target.deployment, attemptSignal.signal)),
+      (target) => (attemptSignal, traceparent) =>
+        target.deployment.provider.complete(request, upstreamCall(target.deployment, attemptSignal.signal, traceparent)),
       async () => undefined,
       "latency",
     );
@@ -202,14 +226,20 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
       const latencyMs = performance.now() - winner.started;
       planner?.observe(winner.candidate.deployment.key, { latencyMs, ok: true });
       latencies.record(winner.candidate.deployment.key, "latency", latencyMs);
-      attempts.end(winner);
       const route = routeInfo(winner.candidate, requested, progress.attempts, winner.hedged);
+      const answer = answerFacts(response.model, response.id, response.finishReason, response.usage);
+      winner.observation.answered(answer);
+      winner.observation.end("ok");
+      attempts.end(winner);
+      recordRoute(progress.record, winner.candidate, route);
+      recordAnswer(progress.record, answer);
       response.route = route;
       setRouteHeaders(context.responseHeader, route);
       return response;
     }
     const degraded = degradedRoute(requested, progress.attempts);
     if (degraded !== undefined) {
+      noteDegraded(progress);
       setRouteHeaders(context.responseHeader, degraded);
       return degradedResponse(requested.config.degraded!.message, degraded);
     }
@@ -223,14 +253,14 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
     context: HandlerContext,
   ): AsyncGenerator<StreamCompleteResponse> {
     const { signal } = context;
-    const { started, progress } = beginCall();
+    const { started, progress } = beginCall(context);
     const chosen = await choose(
       candidates,
       requested,
       signal,
       progress,
       started,
-      (target) => (attemptSignal) => openStream(target.deployment, request, attemptSignal),
+      (target) => (attemptSignal, traceparent) => openStream(target.deployment, request, attemptSignal, traceparent),
       (opened) => opened.iterator.return?.(undefined) ?? Promise.resolve(),
       "ttft",
     );
@@ -240,6 +270,7 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
     }
     const degraded = degradedRoute(requested, progress.attempts);
     if (degraded !== undefined) {
+      noteDegraded(progress);
       setRouteHeaders(context.responseTrailer, degraded);
       yield* degradedStream(requested.config.degraded!.message, degraded);
       return;
@@ -259,19 +290,32 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
     progress: CallProgress,
     context: HandlerContext,
   ): AsyncGenerator<StreamCompleteResponse> {
-    const { candidate, attemptSignal, ticket } = attempt;
+    const { candidate, attemptSignal, ticket, observation } = attempt;
     const { iterator } = opened;
+    const record = progress.record;
     planner?.observe(candidate.deployment.key, { ttftMs: opened.ttftMs, ok: true });
     latencies.record(candidate.deployment.key, "ttft", opened.ttftMs);
+    observation.firstChunk();
     const route = routeInfo(candidate, requested, progress.attempts, attempt.hedged);
+    recordRoute(record, candidate, route);
+    if (record !== undefined) record.ttftMs = performance.now() - record.started;
     let settled = false;
-    /** The final event carries the route; it settles the breaker ticket as a success. */
+    /** The start event names the answering model; the final one carries the route and settles the breaker ticket as a success. */
     const onEvent = (event: StreamCompleteResponse): StreamCompleteResponse => {
-      if (event.event.case === "done") {
-        event.event.value.route = route;
+      const { case: kind, value } = event.event;
+      if (kind === "done") {
+        value.route = route;
         setRouteHeaders(context.responseTrailer, route);
         ticket.success();
         settled = true;
+        const answer = answerFacts(undefined, undefined, value.finishReason, value.usage);
+        observation.answered(answer);
+        observation.end("ok");
+        recordAnswer(record, answer);
+      } else if (kind === "start") {
+        const answer = answerFacts(value.model, value.id, undefined, undefined);
+        observation.answered(answer);
+        recordAnswer(record, answer);
       }
       return event;
     };
@@ -286,14 +330,20 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
       }
     } catch (err) {
       const failure = attemptSignal.timedOut ?? err;
-      if (!settled) settle(ticket, failure, context.signal);
+      if (!settled) {
+        settle(ticket, failure, context.signal);
+        observation.end(context.signal.aborted ? "cancelled" : "error", failure);
+      }
       settled = true;
       if (context.signal.aborted) throw abortError(context.signal);
       throw ConnectError.from(failure);
     } finally {
       // The caller went away mid-stream (or the adapter ended without done, which the
       // service's stream contract check reports).
-      if (!settled) ticket.release();
+      if (!settled) {
+        ticket.release();
+        observation.end("cancelled");
+      }
       // Stops the adapter (aborting its upstream request) when we leave early.
       await iterator.return?.(undefined);
       attempts.end(attempt);
@@ -303,6 +353,6 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
   return { complete, stream };
 }
 
-function upstreamCall(deployment: Deployment, signal: AbortSignal): UpstreamCall {
-  return { model: deployment.model, signal, defaultMaxOutputTokens: deployment.maxOutputTokens };
+function upstreamCall(deployment: Deployment, signal: AbortSignal, traceparent: string | undefined): UpstreamCall {
+  return { model: deployment.model, signal, defaultMaxOutputTokens: deployment.maxOutputTokens, traceparent };
 }

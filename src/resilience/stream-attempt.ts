@@ -23,12 +23,14 @@ export async function openStream(
   deployment: Deployment,
   request: CompleteRequest,
   attemptSignal: AttemptSignal,
+  traceparent: string | undefined,
 ): Promise<OpenedStream> {
   const started = performance.now();
   const events = deployment.provider.stream(request, {
     model: deployment.model,
     signal: attemptSignal.signal,
     defaultMaxOutputTokens: deployment.maxOutputTokens,
+    traceparent,
   });
   const iterator = events[Symbol.asyncIterator]();
   try {

@@ -3,6 +3,7 @@ import type { AttemptTimeouts, ModelConfig, SluiceConfig } from "../config/schem
 import type { Provider } from "../providers/provider.js";
 import { gatewayError } from "../errors/gateway-error.js";
 import { reasons } from "../errors/reasons.js";
+import type { AttemptTarget } from "../telemetry/call-telemetry.js";
 
 /** One provider + upstream model serving an alias, resolved at startup. */
 export interface Deployment {
@@ -18,6 +19,8 @@ export interface Deployment {
   readonly timeouts: AttemptTimeouts;
   /** Concurrency limit; undefined = unlimited. */
   readonly maxInFlight: number | undefined;
+  /** What telemetry says about attempts on it (provider, address, price), built once. */
+  readonly target: AttemptTarget;
 }
 
 /** A model alias callers name in `CompleteRequest.model`. */
@@ -48,14 +51,16 @@ export function createModelCatalog(config: SluiceConfig, providers: ReadonlyMap<
     const deployments = model.deployments.map((deployment): Deployment => {
       const provider = providers.get(deployment.provider);
       if (provider === undefined) throw new Error(`models.${alias}: provider ${deployment.provider} was not created`);
+      const key = `${deployment.provider}/${deployment.model}`;
       return {
-        key: `${deployment.provider}/${deployment.model}`,
+        key,
         provider,
         model: deployment.model,
         maxOutputTokens: deployment.maxOutputTokens,
         weight: deployment.weight,
         timeouts: deployment.timeouts,
         maxInFlight: deployment.maxInFlight,
+        target: attemptTarget(key, deployment, provider, config),
       };
     });
     byAlias.set(alias, { alias, config: model, deployments });
@@ -75,4 +80,30 @@ export function createModelCatalog(config: SluiceConfig, providers: ReadonlyMap<
       );
     },
   };
+}
+
+/** The telemetry view of a deployment: names, the provider's host and port (server.address), price. */
+function attemptTarget(
+  key: string,
+  deployment: SluiceConfig["models"][string]["deployments"][number],
+  provider: Provider,
+  config: SluiceConfig,
+): AttemptTarget {
+  const providerConfig = config.providers[deployment.provider];
+  let serverAddress = "";
+  let serverPort: number | undefined;
+  if (providerConfig !== undefined && "baseUrl" in providerConfig) {
+    const url = new URL(providerConfig.baseUrl);
+    serverAddress = url.hostname;
+    serverPort = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port);
+  }
+  return Object.freeze({
+    provider: provider.name,
+    providerType: provider.type,
+    deployment: key,
+    model: deployment.model,
+    serverAddress,
+    serverPort,
+    price: deployment.price,
+  });
 }

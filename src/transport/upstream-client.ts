@@ -76,10 +76,19 @@ export class UpstreamClient implements StreamAnswerOwner {
    * with the caller's cancel / deadline error when `signal` aborted. One undici `dispatch`
    * (stream-answer.ts).
    */
-  postForStream(path: string, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<StreamAnswer> {
+  postForStream(
+    path: string,
+    body: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    traceparent?: string | undefined,
+  ): Promise<StreamAnswer> {
     if (signal.aborted) return Promise.reject(abortError(signal));
     const handler = new StreamAnswerHandler(this, signal);
-    this.pool.dispatch({ method: "POST", path: this.basePath + path + this.search, headers, body }, handler);
+    this.pool.dispatch(
+      { method: "POST", path: this.basePath + path + this.search, headers: withTraceparent(headers, traceparent), body },
+      handler,
+    );
     return handler.opened;
   }
 
@@ -103,11 +112,20 @@ export class UpstreamClient implements StreamAnswerOwner {
    * `dispatch`, without the Readable body and request wrapper `pool.request` builds per
    * call (a visible share of a unary call's CPU in profiles).
    */
-  postForJson(path: string, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<unknown> {
+  postForJson(
+    path: string,
+    body: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    traceparent?: string | undefined,
+  ): Promise<unknown> {
     if (signal.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
       const handler = new JsonAnswerHandler(this, signal, resolve, reject);
-      this.pool.dispatch({ method: "POST", path: this.basePath + path + this.search, headers, body }, handler);
+      this.pool.dispatch(
+        { method: "POST", path: this.basePath + path + this.search, headers: withTraceparent(headers, traceparent), body },
+        handler,
+      );
     });
   }
 
@@ -242,4 +260,15 @@ class JsonAnswerHandler extends AnswerHandler {
   protected failed(error: ConnectError): void {
     this.reject(error);
   }
+}
+
+/**
+ * A provider's fixed headers plus this attempt's `traceparent`. undici takes headers as a
+ * flat [name, value, …] array too: one small array per request instead of a copied object.
+ */
+function withTraceparent(headers: Record<string, string>, traceparent: string | undefined): Record<string, string> | string[] {
+  if (traceparent === undefined) return headers;
+  const flat: string[] = ["traceparent", traceparent];
+  for (const name in headers) flat.push(name, headers[name]!);
+  return flat;
 }

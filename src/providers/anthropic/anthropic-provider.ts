@@ -49,13 +49,13 @@ export function createAnthropicProvider(name: string, config: AnthropicProviderC
 
   async function complete(request: CompleteRequest, call: UpstreamCall): Promise<CompleteResponse> {
     const payload = body(request, call, false);
-    const json = await client.postForJson(messagesPath, payload, fixedHeaders, call.signal);
+    const json = await client.postForJson(messagesPath, payload, fixedHeaders, call.signal, call.traceparent);
     return fromAnthropicMessage(json, client);
   }
 
   async function* stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
     const payload = body(request, call, true);
-    const response = await client.postForStream(messagesPath, payload, fixedHeaders, call.signal);
+    const response = await client.postForStream(messagesPath, payload, fixedHeaders, call.signal, call.traceparent);
     let complete = false;
     try {
       const events = parseSseStream(response.chunks(() => complete));

@@ -73,13 +73,13 @@ export function createOpenAIProvider(name: string, config: OpenAIProviderConfig,
 
     async complete(request: CompleteRequest, call: UpstreamCall): Promise<CompleteResponse> {
       const body = encode(request, call, false);
-      const json = await client.postForJson(path, body, unaryHeaders, call.signal);
+      const json = await client.postForJson(path, body, unaryHeaders, call.signal, call.traceparent);
       return translateCompletion(json, call, client);
     },
 
     async *stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
       const body = encode(request, call, true);
-      const response = await client.postForStream(path, body, streamHeaders, call.signal);
+      const response = await client.postForStream(path, body, streamHeaders, call.signal, call.traceparent);
       let complete = false;
       try {
         if (isJsonContentType(response.headers["content-type"])) {
