@@ -262,11 +262,9 @@ const telemetrySchema = z
         protocol: z.enum(["http/protobuf", "http/json"]).default("http/protobuf"),
         /** Share of new traces sampled (a caller's sampled flag is followed); OTEL_TRACES_SAMPLER wins. */
         sampleRatio: z.number().min(0).max(1).default(1),
-        /** Put prompt and completion text on spans. Off: never. */
-        captureContent: z.boolean().default(false),
       })
       .strict()
-      .default({ exporter: "none", protocol: "http/protobuf", sampleRatio: 1, captureContent: false }),
+      .default({ exporter: "none", protocol: "http/protobuf", sampleRatio: 1 }),
     /** Prometheus exposition: on the serving port (default), on the admin address, or off. */
     metrics: z
       .object({
@@ -312,7 +310,7 @@ export const configSchema = z
     }),
     log: logSchema.default({ level: "info" }),
     telemetry: telemetrySchema.default({
-      tracing: { exporter: "none", protocol: "http/protobuf", sampleRatio: 1, captureContent: false },
+      tracing: { exporter: "none", protocol: "http/protobuf", sampleRatio: 1 },
       metrics: { expose: "serving", path: "/metrics" },
     }),
     admin: adminSchema.default({}),

@@ -32,7 +32,12 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream;
 }
 
-/** JSON lines via pino: fast, structured, with secrets and prompt text redacted. */
+/**
+ * JSON lines via pino: fast, structured, with secrets and prompt text redacted. To stdout
+ * by default through an asynchronous destination: a line is queued and written in batches
+ * while a write is in flight, instead of a blocking write(2) per line (~30 µs each, the
+ * access log's main cost); pino flushes what is queued when the process exits.
+ */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
     {
@@ -41,6 +46,6 @@ export function createLogger(options: LoggerOptions): Logger {
       redact: { paths: redactedPaths, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    options.destination,
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
