@@ -10,6 +10,7 @@ import type { CallPlanner } from "../routing/call-plan.js";
 import type { CallRunner } from "../resilience/call-runner.js";
 import { enforceStreamShape } from "./stream-contract.js";
 import { validateCompleteRequest } from "./validate-request.js";
+import { callRecordKey } from "../telemetry/call-record.js";
 
 export interface ChatServiceDeps {
   readonly catalog: ModelCatalog;
@@ -28,6 +29,9 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
   function prepare(request: CompleteRequest, context: HandlerContext) {
     validateCompleteRequest(request);
     const route = catalog.resolve(request.model);
+    // Only a configured alias: metrics label calls by it, so it must come from a bounded set.
+    const record = context.values.get(callRecordKey);
+    if (record !== undefined) record.alias = route.alias;
     // Request headers are read only when a conditional route asks for one.
     const candidates = planner.plan(route, request, (name) => context.requestHeader.get(name) ?? undefined);
     return { route, candidates };

@@ -36,6 +36,14 @@ export const reasons = {
 
   // The server's own load shedding (RESOURCE_EXHAUSTED).
   serverOverloaded: "SERVER_OVERLOADED",
+
+  // The call's own end: its caller left or its deadline passed, the server is draining, a bug.
+  cancelled: "CANCELLED",
+  deadlineExceeded: "DEADLINE_EXCEEDED",
+  serverShuttingDown: "SERVER_SHUTTING_DOWN",
+  internalError: "INTERNAL_ERROR",
+  /** An error no rule above names (its code says what kind). */
+  unclassified: "UNCLASSIFIED",
 } as const;
 
 /** One of the reasons above. */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Writable } from "node:stream";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createContextValues, createRouterTransport } from "@connectrpc/connect";
 import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
 import { createLogger } from "../telemetry/logger.js";
@@ -29,7 +29,7 @@ function clientWith(impl: Parameters<typeof createRouterTransport>[0], logger: R
 }
 
 describe("access log and error boundary", () => {
-  it("logs one line per call with procedure, code and duration — never the prompt", async () => {
+  it("logs one line per call with rpc, code and duration — never the prompt", async () => {
     const { lines, logger } = capture();
     const client = clientWith((router) => {
       router.service(ChatService, {
@@ -44,7 +44,7 @@ describe("access log and error boundary", () => {
     await expect(client.complete(request)).rejects.toMatchObject({ code: Code.NotFound });
     for await (const _ of client.streamComplete(request)) void _;
     const rpcLines = lines.filter((l) => l["msg"] === "rpc");
-    expect(rpcLines.map((l) => [l["procedure"], l["code"]])).toEqual([
+    expect(rpcLines.map((l) => [l["rpc"], l["code"]])).toEqual([
       ["sluice.v1.ChatService/Complete", "not_found"],
       ["sluice.v1.ChatService/StreamComplete", "ok"],
     ]);
@@ -120,7 +120,14 @@ describe("access log on streams", () => {
       trailer: new Headers(),
       message: events(),
     });
-    const res = await accessLogInterceptor(logger)(next as never)({ stream: true, service: ChatService, method } as never);
+    const res = await accessLogInterceptor(logger)(next as never)({
+      stream: true,
+      service: ChatService,
+      method,
+      header: new Headers(),
+      contextValues: createContextValues(),
+      signal: new AbortController().signal,
+    } as never);
     for await (const _ of (res as { message: AsyncIterable<unknown> }).message) break;
     expect(stopped).toBe(true);
     expect(lines.filter((l) => l["msg"] === "rpc").map((l) => l["code"])).toEqual(["canceled"]);
@@ -146,7 +153,14 @@ async function unaryCall(
   const next = async () => {
     throw fail(controller);
   };
-  const req = { stream: false, service: ChatService, method: completeMethod, signal: controller.signal };
+  const req = {
+    stream: false,
+    service: ChatService,
+    method: completeMethod,
+    signal: controller.signal,
+    header: new Headers(),
+    contextValues: createContextValues(),
+  };
   await interceptor(next as never)(req as never).catch(() => {});
 }
 
@@ -155,8 +169,22 @@ async function streamLeftAfter(interceptor: ReturnType<typeof accessLogIntercept
   async function* events() {
     for (let i = 0; i < 10; i++) yield { event: { case: "delta", value: { text: "x" } } };
   }
-  const next = async () => ({ stream: true, service: ChatService, method: streamMethod, message: events() });
-  const req = { stream: true, service: ChatService, method: streamMethod, signal: new AbortController().signal };
+  const next = async () => ({
+    stream: true,
+    service: ChatService,
+    method: streamMethod,
+    header: new Headers(),
+    trailer: new Headers(),
+    message: events(),
+  });
+  const req = {
+    stream: true,
+    service: ChatService,
+    method: streamMethod,
+    signal: new AbortController().signal,
+    header: new Headers(),
+    contextValues: createContextValues(),
+  };
   const res = (await interceptor(next as never)(req as never)) as { message: AsyncIterable<unknown> };
   const iterator = res.message[Symbol.asyncIterator]();
   for (let i = 0; i < read; i++) await iterator.next();

@@ -1,13 +1,10 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../telemetry/logger.js";
 import { createLogSummary } from "../telemetry/log-summary.js";
-
-/** Lower-case code names, as the Connect protocol spells them ("not_found"), by code. */
-const codeNames: Record<number, string> = {};
-for (const [name, value] of Object.entries(Code)) {
-  if (typeof value === "number")
-    codeNames[value] = name.replace(/[A-Z]/g, (c, i: number) => (i > 0 ? "_" : "") + c.toLowerCase());
-}
+import { CallRecord, callRecordKey, protocolOf } from "../telemetry/call-record.js";
+import type { CallTelemetry } from "../telemetry/call-telemetry.js";
+import { codeName } from "../telemetry/error-type.js";
+import { requestIdOf, withRequestId } from "./request-id.js";
 
 /** How often calls their callers cancelled are summarised, by default (README "Limits"). */
 export const cancelledSummaryIntervalMs = 10_000;
@@ -15,13 +12,17 @@ export const cancelledSummaryIntervalMs = 10_000;
 export interface AccessLogOptions {
   /** The summary interval for calls cancelled by their callers (see accessLogInterceptor). Default 10 s. */
   readonly cancelledSummaryIntervalMs?: number;
+  /** Spans and metrics of each call, begun and ended here with the call's record. */
+  readonly telemetry?: CallTelemetry | undefined;
 }
 
 /**
- * One access line per RPC (procedure, code, duration) and the error boundary: an error
- * that is not a ConnectError is a bug — it is logged with its stack and reaches the
- * caller only as INTERNAL "internal error", so no internal text (which could hold a
- * prompt fragment or a secret) leaks. With `info` disabled it costs one level check.
+ * The outermost step of every call: its record (request id, the facts inner layers fill
+ * in), its telemetry, one access line per RPC written from the record, and the error
+ * boundary: an error that is not a ConnectError is a bug — it is logged with its stack and
+ * reaches the caller only as INTERNAL "internal error", so no internal text (which could
+ * hold a prompt fragment or a secret) leaks. Every answer carries `x-request-id` (the
+ * caller's, or one made here), and every error also names it in its ErrorInfo.
  *
  * Calls their callers cancelled before any answer (a reset stream, a closed connection)
  * are not one line each: a reset storm would write tens of thousands of lines a second.
@@ -29,44 +30,52 @@ export interface AccessLogOptions {
  * reported as one summary line per interval while they keep coming (log-summary.ts).
  */
 export function accessLogInterceptor(logger: Logger, options: AccessLogOptions = {}): Interceptor {
+  const telemetry = options.telemetry;
   const cancelled = createLogSummary(logger, {
     intervalMs: options.cancelledSummaryIntervalMs ?? cancelledSummaryIntervalMs,
     message: "rpcs cancelled by their callers",
   });
 
-  function log(procedure: string, started: number, err: ConnectError | undefined): void {
-    const code = err === undefined ? "ok" : (codeNames[err.code] ?? "unknown");
-    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+  function log(record: CallRecord, err: ConnectError | undefined): void {
     if (err !== undefined && err.code === Code.Internal) {
-      logger.error({ procedure, code, durationMs, err: err.message }, "rpc");
-    } else {
-      logger.info({ procedure, code, durationMs }, "rpc");
+      logger.error(accessFields(record, err, { err: err.message }), "rpc");
+    } else if (logger.isLevelEnabled("info")) {
+      logger.info(accessFields(record, err, {}), "rpc");
     }
   }
 
-  /** An RPC that failed: its line, or a count in the summary when its caller left before any answer. */
-  function logFailed(procedure: string, started: number, err: ConnectError, signal: AbortSignal, answered: boolean): void {
-    if (!answered && leftByCaller(err, signal)) {
+  /** The call ended: its telemetry, and its line (or a count in the summary when its caller left before any answer). */
+  function ended(record: CallRecord, err: ConnectError | undefined, signal: AbortSignal, answered: boolean): void {
+    telemetry?.end(record, err);
+    if (err !== undefined && !answered && leftByCaller(err, signal)) {
       // Not a fault of the server's: only counted, and only when access lines are wanted.
-      if (started >= 0 && !cancelled.count(procedure)) log(procedure, started, err);
+      if (logger.isLevelEnabled("info") && !cancelled.count(record.rpc)) log(record, err);
       return;
     }
-    if (started >= 0 || err.code === Code.Internal) log(procedure, started, err);
+    log(record, err);
   }
 
   return (next) => async (req) => {
-    const procedure = `${req.service.typeName}/${req.method.name}`;
-    const started = logger.isLevelEnabled("info") ? performance.now() : -1;
+    const record = new CallRecord(
+      `${req.service.typeName}/${req.method.name}`,
+      protocolOf(req.header.get("content-type")),
+      req.stream,
+      performance.now(),
+    );
+    record.requestId = requestIdOf(req.header);
+    req.contextValues.set(callRecordKey, record);
+    telemetry?.begin(record, req.header);
     let res;
     try {
       res = await next(req);
     } catch (err) {
-      const mapped = boundary(err, logger, procedure);
-      logFailed(procedure, started, mapped, req.signal, false);
-      throw mapped;
+      const mapped = boundary(err, logger, record.rpc);
+      ended(record, mapped, req.signal, false);
+      throw withRequestId(mapped, record.requestId);
     }
+    res.header.set("x-request-id", record.requestId);
     if (!res.stream) {
-      if (started >= 0) log(procedure, started, undefined);
+      ended(record, undefined, req.signal, true);
       return res;
     }
     return {
@@ -74,17 +83,59 @@ export function accessLogInterceptor(logger: Logger, options: AccessLogOptions =
       message: new LoggedStream(
         res.message,
         (outcome, answered) => {
-          if (outcome === undefined) {
-            if (started >= 0) log(procedure, started, undefined);
-          } else {
-            // "cancelled": the consumer stopped reading (the caller went away) before the end.
-            logFailed(procedure, started, outcome === "cancelled" ? callerWentAway : outcome, req.signal, answered);
-          }
+          // "cancelled": the consumer stopped reading (the caller went away) before the end.
+          ended(record, outcome === "cancelled" ? callerWentAway : outcome, req.signal, answered);
         },
-        (err) => boundary(err, logger, procedure),
+        (err) => boundary(err, logger, record.rpc),
+        (err) => withRequestId(err, record.requestId),
       ),
     };
   };
+}
+
+/**
+ * The access line: who called what over which protocol and how it ended; for chat calls
+ * also the route (alias, provider, deployment, the model that answered), attempts, tokens,
+ * cost and timings. Never request or answer text.
+ */
+function accessFields(record: CallRecord, err: ConnectError | undefined, extra: Record<string, unknown>): Record<string, unknown> {
+  const now = performance.now();
+  const fields: Record<string, unknown> = {
+    requestId: record.requestId,
+    rpc: record.rpc,
+    protocol: record.protocol,
+    code: codeName(err),
+    durationMs: roundMs(now - record.started),
+    ...extra,
+  };
+  if (record.traceId !== "") {
+    fields["traceId"] = record.traceId;
+    fields["spanId"] = record.spanId;
+  }
+  if (record.alias === "") return fields;
+  fields["model"] = record.alias;
+  if (record.provider !== "") {
+    fields["provider"] = record.provider;
+    fields["deployment"] = record.deployment;
+    fields["upstreamModel"] = record.responseModel !== "" ? record.responseModel : record.upstreamModel;
+  }
+  fields["attempts"] = record.attempts;
+  if (record.fallback !== "") fields["fallback"] = record.fallback;
+  if (record.hedged) fields["hedged"] = true;
+  if (record.degraded) fields["degraded"] = true;
+  if (record.inputTokens !== 0 || record.outputTokens !== 0) {
+    fields["inputTokens"] = record.inputTokens;
+    fields["outputTokens"] = record.outputTokens;
+  }
+  const cost = record.costUsd();
+  if (cost !== undefined) fields["costUsd"] = Math.round(cost * 1e9) / 1e9;
+  if (record.ttftMs !== undefined) fields["ttftMs"] = roundMs(record.ttftMs);
+  fields["upstreamMs"] = roundMs(record.upstreamMs);
+  return fields;
+}
+
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 /** Only logged, never thrown: one for every stream whose consumer stopped reading. */
@@ -118,6 +169,8 @@ class LoggedStream<T> implements AsyncIterableIterator<T> {
     /** `answered`: whether any message went out before the end. */
     private readonly ended: (outcome: ConnectError | undefined | "cancelled", answered: boolean) => void,
     private readonly boundary: (err: unknown) => ConnectError,
+    /** The error as the caller gets it (the request id added). */
+    private readonly outgoing: (err: ConnectError) => ConnectError,
   ) {}
 
   [Symbol.asyncIterator](): AsyncIterableIterator<T> {
@@ -153,7 +206,7 @@ class LoggedStream<T> implements AsyncIterableIterator<T> {
     this.over = true;
     const mapped = this.boundary(err);
     this.ended(mapped, this.answered);
-    return mapped;
+    return this.outgoing(mapped);
   }
 
   async return(): Promise<IteratorResult<T>> {

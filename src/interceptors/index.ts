@@ -1,9 +1,12 @@
 import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../telemetry/logger.js";
+import type { CallTelemetry } from "../telemetry/call-telemetry.js";
 import { accessLogInterceptor } from "./access-log.js";
 
 export interface InterceptorDeps {
   readonly logger: Logger;
+  /** Spans and metrics of each call (the record the access log line is written from). */
+  readonly telemetry?: CallTelemetry;
 }
 
 /**
@@ -14,5 +17,5 @@ export interface InterceptorDeps {
  * (docs/architecture.md "Adding a cross-cutting step").
  */
 export function createInterceptors(deps: InterceptorDeps): Interceptor[] {
-  return [accessLogInterceptor(deps.logger)];
+  return [accessLogInterceptor(deps.logger, { telemetry: deps.telemetry })];
 }

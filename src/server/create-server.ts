@@ -24,6 +24,8 @@ import { createRequestByteBudget } from "./request-byte-budget.js";
 import { prepareLaneRoutes } from "./lane-routes.js";
 import { registerRouteTable, type RouteTable } from "./route-table.js";
 import { useNodeTextEncoding } from "../wire/protobuf-text-encoding.js";
+import { gatewayError } from "../errors/gateway-error.js";
+import { reasons } from "../errors/reasons.js";
 
 export interface SluiceServerOptions {
   readonly config: SluiceConfig;
@@ -213,7 +215,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     const drained = await idleWithin(drainTimeoutMs);
     if (!drained) logger.warn({ inFlight }, "drain timeout: cancelling in-flight calls");
     // Always aborted: it also ends Health.Watch streams, which drain does not wait for.
-    shutdownController.abort(new ConnectError("server is shutting down", Code.Unavailable));
+    shutdownController.abort(gatewayError(Code.Unavailable, reasons.serverShuttingDown, "server is shutting down"));
     if (!drained) await idleWithin(cancelGraceMs);
     await listener.close();
     logger.info({ reason }, "sluice stopped");

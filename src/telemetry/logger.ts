@@ -1,4 +1,4 @@
-import { pino, type Logger, type DestinationStream } from "pino";
+import { destination, pino, type Logger, type DestinationStream } from "pino";
 
 export type { Logger };
 
@@ -46,6 +46,6 @@ export function createLogger(options: LoggerOptions): Logger {
       redact: { paths: redactedPaths, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? destination({ dest: 1, sync: false }),
   );
 }

@@ -340,6 +340,9 @@ export function tcpConnectError(port: number): Promise<string | undefined> {
 
 /* ------------------------------------------------------------------ client side */
 
+/** Every case call's `x-request-id` (unless its headers say otherwise): answers and error details echo it on every lane. */
+export const caseRequestId = "lane-case-request";
+
 export interface CaseCallOptions {
   /** Sent as `x-case-call`; generated when absent. */
   readonly id?: string;
@@ -528,6 +531,7 @@ function connectEsCaseCaller(protocol: CaseProtocol, baseUrl: string): CaseCalle
     const controller = new AbortController();
     void options.cancelWhen?.then(() => controller.abort(options.cancelReason));
     const headers = {
+      "x-request-id": caseRequestId,
       ...options.headers,
       ...(options.deadlineHeaderMs === undefined ? {} : timeoutHeader(protocol, options.deadlineHeaderMs)),
       "x-case-call": id,
@@ -610,6 +614,7 @@ function grpcJsCaseCaller(baseUrl: string): CaseCaller {
     if (options.deadlineHeaderMs !== undefined) throw new Error("grpc-js sends no deadline it does not enforce itself");
     const id = options.id ?? randomUUID();
     const metadata = new grpc.Metadata();
+    metadata.set("x-request-id", caseRequestId);
     for (const [key, value] of Object.entries(options.headers ?? {})) metadata.set(key, value);
     metadata.set("x-case-call", id);
     const callOptions: grpc.CallOptions = {};

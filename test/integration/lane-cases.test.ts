@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FinishReason, Role } from "../../gen/sluice/v1/chat_pb.js";
 import { within, type CompleteRequestInit } from "../helpers/chat-callers.js";
 import {
+  caseRequestId,
   caseProtocols,
   createCaseCaller,
   laneServes,
@@ -135,13 +136,22 @@ const cases: LaneCase[] = [
         if (rpc === "unary") {
           expect
             .soft(o!.client.headers, mode)
-            .toEqual({ ...routeHeaders, "x-case-header": "from-interceptor", "x-case-echo": "success" });
+            .toEqual({
+              ...routeHeaders,
+              "x-case-header": "from-interceptor",
+              "x-case-echo": "success",
+              "x-request-id": caseRequestId,
+            });
           expect.soft(o!.client.trailers, mode).toEqual({ "x-case-trailer": "from-interceptor" });
           expect
             .soft(o!.client.events[0], mode)
             .toMatchObject({ provider: "demo", finishReason: FinishReason.STOP, role: Role.ASSISTANT });
         } else {
-          expect.soft(o!.client.headers, mode).toEqual({ "x-case-header": "from-interceptor", "x-case-echo": "success" });
+          expect.soft(o!.client.headers, mode).toEqual({
+            "x-case-header": "from-interceptor",
+            "x-case-echo": "success",
+            "x-request-id": caseRequestId,
+          });
           expect
             .soft(o!.client.trailers, mode)
             .toEqual({ ...routeHeaders, "x-case-trailer": "from-interceptor", "x-case-end": "OK" });
@@ -165,7 +175,7 @@ const cases: LaneCase[] = [
           .soft(o!.client.message, mode)
           .toBe('model "no-such-model" is not served by this gateway (see ModelService.ListModels)');
         expect.soft(o!.client.details, mode).toEqual({
-          errorInfo: [{ reason: "MODEL_NOT_FOUND", domain: "sluice", metadata: { model: "no-such-model" } }],
+          errorInfo: [{ reason: "MODEL_NOT_FOUND", domain: "sluice", metadata: { model: "no-such-model", request_id: caseRequestId } }],
           retryDelayMs: [],
           fieldViolations: [],
         });
@@ -192,7 +202,7 @@ const cases: LaneCase[] = [
         expect.soft(o!.client.code, mode).toBe("INVALID_ARGUMENT");
         expect.soft(o!.client.message, mode).toBe("messages: required: at least one message");
         expect.soft(o!.client.details, mode).toEqual({
-          errorInfo: [{ reason: "REQUIRED_FIELD", domain: "sluice", metadata: {} }],
+          errorInfo: [{ reason: "REQUIRED_FIELD", domain: "sluice", metadata: { request_id: caseRequestId } }],
           retryDelayMs: [],
           fieldViolations: [{ field: "messages", description: "required: at least one message", reason: "REQUIRED_FIELD" }],
         });
