@@ -7,7 +7,7 @@ import { reasons, type Reason } from "../errors/reasons.js";
 /** Longest `x-request-id` taken from a caller; a longer or odd one is replaced by a generated id. */
 export const maxRequestIdLength = 128;
 
-/** Visible ASCII only: the id is logged and echoed, so no spaces, quotes-free of control bytes. */
+/** Visible ASCII only: the id is logged and echoed in headers, so no spaces, control bytes or non-ASCII. */
 const requestIdPattern = /^[\x21-\x7e]+$/;
 
 /** The caller's `x-request-id` when it is a sane token (1–128 visible ASCII characters), else a new UUID. */

@@ -79,6 +79,7 @@ export function createAttempts(deps: AttemptsDeps): Attempts {
         return undefined;
       }
       progress.attempts++;
+      if (record !== undefined) record.attempts = progress.attempts;
       const attemptSignal = createAttemptSignal(signal, candidate.deployment.timeouts, candidate.deployment.provider.name, own);
       planner?.begin(key);
       const started = performance.now();
