@@ -23,7 +23,14 @@ const { values: args } = parseArgs({
   },
 });
 
-const DEFAULTS = { delay: 0, chunks: 64, first: 0, gap: 0 };
+const DEFAULTS = { delay: 0, chunks: 64, first: 0, gap: 0, words: 0 };
+
+/** A unary answer of `words` words (~1 token each), or the short greeting when 0. */
+function answerText(words) {
+  if (words <= 0) return "Hello! How can I help you today?";
+  const vocabulary = ["the", "project", "members", "tab", "invite", "workspace", "roadmap", "visible", "plan", "limit"];
+  return Array.from({ length: words }, (_, i) => vocabulary[i % vocabulary.length]).join(" ");
+}
 const CREATED = Math.floor(Date.now() / 1000);
 
 /** Parsed options per model string; the set of model strings in a run is tiny. */
@@ -45,12 +52,16 @@ function optionsFor(model) {
       choices: [
         {
           index: 0,
-          message: { role: "assistant", content: "Hello! How can I help you today?", refusal: null },
+          message: { role: "assistant", content: answerText(options.words), refusal: null },
           logprobs: null,
           finish_reason: "stop",
         },
       ],
-      usage: { prompt_tokens: 9, completion_tokens: 9, total_tokens: 18 },
+      usage: {
+        prompt_tokens: 9,
+        completion_tokens: options.words || 9,
+        total_tokens: 9 + (options.words || 9),
+      },
     });
     // The chunk is split around the timestamp so each write costs one concatenation.
     const head = JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created: CREATED, model });

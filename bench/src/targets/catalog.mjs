@@ -16,7 +16,23 @@ const JSON_HEADERS = { "content-type": "application/json" };
  * @param {(json: object) => Buffer} encodeGrpc  CompleteRequest JSON → binary protobuf
  */
 export function buildTargets(servers, work, encodeGrpc) {
-  const { fake, passThrough, sluice, portkey } = servers;
+  const { fake, passThrough, sluice, sluiceTraced, portkey } = servers;
+  /** Sluice's Connect JSON request for a workload, to the Sluice at `base`. */
+  const connectJson = (base) => (name) => {
+    const json = Buffer.from(JSON.stringify(sluiceRequestJson(work[name])));
+    return work[name].stream
+      ? {
+          url: `${base}/sluice.v1.ChatService/StreamComplete`,
+          headers: { "content-type": "application/connect+json", "connect-protocol-version": "1" },
+          body: envelope(json),
+          streamMode: "connect",
+        }
+      : {
+          url: `${base}/sluice.v1.ChatService/Complete`,
+          headers: { ...JSON_HEADERS, "connect-protocol-version": "1" },
+          body: json,
+        };
+  };
   const openai = (base, extraHeaders) => (name) => ({
     url: `${base}/v1/chat/completions`,
     headers: { ...JSON_HEADERS, authorization: "Bearer bench", ...extraHeaders },
@@ -75,21 +91,18 @@ export function buildTargets(servers, work, encodeGrpc) {
       proto: "h1",
       floor: "direct",
       server: sluice,
-      request: (name) => {
-        const json = Buffer.from(JSON.stringify(sluiceRequestJson(work[name])));
-        return work[name].stream
-          ? {
-              url: `${sluice.url}/sluice.v1.ChatService/StreamComplete`,
-              headers: { "content-type": "application/connect+json", "connect-protocol-version": "1" },
-              body: envelope(json),
-              streamMode: "connect",
-            }
-          : {
-              url: `${sluice.url}/sluice.v1.ChatService/Complete`,
-              headers: { ...JSON_HEADERS, "connect-protocol-version": "1" },
-              body: json,
-            };
-      },
+      request: sluice && connectJson(sluice.url),
+    },
+    {
+      // The production defaults plus span export: every call's server and attempt spans
+      // exported over OTLP/HTTP (100% sampled) to a sink — what tracing costs when on.
+      id: "sluice-connect-traced",
+      label: "Sluice Connect JSON (h1), spans exported",
+      role: "sluice",
+      proto: "h1",
+      floor: "direct",
+      server: sluiceTraced,
+      request: sluiceTraced && connectJson(sluiceTraced.url),
     },
     {
       id: "sluice-grpc",

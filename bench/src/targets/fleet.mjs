@@ -4,7 +4,16 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { buildTargets } from "./catalog.mjs";
-import { MAIN_DIR, startFake, startPassThrough, startPortkey, startSluice, writeSluiceConfig } from "./servers.mjs";
+import {
+  MAIN_DIR,
+  startFake,
+  startOtlpSink,
+  startPassThrough,
+  startPortkey,
+  startSluice,
+  tracedSluiceEnv,
+  writeSluiceConfig,
+} from "./servers.mjs";
 import { verifyTarget } from "./verify.mjs";
 import { workloads } from "./workloads.mjs";
 
@@ -23,6 +32,7 @@ const SERVER_OF = {
   "sluice-connect": "sluice",
   "sluice-grpc": "sluice",
   "sluice-openai": "sluice",
+  "sluice-connect-traced": "sluiceTraced",
   portkey: "portkey",
 };
 
@@ -31,9 +41,15 @@ export async function startFleet(ctx) {
   const work = workloads(settings);
   const fake = await startFake({ cpu: settings.cpus.load });
   const configFile = writeSluiceConfig(ctx.dir, fake.url, Object.values(work), settings.sluiceLog);
+  let otlpSink;
   const starters = {
     passThrough: (nodeArgs) => startPassThrough({ cpu: settings.cpus.proxy, upstreamUrl: fake.url, nodeArgs }),
     sluice: (nodeArgs) => startSluice({ cpu: settings.cpus.proxy, configFile, nodeArgs }),
+    // The same Sluice exporting every span (OTLP/HTTP, 100% sampled) to a sink on the load core.
+    sluiceTraced: async (nodeArgs) => {
+      otlpSink ??= await startOtlpSink({ cpu: settings.cpus.load });
+      return startSluice({ cpu: settings.cpus.proxy, configFile, nodeArgs, env: tracedSluiceEnv(otlpSink.url) });
+    },
     portkey: (nodeArgs) => startPortkey({ cpu: settings.cpus.proxy, nodeArgs }),
   };
   const wanted = (id) => !settings.targetFilter || settings.targetFilter.has(id) || id.startsWith("direct");
@@ -84,7 +100,7 @@ export async function startFleet(ctx) {
   }
 
   async function stopAll() {
-    await Promise.all(Object.values(servers).map((server) => server.stop()));
+    await Promise.all([...Object.values(servers), ...(otlpSink ? [otlpSink] : [])].map((server) => server.stop()));
   }
 
   /** The last stderr lines of every server that wrote any. */

@@ -120,7 +120,29 @@ export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel) {
   return path;
 }
 
-export async function startSluice({ cpu, configFile, nodeArgs = [] }) {
+/** The OTLP/HTTP sink a traced Sluice exports its spans to (on the load core, like the fake). */
+export async function startOtlpSink({ cpu }) {
+  const server = await startServer({
+    name: "otlp-sink",
+    command: process.execPath,
+    args: [join(SRC_DIR, "servers", "otlp-sink.mjs")],
+    cpu,
+    ready: jsonLine("otlp sink listening"),
+  });
+  return { ...server, url: server.ready.url };
+}
+
+/** What a Sluice with span export on at 100% gets in its environment: the standard OTEL_* variables. */
+export function tracedSluiceEnv(sinkUrl) {
+  return {
+    OTEL_TRACES_EXPORTER: "otlp",
+    OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+    OTEL_TRACES_SAMPLER: "always_on",
+  };
+}
+
+export async function startSluice({ cpu, configFile, nodeArgs = [], env = {} }) {
   if (!existsSync(SLUICE_ENTRY)) throw new Error(`${SLUICE_ENTRY} not found (build failed or main.ts not there yet)`);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -130,6 +152,7 @@ export async function startSluice({ cpu, configFile, nodeArgs = [] }) {
     args: [...RUNTIME_FLAGS, ...nodeArgs, SLUICE_ENTRY, "--config", configFile, "--listen", `127.0.0.1:${port}`],
     cpu,
     cwd: MAIN_DIR,
+    env,
     ready: jsonLine("sluice listening"),
     // At log level warn the "listening" line may not be printed; the port answering is enough.
     probe: () => answersHttp(url),

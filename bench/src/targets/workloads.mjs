@@ -47,9 +47,15 @@ const CONVERSATIONS = {
 export function workloads(s) {
   const conversation = CONVERSATIONS[s.body];
   if (conversation === undefined) throw new Error(`unknown --body ${s.body}: ${Object.keys(CONVERSATIONS).join(" | ")}`);
+  // A realistic request gets a realistic answer: ~300 tokens (~2 KB), not a one-line greeting.
+  const answer = s.body === "realistic" ? "words=300" : "";
+  const unaryModel = (query) => {
+    const parts = [query, answer].filter(Boolean);
+    return parts.length > 0 ? `fake?${parts.join("&")}` : "fake";
+  };
   return {
-    unary: { stream: false, model: "fake", alias: "bench", conversation },
-    "unary-d20": { stream: false, model: "fake?delay=20", alias: "bench-d20", conversation },
+    unary: { stream: false, model: unaryModel(""), alias: "bench", conversation },
+    "unary-d20": { stream: false, model: unaryModel("delay=20"), alias: "bench-d20", conversation },
     stream: {
       stream: true,
       model: `fake?chunks=${s.streamChunks}&first=${s.streamFirstMs}&gap=${s.streamGapMs}`,
