@@ -269,7 +269,10 @@ const telemetrySchema = z
     metrics: z
       .object({
         expose: z.enum(["serving", "admin", "off"]).default("serving"),
-        path: z.string().regex(/^\/[A-Za-z0-9/_.-]*$/).default("/metrics"),
+        path: z
+          .string()
+          .regex(/^\/[A-Za-z0-9/_.-]*$/)
+          .default("/metrics"),
       })
       .strict()
       .default({ expose: "serving", path: "/metrics" }),
@@ -323,6 +326,13 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    if (config.telemetry.metrics.expose === "admin" && config.admin.listen === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["telemetry", "metrics", "expose"],
+        message: "admin needs admin.listen (the admin address)",
+      });
+    }
     if (config.server.maxBufferedRequestBytes < config.server.maxRequestBytes) {
       ctx.addIssue({
         code: "custom",

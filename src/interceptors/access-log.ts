@@ -98,7 +98,11 @@ export function accessLogInterceptor(logger: Logger, options: AccessLogOptions =
  * also the route (alias, provider, deployment, the model that answered), attempts, tokens,
  * cost and timings. Never request or answer text.
  */
-function accessFields(record: CallRecord, err: ConnectError | undefined, extra: Record<string, unknown>): Record<string, unknown> {
+function accessFields(
+  record: CallRecord,
+  err: ConnectError | undefined,
+  extra: Record<string, unknown>,
+): Record<string, unknown> {
   const now = performance.now();
   const fields: Record<string, unknown> = {
     requestId: record.requestId,

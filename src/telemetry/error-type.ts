@@ -6,8 +6,7 @@ import { UpstreamError } from "../errors/gateway-error.js";
 export const codeNames: Readonly<Record<number, string>> = (() => {
   const names: Record<number, string> = {};
   for (const [name, value] of Object.entries(Code)) {
-    if (typeof value === "number")
-      names[value] = name.replace(/[A-Z]/g, (c, i: number) => (i > 0 ? "_" : "") + c.toLowerCase());
+    if (typeof value === "number") names[value] = name.replace(/[A-Z]/g, (c, i: number) => (i > 0 ? "_" : "") + c.toLowerCase());
   }
   return names;
 })();

@@ -134,14 +134,12 @@ const cases: LaneCase[] = [
         expect.soft(o!.client.code, mode).toBe("OK");
         expect.soft(o!.client.errorMetadata, mode).toBeUndefined();
         if (rpc === "unary") {
-          expect
-            .soft(o!.client.headers, mode)
-            .toEqual({
-              ...routeHeaders,
-              "x-case-header": "from-interceptor",
-              "x-case-echo": "success",
-              "x-request-id": caseRequestId,
-            });
+          expect.soft(o!.client.headers, mode).toEqual({
+            ...routeHeaders,
+            "x-case-header": "from-interceptor",
+            "x-case-echo": "success",
+            "x-request-id": caseRequestId,
+          });
           expect.soft(o!.client.trailers, mode).toEqual({ "x-case-trailer": "from-interceptor" });
           expect
             .soft(o!.client.events[0], mode)
@@ -175,7 +173,9 @@ const cases: LaneCase[] = [
           .soft(o!.client.message, mode)
           .toBe('model "no-such-model" is not served by this gateway (see ModelService.ListModels)');
         expect.soft(o!.client.details, mode).toEqual({
-          errorInfo: [{ reason: "MODEL_NOT_FOUND", domain: "sluice", metadata: { model: "no-such-model", request_id: caseRequestId } }],
+          errorInfo: [
+            { reason: "MODEL_NOT_FOUND", domain: "sluice", metadata: { model: "no-such-model", request_id: caseRequestId } },
+          ],
           retryDelayMs: [],
           fieldViolations: [],
         });
