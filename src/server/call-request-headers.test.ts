@@ -52,6 +52,22 @@ describe("callRequestHeaders", () => {
     expect(lazy).toEqual(read(eager));
   });
 
+  it("answers get and has before any fill exactly as a filled Headers does, invalid names included", () => {
+    const eager = new Headers();
+    eager.set("content-type", "application/json");
+    eager.append("set-cookie", "a=1");
+    eager.append("set-cookie", "b=2");
+    eager.set("x-tenant", "acme");
+    for (const name of ["Content-Type", "x-tenant", "X-ABSENT", "set-cookie", "x-missing"]) {
+      expect(callRequestHeaders(incoming).get(name), name).toBe(eager.get(name));
+      expect(callRequestHeaders(incoming).has(name), name).toBe(eager.has(name));
+    }
+    for (const bad of [":path", "bad name", ""]) {
+      expect(() => callRequestHeaders(incoming).get(bad), bad).toThrow(TypeError);
+      expect(() => eager.get(bad), bad).toThrow(TypeError);
+    }
+  });
+
   it("keeps a write made before any read, over the caller's value", () => {
     const headers = callRequestHeaders(incoming);
     headers.set("x-tenant", "other");

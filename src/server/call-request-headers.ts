@@ -33,6 +33,9 @@ interface HeadersMethods {
 }
 const HeadersBase = Headers as unknown as new () => HeadersMethods;
 
+/** An HTTP field name (RFC 9110 token); pseudo-headers (`:path`) are not. */
+const headerToken = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 class CallRequestHeaders extends HeadersBase {
   private source: IncomingHttpHeaders | undefined;
 
@@ -55,12 +58,24 @@ class CallRequestHeaders extends HeadersBase {
     }
   }
 
+  // Reads of one header (content type, request id, trace context: every call makes a few)
+  // answer from node's object while nothing was written: no fill of every header. A name
+  // Headers would reject, or a repeated header (an array), takes the filling path, so the
+  // answer and any error are exactly Headers'.
   override get(name: string): string | null {
+    const source = this.source;
+    if (source !== undefined && headerToken.test(name)) {
+      const value = source[name.toLowerCase()];
+      if (value === undefined) return null;
+      if (typeof value === "string") return value;
+    }
     this.fill();
     return super.get(name);
   }
 
   override has(name: string): boolean {
+    const source = this.source;
+    if (source !== undefined && headerToken.test(name)) return source[name.toLowerCase()] !== undefined;
     this.fill();
     return super.has(name);
   }
