@@ -112,6 +112,10 @@ function accessFields(
     durationMs: roundMs(now - record.started),
     ...extra,
   };
+  if (record.tenant !== "") {
+    fields["tenant"] = record.tenant;
+    if (record.keyId !== "") fields["keyId"] = record.keyId;
+  }
   if (record.traceId !== "") {
     fields["traceId"] = record.traceId;
     fields["spanId"] = record.spanId;

@@ -26,6 +26,10 @@ export class CallRecord {
   /** The tracing backend's handle on the server span (opaque here). */
   span: unknown = undefined;
 
+  /** Who called: the tenant and the id of the credential it used ("" when anonymous). Never the credential itself. */
+  tenant = "";
+  keyId = "";
+
   /** The alias the caller asked for ("" until the request was read). */
   alias = "";
   /** Who answered: configured provider name, its type, deployment key ("provider/model"), upstream model id. */
