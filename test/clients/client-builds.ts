@@ -73,10 +73,21 @@ async function buildKey(name: ClientName, tools: readonly string[]): Promise<str
   return hash.digest("hex").slice(0, 16);
 }
 
+/** What a client run calls: host:port of each gateway, and the traceparent its traced call sends. */
+export interface ClientTargets {
+  /** A Sluice serving model "demo". */
+  readonly addr: string;
+  /** A Sluice whose "demo" streams slowly (the deadline check). */
+  readonly slowAddr: string;
+  /** A Sluice whose model "traced" calls a provider over HTTP. */
+  readonly tracedAddr: string;
+  readonly traceparent: string;
+}
+
 export interface BuiltClient {
   readonly name: ClientName;
-  /** The command that runs the client against a Sluice and a slow Sluice. */
-  command(addr: string, slowAddr: string): { file: string; args: string[] };
+  /** The command that runs the client against the gateways of `targets`. */
+  command(targets: ClientTargets): { file: string; args: string[] };
   /** False when an earlier build with the same key was reused. */
   readonly built: boolean;
   readonly ms: number;
@@ -88,7 +99,7 @@ interface Recipe {
   tools(): Promise<string[]>;
   /** Generates and builds into `out` (a fresh directory). */
   build(out: string): Promise<void>;
-  command(dir: string, addr: string, slowAddr: string): { file: string; args: string[] };
+  command(dir: string, targets: ClientTargets): { file: string; args: string[] };
 }
 
 const protocArgs = (...includes: string[]): string[] => includes.map((dir) => `-I${dir}`);
@@ -140,8 +151,11 @@ const recipes: Record<ClientName, Recipe> = {
         },
       });
     },
-    command(dir, addr, slowAddr) {
-      return { file: join(dir, "sluice-go-client"), args: ["-addr", addr, "-slow-addr", slowAddr] };
+    command(dir, { addr, slowAddr, tracedAddr, traceparent }) {
+      return {
+        file: join(dir, "sluice-go-client"),
+        args: ["-addr", addr, "-slow-addr", slowAddr, "-traced-addr", tracedAddr, "-traceparent", traceparent],
+      };
     },
   },
 
@@ -169,7 +183,7 @@ const recipes: Record<ClientName, Recipe> = {
       ];
       await step("javac", ["-nowarn", "-encoding", "UTF-8", "-d", classes, "-cp", classpath(javaCompileJars), ...sources]);
     },
-    command(dir, addr, slowAddr) {
+    command(dir, { addr, slowAddr, tracedAddr, traceparent }) {
       return {
         file: "java",
         args: [
@@ -180,6 +194,10 @@ const recipes: Record<ClientName, Recipe> = {
           addr,
           "--slow-addr",
           slowAddr,
+          "--traced-addr",
+          tracedAddr,
+          "--traceparent",
+          traceparent,
         ],
       };
     },
@@ -202,7 +220,7 @@ const recipes: Record<ClientName, Recipe> = {
         join(localProtoRoot, statusProto),
       ]);
     },
-    command(dir, addr, slowAddr) {
+    command(dir, { addr, slowAddr, tracedAddr, traceparent }) {
       return {
         file: debianPython,
         args: [
@@ -213,6 +231,10 @@ const recipes: Record<ClientName, Recipe> = {
           addr,
           "--slow-addr",
           slowAddr,
+          "--traced-addr",
+          tracedAddr,
+          "--traceparent",
+          traceparent,
         ],
       };
     },
@@ -255,6 +277,6 @@ export async function buildClient(name: ClientName): Promise<BuiltClient> {
     built,
     dir,
     ms: performance.now() - started,
-    command: (addr, slowAddr) => recipe.command(dir, addr, slowAddr),
+    command: (targets) => recipe.command(dir, targets),
   };
 }

@@ -1,4 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeUpstream, type FakeUpstream } from "../helpers/fake-upstream.js";
+import { completion } from "../helpers/openai-wire.js";
 import { startSluice } from "../helpers/start-sluice.js";
 import { buildClient, type BuiltClient } from "./client-builds.js";
 import { clientNames, missingFor, run, type ClientName } from "./toolchains.js";
@@ -7,9 +10,10 @@ import { clientNames, missingFor, run, type ClientName } from "./toolchains.js";
  * Real gRPC clients in Go (grpc-go), Java (grpc-java, Netty) and Python (grpcio), generated
  * from proto/ with protoc and Debian's plugins, call a real Sluice over h2c: ListModels,
  * Complete, StreamComplete (start, deltas equal to the unary answer, done), NOT_FOUND with
- * google.rpc.ErrorInfo decoded from grpc-status-details-bin, and a client deadline that
- * cuts a slow stream short. Each client exits non-zero naming the failed check; its output
- * is shown here when it does.
+ * google.rpc.ErrorInfo decoded from grpc-status-details-bin, a client deadline that cuts a
+ * slow stream short, and a Complete carrying a W3C traceparent in its metadata, whose trace
+ * the fake provider behind that gateway must receive. Each client exits non-zero naming
+ * the failed check; its output is shown here when it does.
  *
  * The toolchains come from Debian packages (.ci/run installs them). Under CI=true a
  * missing one fails its client's test, naming what is missing; elsewhere that client is
@@ -25,6 +29,12 @@ const slowConfig = {
   models: { demo: { deployments: [{ provider: "demo", model: "sluice-demo-1" }] } },
 };
 
+/** A gateway whose model "traced" calls a fake OpenAI-compatible provider over HTTP, which records the traceparent. */
+const tracedConfig = (origin: string) => ({
+  providers: { fake: { type: "openai", baseUrl: `${origin}/v1`, apiKey: "sk-cross-language" } },
+  models: { traced: { deployments: [{ provider: "fake", model: "gpt-4o" }] } },
+});
+
 const missing = new Map<ClientName, string[]>(
   await Promise.all(clientNames.map(async (name) => [name, await missingFor(name)] as const)),
 );
@@ -39,22 +49,27 @@ for (const name of clientNames) {
 let servers: Array<Awaited<ReturnType<typeof startSluice>>> = [];
 let addr = "";
 let slowAddr = "";
+let tracedAddr = "";
+let provider: FakeUpstream | undefined;
 const builds = new Map<ClientName, PromiseSettledResult<BuiltClient>>();
 
 beforeAll(async () => {
   if (runnable.length === 0) return;
   // Builds (cached in test/clients/.build) and servers start together; a failed build
   // fails only its own client's test.
+  provider = await startFakeUpstream(() => completion("traced answer"));
   const [settled, started] = await Promise.all([
     Promise.allSettled(runnable.map((name) => buildClient(name))),
-    Promise.allSettled([startSluice(), startSluice(slowConfig)]),
+    Promise.allSettled([startSluice(), startSluice(slowConfig), startSluice(tracedConfig(provider.origin))]),
   ]);
   servers = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
-  const [fast, slow] = started;
+  const [fast, slow, traced] = started;
   if (fast?.status !== "fulfilled") throw fast?.reason;
   if (slow?.status !== "fulfilled") throw slow?.reason;
+  if (traced?.status !== "fulfilled") throw traced?.reason;
   addr = `127.0.0.1:${fast.value.port}`;
   slowAddr = `127.0.0.1:${slow.value.port}`;
+  tracedAddr = `127.0.0.1:${traced.value.port}`;
   const timings: string[] = [];
   runnable.forEach((name, i) => {
     const result = settled[i]!;
@@ -68,12 +83,20 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(servers.map((server) => server.close()));
+  await provider?.close();
 });
+
+/** The traceparent the provider received with the trace `traceId`, if it did. */
+function receivedTraceparent(traceId: string): string | undefined {
+  return provider?.requests
+    .map((request) => String(request.headers["traceparent"] ?? ""))
+    .find((traceparent) => traceparent.startsWith(`00-${traceId}-`));
+}
 
 describe.concurrent("real gRPC clients over h2c", () => {
   for (const name of clientNames) {
     it(
-      `${name}: ListModels, Complete, StreamComplete, NOT_FOUND with ErrorInfo, deadline`,
+      `${name}: ListModels, Complete, StreamComplete, NOT_FOUND with ErrorInfo, deadline, traceparent to the provider`,
       async (ctx) => {
         const lacking = missing.get(name) ?? [];
         if (lacking.length > 0) {
@@ -85,7 +108,11 @@ describe.concurrent("real gRPC clients over h2c", () => {
         if (build === undefined) throw new Error(`the ${name} client was not built`);
         if (build.status === "rejected") throw build.reason;
 
-        const { file, args } = build.value.command(addr, slowAddr);
+        // Each client its own trace, so the concurrent runs are told apart at the provider.
+        const traceId = randomBytes(16).toString("hex");
+        const spanId = randomBytes(8).toString("hex");
+        const traceparent = `00-${traceId}-${spanId}-01`;
+        const { file, args } = build.value.command({ addr, slowAddr, tracedAddr, traceparent });
         const result = await run(file, args, { timeoutMs: clientRunTimeoutMs });
         const output = [
           `$ ${file} ${args.join(" ")}`,
@@ -94,6 +121,10 @@ describe.concurrent("real gRPC clients over h2c", () => {
         ].join("\n");
         expect(result.code, output).toBe(0);
         expect(result.stdout, output).toContain(`${name} client: ok:`);
+        // The provider got the client's trace, with Sluice's attempt (not the client's span) as the parent.
+        const received = receivedTraceparent(traceId);
+        expect(received, `no request with trace ${traceId} reached the provider`).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+        expect(received).not.toBe(traceparent);
       },
       clientRunTimeoutMs + 10_000,
     );

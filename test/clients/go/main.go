@@ -1,11 +1,16 @@
 // Command sluice-go-client calls Sluice over gRPC (h2c, prior knowledge) with grpc-go and
 // code generated from proto/ by protoc-gen-go and protoc-gen-go-grpc, and checks what a Go
 // caller relies on: ListModels, Complete, StreamComplete, NOT_FOUND with
-// google.rpc.ErrorInfo, and a client deadline cutting a stream short.
+// google.rpc.ErrorInfo, a client deadline cutting a stream short, and a W3C traceparent
+// sent as gRPC metadata (the test checks the provider behind Sluice got the same trace).
 //
 // Built by test/clients/cross-language.test.ts in GOPATH mode (no modules, no network).
 // Usage: sluice-go-client -addr 127.0.0.1:PORT -slow-addr 127.0.0.1:PORT2
-// where the slow server streams words slowly enough for the deadline check.
+//
+//	-traced-addr 127.0.0.1:PORT3 -traceparent 00-<trace id>-<span id>-01
+//
+// where the slow server streams words slowly enough for the deadline check and the traced
+// server's model "traced" calls a provider over HTTP.
 package main
 
 import (
@@ -19,6 +24,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	rpcpb "sluiceclient/gen/googlerpc"
@@ -233,17 +239,36 @@ func checkDeadline(slowChat sluicev1.ChatServiceClient) {
 	}
 }
 
+// checkTraceparent sends a traceparent as gRPC metadata, as a Go service instrumented with
+// OpenTelemetry does; the test reads what the provider behind Sluice received.
+func checkTraceparent(tracedChat sluicev1.ChatServiceClient, traceparent string) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", traceparent)
+	res, err := tracedChat.Complete(ctx, userRequest("traced", prompt))
+	if err != nil {
+		fail("Complete(traced) with a traceparent: %v", err)
+	}
+	if messageText(res.GetMessage()) == "" {
+		fail("Complete(traced) with a traceparent: empty answer text")
+	}
+}
+
 func main() {
 	addr := flag.String("addr", "", "host:port of a Sluice serving model \"demo\"")
 	slowAddr := flag.String("slow-addr", "", "host:port of a Sluice whose demo model streams slowly")
+	tracedAddr := flag.String("traced-addr", "", "host:port of a Sluice whose model \"traced\" calls a provider over HTTP")
+	traceparent := flag.String("traceparent", "", "the W3C traceparent the traced call carries")
 	flag.Parse()
-	if *addr == "" || *slowAddr == "" {
-		fail("usage: sluice-go-client -addr HOST:PORT -slow-addr HOST:PORT")
+	if *addr == "" || *slowAddr == "" || *tracedAddr == "" || *traceparent == "" {
+		fail("usage: sluice-go-client -addr HOST:PORT -slow-addr HOST:PORT -traced-addr HOST:PORT -traceparent TRACEPARENT")
 	}
 	conn := dial(*addr)
 	defer conn.Close()
 	slowConn := dial(*slowAddr)
 	defer slowConn.Close()
+	tracedConn := dial(*tracedAddr)
+	defer tracedConn.Close()
 	chat := sluicev1.NewChatServiceClient(conn)
 
 	checkListModels(sluicev1.NewModelServiceClient(conn))
@@ -251,5 +276,6 @@ func main() {
 	checkStream(chat, unaryText)
 	checkNotFound(chat)
 	checkDeadline(sluicev1.NewChatServiceClient(slowConn))
-	fmt.Println("go client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline")
+	checkTraceparent(sluicev1.NewChatServiceClient(tracedConn), *traceparent)
+	fmt.Println("go client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline, traceparent")
 }

@@ -1,11 +1,14 @@
 // Calls Sluice over gRPC (h2c, prior knowledge) with grpc-java (Netty) and code generated
 // from proto/ by protoc + grpc_java_plugin, and checks what a Java caller relies on:
-// ListModels, Complete, StreamComplete, NOT_FOUND with google.rpc.ErrorInfo, and a client
-// deadline cutting a stream short.
+// ListModels, Complete, StreamComplete, NOT_FOUND with google.rpc.ErrorInfo, a client
+// deadline cutting a stream short, and a W3C traceparent sent as gRPC metadata (the test
+// checks the provider behind Sluice got the same trace).
 //
 // Built and run by test/clients/cross-language.test.ts.
 // Usage: java SluiceJavaClient --addr 127.0.0.1:PORT --slow-addr 127.0.0.1:PORT2
-// where the slow server streams words slowly enough for the deadline check.
+//     --traced-addr 127.0.0.1:PORT3 --traceparent 00-<trace id>-<span id>-01
+// where the slow server streams words slowly enough for the deadline check and the traced
+// server's model "traced" calls a provider over HTTP.
 
 import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
@@ -16,6 +19,7 @@ import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.stub.MetadataUtils;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -197,6 +201,18 @@ public final class SluiceJavaClient {
         "deadline: code " + code + " (" + error.getStatus().getDescription() + "), want DEADLINE_EXCEEDED or CANCELLED");
   }
 
+  /** Sends a traceparent as gRPC metadata, as a Java service instrumented with OpenTelemetry does. */
+  private static void checkTraceparent(ManagedChannel tracedChannel, String traceparent) {
+    Metadata headers = new Metadata();
+    headers.put(Metadata.Key.of("traceparent", Metadata.ASCII_STRING_MARSHALLER), traceparent);
+    CompleteResponse res =
+        ChatServiceGrpc.newBlockingStub(tracedChannel)
+            .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers))
+            .withDeadlineAfter(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS)
+            .complete(userRequest("traced", PROMPT));
+    check(!messageText(res.getMessage()).isEmpty(), "Complete(traced) with a traceparent: empty answer text");
+  }
+
   private static ManagedChannel channel(String addr) {
     // usePlaintext(): HTTP/2 with prior knowledge (h2c), as gRPC clients speak to a cleartext port.
     return ManagedChannelBuilder.forTarget(addr).usePlaintext().build();
@@ -205,16 +221,23 @@ public final class SluiceJavaClient {
   public static void main(String[] args) throws Exception {
     String addr = null;
     String slowAddr = null;
+    String tracedAddr = null;
+    String traceparent = null;
     for (int i = 0; i + 1 < args.length; i += 2) {
       if (args[i].equals("--addr")) addr = args[i + 1];
       else if (args[i].equals("--slow-addr")) slowAddr = args[i + 1];
+      else if (args[i].equals("--traced-addr")) tracedAddr = args[i + 1];
+      else if (args[i].equals("--traceparent")) traceparent = args[i + 1];
     }
-    if (addr == null || slowAddr == null) {
-      System.err.println("java client: FAIL: usage: SluiceJavaClient --addr HOST:PORT --slow-addr HOST:PORT");
+    if (addr == null || slowAddr == null || tracedAddr == null || traceparent == null) {
+      System.err.println(
+          "java client: FAIL: usage: SluiceJavaClient --addr HOST:PORT --slow-addr HOST:PORT"
+              + " --traced-addr HOST:PORT --traceparent TRACEPARENT");
       System.exit(2);
     }
     ManagedChannel channel = channel(addr);
     ManagedChannel slowChannel = channel(slowAddr);
+    ManagedChannel tracedChannel = channel(tracedAddr);
     int exit = 0;
     try {
       checkListModels(channel);
@@ -222,7 +245,9 @@ public final class SluiceJavaClient {
       checkStream(channel, unaryText);
       checkNotFound(channel);
       checkDeadline(slowChannel);
-      System.out.println("java client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline");
+      checkTraceparent(tracedChannel, traceparent);
+      System.out.println(
+          "java client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline, traceparent");
     } catch (CheckFailed e) {
       System.err.println("java client: FAIL: " + e.getMessage());
       exit = 1;
@@ -233,8 +258,10 @@ public final class SluiceJavaClient {
     } finally {
       channel.shutdownNow();
       slowChannel.shutdownNow();
+      tracedChannel.shutdownNow();
       channel.awaitTermination(5, TimeUnit.SECONDS);
       slowChannel.awaitTermination(5, TimeUnit.SECONDS);
+      tracedChannel.awaitTermination(5, TimeUnit.SECONDS);
     }
     System.exit(exit);
   }

@@ -1,13 +1,15 @@
 """Calls Sluice over gRPC (h2c, prior knowledge) with grpcio and code generated from proto/
 by protoc + grpc_python_plugin, and checks what a Python caller relies on: ListModels,
-Complete, StreamComplete, NOT_FOUND with google.rpc.ErrorInfo, and a client deadline
-cutting a stream short.
+Complete, StreamComplete, NOT_FOUND with google.rpc.ErrorInfo, a client deadline cutting
+a stream short, and a W3C traceparent sent as gRPC metadata (the test checks the provider
+behind Sluice got the same trace).
 
 Run by test/clients/cross-language.test.ts with Debian's /usr/bin/python3 (python3-grpcio,
 python3-protobuf):
-    /usr/bin/python3 sluice_python_client.py --gen DIR --addr 127.0.0.1:PORT --slow-addr 127.0.0.1:PORT2
-where DIR holds the generated modules and the slow server streams words slowly enough for
-the deadline check.
+    /usr/bin/python3 sluice_python_client.py --gen DIR --addr 127.0.0.1:PORT --slow-addr 127.0.0.1:PORT2 \
+        --traced-addr 127.0.0.1:PORT3 --traceparent 00-<trace id>-<span id>-01
+where DIR holds the generated modules, the slow server streams words slowly enough for the
+deadline check and the traced server's model "traced" calls a provider over HTTP.
 """
 
 import argparse
@@ -34,6 +36,8 @@ def main():
     parser.add_argument("--gen", required=True, help="directory of the generated modules")
     parser.add_argument("--addr", required=True, help="host:port of a Sluice serving model demo")
     parser.add_argument("--slow-addr", required=True, help="host:port of a Sluice whose demo model streams slowly")
+    parser.add_argument("--traced-addr", required=True, help='host:port of a Sluice whose model "traced" calls a provider')
+    parser.add_argument("--traceparent", required=True, help="the W3C traceparent the traced call carries")
     args = parser.parse_args()
     sys.path.insert(0, args.gen)
 
@@ -147,8 +151,19 @@ def main():
             f"deadline: code {error.code()} ({error.details()!r}), want DEADLINE_EXCEEDED or CANCELLED",
         )
 
+    def check_traceparent(traced_chat):
+        # As a Python service instrumented with OpenTelemetry sends it: gRPC metadata.
+        res = traced_chat.Complete(
+            user_request("traced", PROMPT), timeout=CALL_TIMEOUT_S, metadata=(("traceparent", args.traceparent),)
+        )
+        check(any(part.text for part in res.message.content), "Complete(traced) with a traceparent: empty answer text")
+
     # insecure_channel speaks HTTP/2 with prior knowledge (h2c) to a cleartext port.
-    with grpc.insecure_channel(args.addr) as channel, grpc.insecure_channel(args.slow_addr) as slow_channel:
+    with (
+        grpc.insecure_channel(args.addr) as channel,
+        grpc.insecure_channel(args.slow_addr) as slow_channel,
+        grpc.insecure_channel(args.traced_addr) as traced_channel,
+    ):
         try:
             chat = chat_service_pb2_grpc.ChatServiceStub(channel)
             check_list_models(channel)
@@ -156,13 +171,14 @@ def main():
             check_stream(chat, unary_text)
             check_not_found(chat)
             check_deadline(chat_service_pb2_grpc.ChatServiceStub(slow_channel))
+            check_traceparent(chat_service_pb2_grpc.ChatServiceStub(traced_channel))
         except CheckFailed as e:
             print(f"python client: FAIL: {e}", file=sys.stderr)
             return 1
         except grpc.RpcError as e:
             print(f"python client: FAIL: unexpected gRPC error: {e.code()} {e.details()!r}", file=sys.stderr)
             return 1
-    print("python client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline")
+    print("python client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline, traceparent")
     return 0
 
 
