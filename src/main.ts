@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from "./config/load-config.js";
 import type { SluiceConfig } from "./config/schema.js";
 import { parseCliArgs, usage, UsageError, type CliArgs } from "./app/cli-args.js";
 import { createSluiceServer, type SluiceServer } from "./server/create-server.js";
+import { createAdminServer, parseAdminListen, type AdminServer } from "./server/admin-server.js";
 import { createLogger, type Logger } from "./telemetry/logger.js";
 
 /** Exit codes: 2 for a bad command line or configuration, 1 for a failure at runtime. */
@@ -38,11 +39,27 @@ async function main(): Promise<void> {
     return;
   }
   if (args.listen !== undefined) config = { ...config, listen: args.listen };
+  if (config.admin.listen !== undefined) {
+    try {
+      parseAdminListen(config.admin.listen);
+    } catch (err) {
+      process.stderr.write(`sluice: admin.listen: ${(err as Error).message}\n`);
+      process.exitCode = exitUsage;
+      return;
+    }
+  }
 
   const logger = createLogger({ level: config.log.level });
   const sluice = createSluice(config, { logger });
-  const server = createSluiceServer({ config, routes: sluice.routes, healthDetails: sluice.healthDetails, logger });
-  handleSignals(server, sluice, logger);
+  const server = createSluiceServer({
+    config,
+    routes: sluice.routes,
+    healthDetails: sluice.healthDetails,
+    metrics: sluice.metrics,
+    logger,
+  });
+  const admin = createAdmin(config, sluice, server, logger);
+  handleSignals(server, sluice, logger, admin);
 
   let url: string;
   try {
@@ -56,10 +73,41 @@ async function main(): Promise<void> {
   // Tooling (scripts, tests, the client examples) parses this line for the URL, so it is
   // written whatever the configured log level (a child logger with its own level).
   logger.child({}, { level: "info" }).info({ url }, "sluice listening");
+  if (admin !== undefined) await listenAdmin(admin, config, server, sluice, logger);
+}
+
+/** The admin listener (`admin.listen`): metrics with `expose: admin`, health details, profiling. Unset: none. */
+function createAdmin(config: SluiceConfig, sluice: Sluice, server: SluiceServer, logger: Logger): AdminServer | undefined {
+  if (config.admin.listen === undefined) return undefined;
+  const { expose, path } = config.telemetry.metrics;
+  return createAdminServer({
+    listen: config.admin.listen,
+    health: server.health,
+    healthDetails: sluice.healthDetails,
+    metrics: expose === "admin" ? sluice.metrics : undefined,
+    metricsPath: path,
+    logger,
+  });
+}
+
+/** Binds the admin listener after the serving one; failing to is fatal, as for the serving port. */
+async function listenAdmin(admin: AdminServer, config: SluiceConfig, server: SluiceServer, sluice: Sluice, logger: Logger) {
+  let url: string;
+  try {
+    ({ url } = await admin.listen());
+  } catch (err) {
+    logger.fatal({ err, listen: config.admin.listen }, "cannot listen (admin)");
+    await server.shutdown("admin listener failed");
+    await sluice.close();
+    process.exitCode = exitFailure;
+    return;
+  }
+  // Like "sluice listening": written whatever the log level, for the tooling that reads it.
+  logger.child({}, { level: "info" }).info({ url }, "sluice admin listening");
 }
 
 /** First SIGTERM / SIGINT: graceful drain, then exit 0. A second one: exit at once. */
-function handleSignals(server: SluiceServer, sluice: Sluice, logger: Logger): void {
+function handleSignals(server: SluiceServer, sluice: Sluice, logger: Logger, admin: AdminServer | undefined): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -70,6 +118,8 @@ function handleSignals(server: SluiceServer, sluice: Sluice, logger: Logger): vo
     logger.info({ signal }, "shutting down");
     void server
       .shutdown(signal)
+      // The admin listener stays up through the drain: its metrics and health show it.
+      .then(() => admin?.close())
       .then(() => sluice.close())
       .then(
         () => {

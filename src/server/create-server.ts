@@ -18,6 +18,7 @@ import { createGrpcWebFastLane } from "./grpc-web-fast-lane.js";
 import { createConnectNodeHandler } from "./connect-node-handler.js";
 import { maxTimerMs } from "./timeout-clamp.js";
 import { createHealthzRoute, type HealthDetails } from "./healthz-route.js";
+import { createMetricsRoute, type MetricsExposition } from "./metrics-route.js";
 import { createActiveCalls } from "./active-calls.js";
 import { createLoadShedding } from "./load-shedding.js";
 import { createRequestByteBudget } from "./request-byte-budget.js";
@@ -33,6 +34,8 @@ export interface SluiceServerOptions {
   readonly routes: RouteTable;
   /** Reported at GET /healthz beside the serving status. */
   readonly healthDetails: HealthDetails;
+  /** Served at `telemetry.metrics.path` when `telemetry.metrics.expose` is `serving` (the default). */
+  readonly metrics?: MetricsExposition | undefined;
   readonly logger: Logger;
   /** See OnePortListenerOptions.onConnection. */
   readonly onConnection?: ((socket: Socket) => void) | undefined;
@@ -113,6 +116,16 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   const grpcLane = createGrpcFastLane(lane);
   const grpcWebLane = createGrpcWebFastLane(lane);
   const healthz = createHealthzRoute(options.healthDetails, health, { details: config.server.healthzDetails });
+  const metricsConfig = config.telemetry.metrics;
+  const metricsRoute =
+    options.metrics !== undefined && metricsConfig.expose === "serving"
+      ? createMetricsRoute(options.metrics, metricsConfig.path, logger)
+      : () => false;
+  /** The plain-HTTP routes beside the RPCs (answered while shedding too). */
+  const plainRoute = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => healthz(req, res) || metricsRoute(req, res);
   // Past this many calls in progress, new ones are refused at once (load-shedding.ts).
   const { maxConcurrentCalls } = config.server;
   const shedding = createLoadShedding(maxConcurrentCalls);
@@ -147,8 +160,8 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   ): void {
     if (req.url !== healthWatchPath) {
       if (inFlight >= maxConcurrentCalls) {
-        // Refused in the caller's protocol before a byte is read; /healthz still answers.
-        if (!healthz(req, res)) shedding.refuseRequest(req, res);
+        // Refused in the caller's protocol before a byte is read; /healthz and /metrics still answer.
+        if (!plainRoute(req, res)) shedding.refuseRequest(req, res);
         return;
       }
       inFlight++;
@@ -157,7 +170,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     // The fast lanes take the common calls (Connect unary and streaming, gRPC-Web;
     // gRPC binary is taken earlier, as a raw stream: handleStream) and decline everything
     // else before reading a byte; connect-node serves the rest.
-    if (!(fastLanes && (fastLane(req, res) || connectStreamLane(req, res) || grpcWebLane(req, res))) && !healthz(req, res)) {
+    if (!(fastLanes && (fastLane(req, res) || connectStreamLane(req, res) || grpcWebLane(req, res))) && !plainRoute(req, res)) {
       rpcHandler(req, res);
     }
   }
