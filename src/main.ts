@@ -4,6 +4,7 @@
  */
 import { createSluice, type Sluice } from "./app/create-sluice.js";
 import { ConfigError, loadConfig } from "./config/load-config.js";
+import { configWarnings } from "./config/config-warnings.js";
 import type { SluiceConfig } from "./config/schema.js";
 import { parseCliArgs, usage, UsageError, type CliArgs } from "./app/cli-args.js";
 import { createSluiceServer, type SluiceServer } from "./server/create-server.js";
@@ -50,7 +51,9 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger({ level: config.log.level });
-  const sluice = createSluice(config, { logger });
+  // Said once, at startup: each would otherwise surface as failing calls.
+  for (const warning of configWarnings(config)) logger.warn(warning);
+  const sluice = createSluice(config, { logger, env: process.env });
   const server = createSluiceServer({
     config,
     routes: sluice.routes,

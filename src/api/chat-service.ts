@@ -27,10 +27,11 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
   const { catalog, planner, runner } = deps;
 
   function prepare(request: CompleteRequest, context: HandlerContext) {
+    const record = context.values.get(callRecordKey);
+    if (record !== undefined) record.handled = true;
     validateCompleteRequest(request);
     const route = catalog.resolve(request.model);
     // Only a configured alias: metrics label calls by it, so it must come from a bounded set.
-    const record = context.values.get(callRecordKey);
     if (record !== undefined) record.alias = route.alias;
     // Request headers are read only when a conditional route asks for one.
     const candidates = planner.plan(route, request, (name) => context.requestHeader.get(name) ?? undefined);

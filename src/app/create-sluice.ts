@@ -12,11 +12,16 @@ import { createLatencyQuantiles } from "../resilience/latency-quantiles.js";
 import { createChatService } from "../api/chat-service.js";
 import { createModelService } from "../api/model-service.js";
 import { createInterceptors } from "../interceptors/index.js";
+import { createCallTelemetry } from "../telemetry/call-telemetry-hub.js";
+import { createMetrics, type Metrics } from "../telemetry/metrics.js";
+import { createTracing } from "../telemetry/tracing.js";
 import type { RouteTable } from "../server/route-table.js";
 import { createRouteTable } from "./route-table.js";
 
 export interface SluiceDeps {
   readonly logger: Logger;
+  /** Where the standard OTEL_* variables are read (process.env in production). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** The gateway's services, independent of how they are served (server, tests, in-process transport). */
@@ -31,7 +36,9 @@ export interface Sluice {
   readonly breakers: BreakerRegistry;
   /** In-flight attempts on deployments with a `maxInFlight` (health and metrics). */
   readonly limiter: InFlightLimiter;
-  /** Closes provider pools and breaker timers. */
+  /** Prometheus metrics (served at `telemetry.metrics.path`). */
+  readonly metrics: Metrics;
+  /** Closes provider pools and breaker timers; exports the spans still buffered. */
   close(): Promise<void>;
 }
 
@@ -39,12 +46,34 @@ export interface Sluice {
 export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   const providers = createProviders(config);
   const catalog = createModelCatalog(config, providers);
-  const interceptors = createInterceptors({ logger: deps.logger });
-  const breakers = createBreakerRegistry(config.resilience.breaker);
+  // Logged once per transition, never per call: an open breaker skips its deployment silently.
+  const breakers = createBreakerRegistry(config.resilience.breaker, {
+    onStateChange: (deployment, state) => {
+      if (state === "open") deps.logger.warn({ deployment, state }, "circuit breaker opened: deployment skipped");
+      else deps.logger.info({ deployment, state }, `circuit breaker ${state}`);
+    },
+  });
   const retryBudget = createRetryBudget(config.resilience.retryBudget);
   const planner = createCallPlanner(catalog);
   const limiter = createInFlightLimiter();
-  const runner = createCallRunner({ breakers, retryBudget, planner, limiter, latencies: createLatencyQuantiles() });
+  const tracing = createTracing({ config: config.telemetry.tracing, env: deps.env ?? {}, logger: deps.logger });
+  const metrics = createMetrics({
+    aliases: catalog.routes.map((route) => route.alias),
+    deployments: [...new Set(catalog.routes.flatMap((route) => route.deployments.map((deployment) => deployment.key)))],
+    breakerStates: () => breakers.states(),
+    inFlight: () => limiter.counts(),
+    retryBudget: () => retryBudget.stats,
+  });
+  const telemetry = createCallTelemetry({ tracing, metrics });
+  const interceptors = createInterceptors({ logger: deps.logger, telemetry });
+  const runner = createCallRunner({
+    breakers,
+    retryBudget,
+    planner,
+    limiter,
+    latencies: createLatencyQuantiles(),
+    telemetry,
+  });
   const chat = createChatService({ catalog, planner, runner });
   const models = createModelService(catalog);
   return {
@@ -52,10 +81,12 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     providers,
     breakers,
     limiter,
+    metrics,
     healthDetails: () => ({ breakers: breakers.states(), inFlight: limiter.counts() }),
     async close() {
       breakers.shutdown();
       await Promise.all([...providers.values()].map((provider) => provider.close()));
+      await tracing.shutdown();
     },
   };
 }

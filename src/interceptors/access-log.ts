@@ -71,7 +71,9 @@ export function accessLogInterceptor(logger: Logger, options: AccessLogOptions =
     } catch (err) {
       const mapped = boundary(err, logger, record.rpc);
       ended(record, mapped, req.signal, false);
-      throw withRequestId(mapped, record.requestId);
+      // A request connect-node could not read (its stream's message, inside the chain) is
+      // answered as the lanes answer it before the chain: a request never read has no id.
+      throw record.handled || mapped.details.length > 0 ? withRequestId(mapped, record.requestId) : mapped;
     }
     res.header.set("x-request-id", record.requestId);
     if (!res.stream) {

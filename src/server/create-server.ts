@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Socket } from "node:net";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { SluiceConfig } from "../config/schema.js";
 import type { Logger } from "../telemetry/logger.js";

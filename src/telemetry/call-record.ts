@@ -26,6 +26,9 @@ export class CallRecord {
   /** The tracing backend's handle on the server span (opaque here). */
   span: unknown = undefined;
 
+  /** The implementation started: the request was read and decoded (an error before it is the wire layer's). */
+  handled = false;
+
   /** Who called: the tenant and the id of the credential it used ("" when anonymous). Never the credential itself. */
   tenant = "";
   keyId = "";

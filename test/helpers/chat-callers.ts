@@ -267,12 +267,17 @@ export interface ErrorFacts {
   readonly fieldViolations: Array<{ field: string; description: string; reason: string }>;
 }
 
-export function errorFacts(error: ConnectError): ErrorFacts {
+/**
+ * An error's caller-visible facts. The `request_id` every ErrorInfo carries differs per
+ * call, so it is left out unless `keepRequestId` (tests of request ids keep it).
+ */
+export function errorFacts(error: ConnectError, options: { keepRequestId?: boolean } = {}): ErrorFacts {
   return {
     code: error.code,
-    errorInfo: error
-      .findDetails(ErrorInfoSchema)
-      .map(({ reason, domain, metadata }) => ({ reason, domain, metadata: { ...metadata } })),
+    errorInfo: error.findDetails(ErrorInfoSchema).map(({ reason, domain, metadata }) => {
+      const { request_id: requestId, ...rest } = metadata;
+      return { reason, domain, metadata: options.keepRequestId && requestId !== undefined ? { ...metadata } : rest };
+    }),
     retryDelayMs: error
       .findDetails(RetryInfoSchema)
       .map((info) => Number(info.retryDelay?.seconds ?? 0n) * 1000 + Math.round((info.retryDelay?.nanos ?? 0) / 1e6)),

@@ -418,7 +418,7 @@ function unaryEvents(response: CompleteResponse): unknown[] {
 }
 
 function details(error: ConnectError): Omit<ErrorFacts, "code"> {
-  const { code: _code, ...facts } = errorFacts(error);
+  const { code: _code, ...facts } = errorFacts(error, { keepRequestId: true });
   return facts;
 }
 

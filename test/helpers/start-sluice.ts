@@ -14,7 +14,7 @@ export interface StartSluiceOptions {
    * test that leaves a call open costs little at close.
    */
   readonly server?: Partial<SluiceConfig["server"]>;
-  /** Environment for `${VAR}` placeholders; default empty (no real provider keys leak in). */
+  /** Environment for `${VAR}` placeholders and OTEL_* variables; default empty (no real provider keys leak in). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Default: silent. */
   readonly logger?: Logger;
@@ -59,7 +59,8 @@ export async function startSluice(
     env,
   );
   const logger = options.logger ?? createLogger({ level: "silent" });
-  const sluice = createSluice(config, { logger });
+  // The same environment as the config's placeholders: OTEL_* variables apply as in production.
+  const sluice = createSluice(config, { logger, env });
   const routes = options.interceptors
     ? { ...sluice.routes, interceptors: options.interceptors(sluice.routes.interceptors) }
     : sluice.routes;
@@ -67,6 +68,7 @@ export async function startSluice(
     config,
     routes,
     healthDetails: sluice.healthDetails,
+    metrics: sluice.metrics,
     logger,
     onConnection: options.onConnection,
     fastLanes: options.fastLanes,

@@ -30,7 +30,8 @@ async function both(path: string, body: string | Uint8Array, headers: Record<str
     const res = await request(origin + path, {
       method: "POST",
       body,
-      headers: { ...headers, "x-lane": lane },
+      // One request id both ways: every answer echoes it (in headers, or an error's ErrorInfo).
+      headers: { "x-request-id": "lane-comparison", ...headers, "x-lane": lane },
     });
     const text = Buffer.from(await res.body.arrayBuffer()).toString("latin1");
     return {
@@ -212,7 +213,11 @@ describe("Connect unary: bad input, on the lanes and on connect-node alike", () 
   async function answers(body: Uint8Array | string, headers: Record<string, string>) {
     const [lanes, reference] = await Promise.all(
       servers.map(async (server) => {
-        const res = await request(`${server.url}/sluice.v1.ChatService/Complete`, { method: "POST", body, headers });
+        const res = await request(`${server.url}/sluice.v1.ChatService/Complete`, {
+          method: "POST",
+          body,
+          headers: { "x-request-id": "lane-comparison", ...headers },
+        });
         const { date: _date, ...rest } = res.headers;
         return { status: res.statusCode, headers: rest, body: (await res.body.text()).replace(/demo-[0-9a-f-]{36}/g, "demo-ID") };
       }),

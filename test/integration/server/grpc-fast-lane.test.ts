@@ -98,6 +98,7 @@ function call(path: string, body: Uint8Array, lane: "fast" | "general", extra: R
       "content-type": "application/grpc",
       te: "trailers",
       "x-lane": lane,
+      "x-request-id": "lane-comparison",
       ...extra,
     });
     const chunks: Buffer[] = [];

@@ -71,8 +71,10 @@ interface Answer {
 /** Headers a comparison leaves out: the date, and HTTP/1.1 framing. */
 const varying = new Set(["date", "connection", "keep-alive", "transfer-encoding"]);
 
-async function post(mode: Mode, via: Via, path: string, body: Uint8Array, headers: Record<string, string>): Promise<Answer> {
+async function post(mode: Mode, via: Via, path: string, body: Uint8Array, given: Record<string, string>): Promise<Answer> {
   const server = servers.get(mode)!;
+  // One request id both ways: every answer echoes it (in headers, or an error's ErrorInfo).
+  const headers = { "x-request-id": "lane-comparison", ...given };
   if (via === "h1") {
     const res = await undiciRequest(server.url + path, { method: "POST", body, headers });
     const bytes = Buffer.from(await res.body.arrayBuffer());
