@@ -3,6 +3,8 @@ import type { OpenAIProviderConfig } from "../../config/schema.js";
 import { parseSseStream } from "../../transport/sse-parser.js";
 import { UpstreamClient } from "../../transport/upstream-client.js";
 import type { Provider, UpstreamCall } from "../provider.js";
+import { sendWithKey } from "../keys/key-pool.js";
+import { createProviderKeys, type ProviderKeyDeps } from "../keys/provider-keys.js";
 import { inBandError, isErrorPayload, readOpenAIError } from "./errors.js";
 import { buildChatRequest } from "./request.js";
 import type { MaxTokensField } from "./wire.js";
@@ -16,22 +18,30 @@ export interface OpenAIProviderOptions {
    * choice). Default `max_completion_tokens`; `max_tokens` for servers that only know it.
    */
   readonly maxTokensField?: MaxTokensField;
+  /** Logger and test seams for the provider's keys (provider-keys.ts). */
+  readonly keys?: ProviderKeyDeps;
 }
 
 type Headers = Readonly<Record<string, string>>;
 
+/** What a request with one key sends: the unary and the streaming headers, built once per key. */
+interface KeyHeaders {
+  readonly unary: Headers;
+  readonly stream: Headers;
+}
+
 /**
- * The headers every request to this provider carries, built once. Names are lower-cased
- * so a configured `Authorization` cannot end up beside ours as a second header. The key
- * goes only here — never into a URL, an error or a log line.
+ * The headers every request with `apiKey` carries, built once per key. Names are
+ * lower-cased so a configured `Authorization` cannot end up beside ours as a second header.
+ * The key goes only here — never into a URL, an error or a log line.
  */
-function providerHeaders(config: OpenAIProviderConfig, accept: string): Headers {
+function providerHeaders(config: OpenAIProviderConfig, apiKey: string | undefined, accept: string): Headers {
   const headers: Record<string, string> = { "content-type": "application/json", accept };
   for (const [key, value] of Object.entries(config.headers)) headers[key.toLowerCase()] = value;
-  if (config.apiKey !== undefined) {
+  if (apiKey !== undefined) {
     // Azure OpenAI takes the key in `api-key`; everyone else as a bearer token.
-    if (config.apiKeyHeader !== undefined) headers[config.apiKeyHeader.toLowerCase()] = config.apiKey;
-    else headers["authorization"] = `Bearer ${config.apiKey}`;
+    if (config.apiKeyHeader !== undefined) headers[config.apiKeyHeader.toLowerCase()] = apiKey;
+    else headers["authorization"] = `Bearer ${apiKey}`;
   }
   return Object.freeze(headers);
 }
@@ -48,6 +58,16 @@ function isJsonContentType(value: string | string[] | undefined): boolean {
  * wires them to the one undici call and maps what can go wrong while the body flows.
  */
 export function createOpenAIProvider(name: string, config: OpenAIProviderConfig, options: OpenAIProviderOptions = {}): Provider {
+  // First: a key file that cannot be read fails here, before a pool is opened.
+  const keys = createProviderKeys<KeyHeaders>(
+    name,
+    config,
+    (apiKey) => ({
+      unary: providerHeaders(config, apiKey, "application/json"),
+      stream: providerHeaders(config, apiKey, "text/event-stream"),
+    }),
+    options.keys,
+  );
   const client = new UpstreamClient({
     provider: name,
     baseUrl: config.baseUrl,
@@ -56,8 +76,6 @@ export function createOpenAIProvider(name: string, config: OpenAIProviderConfig,
     connections: config.connections,
     readError: readOpenAIError,
   });
-  const unaryHeaders = providerHeaders(config, "application/json");
-  const streamHeaders = providerHeaders(config, "text/event-stream");
   const path = "/chat/completions";
 
   /** Translates and serializes once; throws INVALID_ARGUMENT before anything is sent. */
@@ -73,13 +91,17 @@ export function createOpenAIProvider(name: string, config: OpenAIProviderConfig,
 
     async complete(request: CompleteRequest, call: UpstreamCall): Promise<CompleteResponse> {
       const body = encode(request, call, false);
-      const json = await client.postForJson(path, body, unaryHeaders, call.signal, call.traceparent);
+      const json = await sendWithKey(keys, (headers) =>
+        client.postForJson(path, body, headers.unary, call.signal, call.traceparent),
+      );
       return translateCompletion(json, call, client);
     },
 
     async *stream(request: CompleteRequest, call: UpstreamCall): AsyncGenerator<StreamCompleteResponse> {
       const body = encode(request, call, true);
-      const response = await client.postForStream(path, body, streamHeaders, call.signal, call.traceparent);
+      const response = await sendWithKey(keys, (headers) =>
+        client.postForStream(path, body, headers.stream, call.signal, call.traceparent),
+      );
       let complete = false;
       try {
         if (isJsonContentType(response.headers["content-type"])) {
@@ -102,6 +124,9 @@ export function createOpenAIProvider(name: string, config: OpenAIProviderConfig,
       }
     },
 
-    close: () => client.close(),
+    close: () => {
+      keys.close();
+      return client.close();
+    },
   };
 }
