@@ -53,7 +53,16 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.log.level });
   // Said once, at startup: each would otherwise surface as failing calls.
   for (const warning of configWarnings(config)) logger.warn(warning);
-  const sluice = createSluice(config, { logger, env: process.env });
+  let sluice: Sluice;
+  try {
+    sluice = createSluice(config, { logger, env: process.env });
+  } catch (err) {
+    // What only building the providers finds (an unreadable key file): a configuration error too.
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`sluice: ${err.message}\n`);
+    process.exitCode = exitUsage;
+    return;
+  }
   const server = createSluiceServer({
     config,
     routes: sluice.routes,

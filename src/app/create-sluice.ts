@@ -44,7 +44,7 @@ export interface Sluice {
 
 /** Builds providers, the model catalog and the services from a validated configuration. */
 export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
-  const providers = createProviders(config);
+  const providers = createProviders(config, { logger: deps.logger });
   const catalog = createModelCatalog(config, providers);
   // Logged once per transition, never per call: an open breaker skips its deployment silently.
   const breakers = createBreakerRegistry(config.resilience.breaker, {

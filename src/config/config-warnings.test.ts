@@ -11,6 +11,8 @@ describe("config warnings", () => {
         openai: { type: "openai" },
         claude: { type: "anthropic" },
         keyed: { type: "openai", apiKey: "k" },
+        several: { type: "openai", apiKeys: ["k1", "k2"] },
+        fromFile: { type: "anthropic", apiKeyFile: "/run/secrets/keys" },
         local: { type: "openai", baseUrl: "http://127.0.0.1:8000/v1" },
         spare: { type: "demo" },
       },
@@ -23,6 +25,12 @@ describe("config warnings", () => {
           ],
         },
         c: { deployments: [{ provider: "local", model: "m" }] },
+        d: {
+          deployments: [
+            { provider: "several", model: "m" },
+            { provider: "fromFile", model: "m" },
+          ],
+        },
       },
     );
     expect(configWarnings(config)).toEqual([

@@ -11,7 +11,8 @@ const keyedHosts = new Set(["api.openai.com", "api.anthropic.com"]);
 export function configWarnings(config: SluiceConfig): string[] {
   const warnings: string[] = [];
   for (const [name, provider] of Object.entries(config.providers)) {
-    if (provider.type === "demo" || provider.apiKey !== undefined) continue;
+    if (provider.type === "demo") continue;
+    if (provider.apiKey !== undefined || provider.apiKeys !== undefined || provider.apiKeyFile !== undefined) continue;
     const host = new URL(provider.baseUrl).hostname;
     if (keyedHosts.has(host)) {
       warnings.push(`providers.${name}: no apiKey for ${host}: every call to it will fail (UPSTREAM_AUTH)`);

@@ -106,6 +106,22 @@ describe("main (the sluice command)", () => {
     expect(sluice.lines.filter(isListening)).toHaveLength(0);
   });
 
+  it("a provider key file that cannot be read: its path (never a key) on stderr, exit 2", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-main-"));
+    dirs.push(dir);
+    const file = join(dir, "keys.yaml");
+    const missing = join(dir, "no-such-keys");
+    writeFileSync(
+      file,
+      `providers:\n  oai: { type: openai, apiKeyFile: ${missing} }\nmodels:\n  m:\n    deployments: [{ provider: oai, model: x }]\n`,
+    );
+    const sluice = run(["--config", file]);
+    expect(await sluice.exited).toEqual({ code: 2, signal: null });
+    expect(sluice.stderr()).toContain(missing);
+    expect(sluice.stderr()).not.toContain("    at ");
+    expect(sluice.lines.filter(isListening)).toHaveLength(0);
+  });
+
   it("--help prints usage and exits 0; an unknown flag exits 2", async () => {
     const help = run(["--help"]);
     const bad = run(["--nope"]);
