@@ -25,11 +25,15 @@ const { values: args } = parseArgs({
 
 const DEFAULTS = { delay: 0, chunks: 64, first: 0, gap: 0, words: 0 };
 
-/** A unary answer of `words` words (~1 token each), or the short greeting when 0. */
+/**
+ * A unary answer: the short greeting, followed by `words` more words (~1 token each) when
+ * asked for (the harness verifies every target by the greeting).
+ */
 function answerText(words) {
-  if (words <= 0) return "Hello! How can I help you today?";
+  const greeting = "Hello! How can I help you today?";
+  if (words <= 0) return greeting;
   const vocabulary = ["the", "project", "members", "tab", "invite", "workspace", "roadmap", "visible", "plan", "limit"];
-  return Array.from({ length: words }, (_, i) => vocabulary[i % vocabulary.length]).join(" ");
+  return `${greeting} ${Array.from({ length: words }, (_, i) => vocabulary[i % vocabulary.length]).join(" ")}`;
 }
 const CREATED = Math.floor(Date.now() / 1000);
 
