@@ -8,6 +8,7 @@ const LAYERS = [
   "errors",
   "config",
   "telemetry",
+  "identity",
   "wire",
   "transport",
   "providers",

@@ -5,6 +5,9 @@
 import { createSluice, type Sluice } from "./app/create-sluice.js";
 import { ConfigError, loadConfig } from "./config/load-config.js";
 import { configWarnings } from "./config/config-warnings.js";
+import { anonymousListenProblem } from "./identity/authenticator.js";
+import { mintApiKey } from "./identity/mint-api-key.js";
+import { parseListenAddress } from "./server/listen-address.js";
 import type { SluiceConfig } from "./config/schema.js";
 import { parseCliArgs, usage, UsageError, type CliArgs } from "./app/cli-args.js";
 import { createSluiceServer, type SluiceServer } from "./server/create-server.js";
@@ -29,6 +32,14 @@ async function main(): Promise<void> {
     process.stdout.write(usage);
     return;
   }
+  if (args.mintKey !== undefined) {
+    const minted = mintApiKey(args.keyId);
+    process.stdout.write(
+      `API key for tenant ${args.mintKey} (shown once: store it now; Sluice keeps only its hash):\n\n  ${minted.key}\n\n` +
+        `Add under tenants.${args.mintKey}.apiKeys in the configuration:\n\n  ${minted.configLine}\n`,
+    );
+    return;
+  }
 
   let config: SluiceConfig;
   try {
@@ -40,6 +51,12 @@ async function main(): Promise<void> {
     return;
   }
   if (args.listen !== undefined) config = { ...config, listen: args.listen };
+  const anonymousProblem = anonymousListenProblem(config, parseListenAddress(config.listen).host);
+  if (anonymousProblem !== undefined) {
+    process.stderr.write(`sluice: ${anonymousProblem}\n`);
+    process.exitCode = exitUsage;
+    return;
+  }
   if (config.admin.listen !== undefined) {
     try {
       parseAdminListen(config.admin.listen);
@@ -53,6 +70,14 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.log.level });
   // Said once, at startup: each would otherwise surface as failing calls.
   for (const warning of configWarnings(config)) logger.warn(warning);
+  if (Object.keys(config.tenants).length === 0) {
+    logger.warn(
+      { listen: config.listen },
+      config.auth.allowAnonymous
+        ? "authentication off (auth.allowAnonymous): every caller that reaches the port is served"
+        : "authentication off: no tenants configured, serving anonymously on loopback only",
+    );
+  }
   let sluice: Sluice;
   try {
     sluice = createSluice(config, { logger, env: process.env });

@@ -11,6 +11,8 @@ import type { CallRunner } from "../resilience/call-runner.js";
 import { enforceStreamShape } from "./stream-contract.js";
 import { validateCompleteRequest } from "./validate-request.js";
 import { callRecordKey } from "../telemetry/call-record.js";
+import { identityKey } from "../identity/identity.js";
+import { modelNotAllowed } from "./access-errors.js";
 
 export interface ChatServiceDeps {
   readonly catalog: ModelCatalog;
@@ -30,6 +32,9 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
     const record = context.values.get(callRecordKey);
     if (record !== undefined) record.handled = true;
     validateCompleteRequest(request);
+    // Before resolving: an alias outside the tenant's list is refused alike whether it exists or not.
+    const identity = context.values.get(identityKey);
+    if (!identity.models.allows(request.model)) throw modelNotAllowed(request.model);
     const route = catalog.resolve(request.model);
     // Only a configured alias: metrics label calls by it, so it must come from a bounded set.
     if (record !== undefined) record.alias = route.alias;

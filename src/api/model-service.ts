@@ -1,11 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ListModelsResponseSchema, type ModelService } from "../../gen/sluice/v1/model_service_pb.js";
+import { type ListModelsResponse, ListModelsResponseSchema, type ModelService } from "../../gen/sluice/v1/model_service_pb.js";
+import { identityKey } from "../identity/identity.js";
 import type { ModelCatalog } from "../routing/model-catalog.js";
 
 /**
- * sluice.v1.ModelService. The catalog is fixed at startup, so the response is built once
- * and every call returns the same message.
+ * sluice.v1.ModelService. The catalog is fixed at startup, so the full response is built
+ * once; a tenant sees only the aliases its `models` allow (built once per tenant and
+ * kept: tenants are configured, a bounded set).
  */
 export function createModelService(catalog: ModelCatalog): ServiceImpl<typeof ModelService> {
   const response = create(ListModelsResponseSchema, {
@@ -25,9 +27,19 @@ export function createModelService(catalog: ModelCatalog): ServiceImpl<typeof Mo
       };
     }),
   });
+  const byTenant = new Map<string, ListModelsResponse>();
   return {
-    listModels() {
-      return response;
+    listModels(_request, context) {
+      const identity = context.values.get(identityKey);
+      if (identity.tenant === "") return response;
+      let own = byTenant.get(identity.tenant);
+      if (own === undefined) {
+        own = create(ListModelsResponseSchema, {
+          models: response.models.filter((model) => identity.models.allows(model.alias)),
+        });
+        byTenant.set(identity.tenant, own);
+      }
+      return own;
     },
   };
 }

@@ -8,6 +8,10 @@ export interface CliArgs {
   /** Overrides the configuration's `listen`. */
   readonly listen: string | undefined;
   readonly help: boolean;
+  /** `--mint-key TENANT`: print a new API key for the tenant and its config line, then exit. */
+  readonly mintKey: string | undefined;
+  /** `--key-id ID` with `--mint-key`: the key's id in logs and metrics. */
+  readonly keyId: string | undefined;
 }
 
 /** A bad command line; main prints the message and the usage, exit code 2. */
@@ -27,6 +31,9 @@ Options:
                        configuration serving model "demo" (no keys, no network).
   --listen HOST:PORT   Address to listen on, e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0
                        (env: SLUICE_LISTEN). Overrides the configuration's "listen".
+  --mint-key TENANT    Print a new API key for TENANT (once: store it now) and the line
+                       to add under tenants.TENANT.apiKeys in the configuration; exit.
+  --key-id ID          With --mint-key: the key's id, named in logs and metrics.
   -h, --help           Show this help.
 
 On start one JSON log line with "msg":"sluice listening" carries the "url" served.
@@ -47,6 +54,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
         config: { type: "string" },
         listen: { type: "string" },
         help: { type: "boolean", short: "h" },
+        "mint-key": { type: "string" },
+        "key-id": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -62,9 +71,19 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
       throw new UsageError((err as Error).message);
     }
   }
+  const mintKey = values["mint-key"];
+  const keyId = values["key-id"];
+  if (mintKey !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(mintKey)) {
+    throw new UsageError(`--mint-key: "${mintKey.slice(0, 64)}" is not a tenant name (1–64 letters, digits, _ . -)`);
+  }
+  if (keyId !== undefined && (mintKey === undefined || !/^[A-Za-z0-9_.:-]{1,64}$/.test(keyId))) {
+    throw new UsageError(mintKey === undefined ? "--key-id goes with --mint-key" : "--key-id: 1–64 letters, digits, _ . : -");
+  }
   return {
     configFile: values.config ?? (env["SLUICE_CONFIG"] || undefined),
     listen,
     help: values.help === true,
+    mintKey,
+    keyId,
   };
 }

@@ -12,6 +12,7 @@ import { createLatencyQuantiles } from "../resilience/latency-quantiles.js";
 import { createChatService } from "../api/chat-service.js";
 import { createModelService } from "../api/model-service.js";
 import { createInterceptors } from "../interceptors/index.js";
+import { createAuthenticator } from "../identity/authenticator.js";
 import { createCallTelemetry } from "../telemetry/call-telemetry-hub.js";
 import { createMetrics, type Metrics } from "../telemetry/metrics.js";
 import { createTracing } from "../telemetry/tracing.js";
@@ -65,7 +66,7 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     retryBudget: () => retryBudget.stats,
   });
   const telemetry = createCallTelemetry({ tracing, metrics });
-  const interceptors = createInterceptors({ logger: deps.logger, telemetry });
+  const interceptors = createInterceptors({ logger: deps.logger, telemetry, authenticator: createAuthenticator(config) });
   const runner = createCallRunner({
     breakers,
     retryBudget,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { positiveMs, providerSchema } from "./provider-schema.js";
+import { parseCidr } from "./cidr.js";
 
 /**
  * The configuration file's schema. Validated once at load: a bad file fails
@@ -290,6 +291,49 @@ const adminSchema = z
   })
   .strict();
 
+/** A CIDR range (`10.0.0.0/8`, `fd00::/8`) or a single address. */
+const cidrSchema = z.string().refine((value) => parseCidr(value) !== undefined, {
+  message: "expected an IPv4 or IPv6 address or CIDR range, e.g. 10.0.0.0/8 or fd00::/8",
+});
+
+const tenantApiKeySchema = z
+  .object({
+    /** Lowercase hex SHA-256 of the whole key string: only the hash is stored. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected the lowercase hex SHA-256 of the key (64 characters)"),
+    /** Names the key in logs, spans and metrics (never the key). Default: "sha256:" + its first 8 hex digits. */
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "1–64 letters, digits, _ . : -")
+      .optional(),
+    /** After this instant (ISO 8601 with a zone) the key is refused. */
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+    /** A disabled key is refused (kept in the file, e.g. while it is being rotated out). */
+    disabled: z.boolean().default(false),
+  })
+  .strict();
+
+const tenantSchema = z
+  .object({
+    apiKeys: z.array(tenantApiKeySchema).default([]),
+    /** Aliases this tenant may call: names or glob patterns (`*` any run of characters, `?` one). */
+    models: z.array(z.string().min(1)),
+    /** Addresses this tenant's credentials may be used from; unset: anywhere (within `auth.allowFrom`). */
+    allowFrom: z.array(cidrSchema).optional(),
+  })
+  .strict();
+
+const authSchema = z
+  .object({
+    /**
+     * With no tenants, calls are anonymous; that is allowed only on a loopback address
+     * unless this is true (anyone who reaches the port then spends the provider keys).
+     */
+    allowAnonymous: z.boolean().default(false),
+    /** Addresses any call may come from; unset: anywhere. */
+    allowFrom: z.array(cidrSchema).optional(),
+  })
+  .strict();
+
 const listenSchema = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080");
@@ -317,6 +361,9 @@ export const configSchema = z
       metrics: { expose: "serving", path: "/metrics" },
     }),
     admin: adminSchema.default({}),
+    /** Callers by tenant: their API keys and the models they may call. None: anonymous (see `auth`). */
+    tenants: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1–64 letters, digits, _ . -"), tenantSchema).default({}),
+    auth: authSchema.default({ allowAnonymous: false }),
     resilience: resilienceSchema.default({
       retryBudget: { ratio: 0.2, minRetriesPerSecond: 5, windowMs: 10_000 },
       breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, rollingWindowMs: 10_000, resetTimeoutMs: 30_000 },
@@ -326,6 +373,20 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    const keyOwners = new Map<string, string>();
+    for (const [tenant, { apiKeys }] of Object.entries(config.tenants)) {
+      apiKeys.forEach((key, i) => {
+        const owner = keyOwners.get(key.sha256);
+        if (owner !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["tenants", tenant, "apiKeys", i, "sha256"],
+            message: `the same key is already listed for tenant "${owner}": a key names one tenant`,
+          });
+        }
+        keyOwners.set(key.sha256, tenant);
+      });
+    }
     if (config.telemetry.metrics.expose === "admin" && config.admin.listen === undefined) {
       ctx.addIssue({
         code: "custom",
@@ -381,6 +442,8 @@ export type SluiceConfig = z.output<typeof configSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
 export type AttemptTimeouts = z.output<typeof attemptTimeoutsSchema>;
 export type TelemetryConfig = z.output<typeof telemetrySchema>;
+export type TenantConfig = z.output<typeof tenantSchema>;
+export type AuthConfig = z.output<typeof authSchema>;
 
 export type {
   AnthropicProviderConfig,

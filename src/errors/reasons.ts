@@ -37,6 +37,10 @@ export const reasons = {
   // The server's own load shedding (RESOURCE_EXHAUSTED).
   serverOverloaded: "SERVER_OVERLOADED",
 
+  // Callers: no valid credentials (UNAUTHENTICATED); a model outside the tenant's list (PERMISSION_DENIED).
+  unauthenticated: "UNAUTHENTICATED",
+  modelNotAllowed: "MODEL_NOT_ALLOWED",
+
   // The call's own end: its caller left or its deadline passed, the server is draining, a bug.
   cancelled: "CANCELLED",
   deadlineExceeded: "DEADLINE_EXCEEDED",

@@ -1,6 +1,8 @@
 import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { createContextValues } from "@connectrpc/connect";
+import { peerKey } from "../identity/peer.js";
 import { strictUtf8Decoder } from "../wire/strict-utf8.js";
 import type { NodeRequestHandler } from "./one-port-listener.js";
 import { requestCompressions } from "./request-compression.js";
@@ -41,6 +43,8 @@ export function createConnectNodeHandler(options: ConnectNodeHandlerOptions): No
     acceptCompression: [...requestCompressions],
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
+    // The caller's address for the interceptors (network allow-lists), as the lanes give it.
+    contextValues: (req) => createContextValues().set(peerKey, { remoteAddress: () => req.socket?.remoteAddress }),
   });
   const lenient = connectNodeAdapter(adapterOptions()) as NodeRequestHandler;
   let strict: NodeRequestHandler | undefined;

@@ -13,6 +13,7 @@ import type { ActiveCalls } from "./active-calls.js";
 import { CallValues, callRequestHeaders } from "./call-request-headers.js";
 import { h2ResetError } from "./h2-reset-error.js";
 import { hasEntries } from "./lane-headers.js";
+import { type Peer, peerKey } from "../identity/peer.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -85,7 +86,7 @@ function onDeadline(call: FastCallContext): void {
  * object literal: accessors on a literal are defined one by one on every call (a slow,
  * large, dictionary-mode object), on a prototype they cost nothing per call.
  */
-class FastCallContext implements HandlerContext, FastCall {
+class FastCallContext implements HandlerContext, FastCall, Peer {
   readonly controller = new AbortController();
   readonly signal: AbortSignal;
   readonly service: DescMethod["parent"];
@@ -113,6 +114,8 @@ class FastCallContext implements HandlerContext, FastCall {
     this.service = method.parent;
     this.url = absoluteUrl(path, headers, res);
     this.requestHeader = callRequestHeaders(headers);
+    // The call itself answers for its peer: nothing is read unless a step asks.
+    this.values.set(peerKey, this);
     active.add(this.controller);
     if (timeoutMs === undefined) {
       this.deadline = undefined;
@@ -158,6 +161,13 @@ class FastCallContext implements HandlerContext, FastCall {
   responseTrailers(): Headers | undefined {
     const trailers = this.responseTrailerCache;
     return trailers !== undefined && hasEntries(trailers) ? trailers : undefined;
+  }
+
+  remoteAddress(): string | undefined {
+    const res = this.res;
+    // A raw HTTP/2 stream (gRPC lane) reaches its socket through its session; a response directly.
+    const socket = "respond" in res ? res.session?.socket : res.socket;
+    return socket?.remoteAddress;
   }
 
   end(): void {

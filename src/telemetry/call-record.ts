@@ -32,6 +32,8 @@ export class CallRecord {
   /** Who called: the tenant and the id of the credential it used ("" when anonymous). Never the credential itself. */
   tenant = "";
   keyId = "";
+  /** Why authentication refused the call ("missing", "expired"…), for the operator's access line only. */
+  authRefusal = "";
 
   /** The alias the caller asked for ("" until the request was read). */
   alias = "";

@@ -87,6 +87,9 @@ export const rpcSystems = {
 /** Sluice's own attributes and span events (no convention covers them). */
 export const sluice = {
   requestId: "sluice.request_id",
+  /** The caller's tenant and the id of the credential it used (never the credential). */
+  tenant: "sluice.tenant",
+  keyId: "sluice.key_id",
   /** Upstream attempts the call made (retries, hedges, fail-overs included). */
   attempts: "sluice.attempts",
   /** The alias that answered when a model-level fallback was used. */

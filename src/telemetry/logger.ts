@@ -52,3 +52,14 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination ?? destination({ dest: 1, sync: false }),
   );
 }
+
+/**
+ * The logger for lines built only from Sluice's own records (the access line): no
+ * redaction pass. pino's redaction walks every wildcard path over every line — ~30 µs a
+ * line for the paths above, ten times the rest of the line's cost — and a line that holds
+ * no request data, header or key has nothing to redact. Anything else logs through the
+ * redacting logger.
+ */
+export function recordLogger(logger: Logger): Logger {
+  return logger.child({}, { redact: { paths: [] } });
+}

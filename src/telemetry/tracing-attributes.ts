@@ -97,6 +97,10 @@ export function setRpcStatus(span: Span, protocol: CallProtocol, error: ConnectE
  */
 export function setRecordAttributes(span: Span, record: CallRecord): void {
   if (record.requestId !== "") span.setAttribute(sluice.requestId, record.requestId);
+  if (record.tenant !== "") {
+    span.setAttribute(sluice.tenant, record.tenant);
+    if (record.keyId !== "") span.setAttribute(sluice.keyId, record.keyId);
+  }
   if (record.alias === "") return;
   span.setAttribute(genAi.requestModel, record.alias);
   span.setAttribute(genAi.requestStream, record.stream);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -120,6 +121,25 @@ describe("main (the sluice command)", () => {
     expect(sluice.stderr()).toContain(missing);
     expect(sluice.stderr()).not.toContain("    at ");
     expect(sluice.lines.filter(isListening)).toHaveLength(0);
+  });
+
+  it("refuses to serve anonymously beyond loopback: no tenants on 0.0.0.0 exits 2 saying why", async () => {
+    const sluice = run(["--listen", "0.0.0.0:0"]);
+    expect(await sluice.exited).toEqual({ code: 2, signal: null });
+    expect(sluice.stderr()).toContain("with no authentication");
+    expect(sluice.stderr()).toContain("auth.allowAnonymous");
+    expect(sluice.lines.filter(isListening)).toHaveLength(0);
+  });
+
+  it("--mint-key prints a new key once and the config line with its hash", async () => {
+    const minted = run(["--mint-key", "team-a", "--key-id", "ci"]);
+    expect(await minted.exited).toEqual({ code: 0, signal: null });
+    // Every line read: stdout may end after the process exited.
+    if (!minted.child.stdout!.readableEnded) await once(minted.child.stdout!, "end");
+    const text = minted.lines.join("\n");
+    const key = /\b(sk-sluice-[A-Za-z0-9_-]{43})\b/.exec(text)?.[1];
+    expect(key).toBeDefined();
+    expect(text).toContain(`- { sha256: ${createHash("sha256").update(key!).digest("hex")}, id: ci }`);
   });
 
   it("--help prints usage and exits 0; an unknown flag exits 2", async () => {
