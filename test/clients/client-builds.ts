@@ -73,7 +73,7 @@ async function buildKey(name: ClientName, tools: readonly string[]): Promise<str
   return hash.digest("hex").slice(0, 16);
 }
 
-/** What a client run calls: host:port of each gateway, and the traceparent its traced call sends. */
+/** What a client run calls: host:port of each gateway, the traceparent its traced call sends, and the API key of the keyed one. */
 export interface ClientTargets {
   /** A Sluice serving model "demo". */
   readonly addr: string;
@@ -82,6 +82,9 @@ export interface ClientTargets {
   /** A Sluice whose model "traced" calls a provider over HTTP. */
   readonly tracedAddr: string;
   readonly traceparent: string;
+  /** A Sluice with one tenant, whose key is `apiKey` and who may call "demo" only; it also serves "other". */
+  readonly keyedAddr: string;
+  readonly apiKey: string;
 }
 
 export interface BuiltClient {
@@ -151,10 +154,23 @@ const recipes: Record<ClientName, Recipe> = {
         },
       });
     },
-    command(dir, { addr, slowAddr, tracedAddr, traceparent }) {
+    command(dir, { addr, slowAddr, tracedAddr, traceparent, keyedAddr, apiKey }) {
       return {
         file: join(dir, "sluice-go-client"),
-        args: ["-addr", addr, "-slow-addr", slowAddr, "-traced-addr", tracedAddr, "-traceparent", traceparent],
+        args: [
+          "-addr",
+          addr,
+          "-slow-addr",
+          slowAddr,
+          "-traced-addr",
+          tracedAddr,
+          "-traceparent",
+          traceparent,
+          "-keyed-addr",
+          keyedAddr,
+          "-api-key",
+          apiKey,
+        ],
       };
     },
   },
@@ -183,7 +199,7 @@ const recipes: Record<ClientName, Recipe> = {
       ];
       await step("javac", ["-nowarn", "-encoding", "UTF-8", "-d", classes, "-cp", classpath(javaCompileJars), ...sources]);
     },
-    command(dir, { addr, slowAddr, tracedAddr, traceparent }) {
+    command(dir, { addr, slowAddr, tracedAddr, traceparent, keyedAddr, apiKey }) {
       return {
         file: "java",
         args: [
@@ -198,6 +214,10 @@ const recipes: Record<ClientName, Recipe> = {
           tracedAddr,
           "--traceparent",
           traceparent,
+          "--keyed-addr",
+          keyedAddr,
+          "--api-key",
+          apiKey,
         ],
       };
     },
@@ -220,7 +240,7 @@ const recipes: Record<ClientName, Recipe> = {
         join(localProtoRoot, statusProto),
       ]);
     },
-    command(dir, { addr, slowAddr, tracedAddr, traceparent }) {
+    command(dir, { addr, slowAddr, tracedAddr, traceparent, keyedAddr, apiKey }) {
       return {
         file: debianPython,
         args: [
@@ -235,6 +255,10 @@ const recipes: Record<ClientName, Recipe> = {
           tracedAddr,
           "--traceparent",
           traceparent,
+          "--keyed-addr",
+          keyedAddr,
+          "--api-key",
+          apiKey,
         ],
       };
     },

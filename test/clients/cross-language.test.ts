@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeUpstream, type FakeUpstream } from "../helpers/fake-upstream.js";
+import { apiKeyHash } from "../../src/identity/api-keys.js";
 import { completion } from "../helpers/openai-wire.js";
 import { startSluice } from "../helpers/start-sluice.js";
 import { buildClient, type BuiltClient } from "./client-builds.js";
@@ -12,8 +13,11 @@ import { clientNames, missingFor, run, type ClientName } from "./toolchains.js";
  * Complete, StreamComplete (start, deltas equal to the unary answer, done), NOT_FOUND with
  * google.rpc.ErrorInfo decoded from grpc-status-details-bin, a client deadline that cuts a
  * slow stream short, and a Complete carrying a W3C traceparent in its metadata, whose trace
- * the fake provider behind that gateway must receive. Each client exits non-zero naming
- * the failed check; its output is shown here when it does.
+ * the fake provider behind that gateway must receive. Against a gateway with one tenant, an
+ * API key in the call's metadata (`authorization: Bearer KEY`): accepted for the tenant's
+ * model; missing or wrong, UNAUTHENTICATED; another model, PERMISSION_DENIED with ErrorInfo
+ * MODEL_NOT_ALLOWED; ListModels lists only the tenant's model. Each client exits non-zero
+ * naming the failed check; its output is shown here when it does.
  *
  * The toolchains come from Debian packages (.ci/run installs them). Under CI=true a
  * missing one fails its client's test, naming what is missing; elsewhere that client is
@@ -35,6 +39,19 @@ const tracedConfig = (origin: string) => ({
   models: { traced: { deployments: [{ provider: "fake", model: "gpt-4o" }] } },
 });
 
+/** Minted per run as Sluice mints keys (32 random bytes, base64url); the gateway holds only its hash. */
+const apiKey = `sk-sluice-${randomBytes(32).toString("base64url")}`;
+
+/** One tenant, whose key may call "demo" but not "other". */
+const keyedConfig = {
+  providers: { demo: { type: "demo", wordDelayMs: 0 } },
+  models: {
+    demo: { deployments: [{ provider: "demo", model: "sluice-demo-1" }] },
+    other: { deployments: [{ provider: "demo", model: "sluice-demo-1" }] },
+  },
+  tenants: { "cross-language": { apiKeys: [{ sha256: apiKeyHash(apiKey), id: "clients" }], models: ["demo"] } },
+};
+
 const missing = new Map<ClientName, string[]>(
   await Promise.all(clientNames.map(async (name) => [name, await missingFor(name)] as const)),
 );
@@ -50,6 +67,7 @@ let servers: Array<Awaited<ReturnType<typeof startSluice>>> = [];
 let addr = "";
 let slowAddr = "";
 let tracedAddr = "";
+let keyedAddr = "";
 let provider: FakeUpstream | undefined;
 const builds = new Map<ClientName, PromiseSettledResult<BuiltClient>>();
 
@@ -60,16 +78,23 @@ beforeAll(async () => {
   provider = await startFakeUpstream(() => completion("traced answer"));
   const [settled, started] = await Promise.all([
     Promise.allSettled(runnable.map((name) => buildClient(name))),
-    Promise.allSettled([startSluice(), startSluice(slowConfig), startSluice(tracedConfig(provider.origin))]),
+    Promise.allSettled([
+      startSluice(),
+      startSluice(slowConfig),
+      startSluice(tracedConfig(provider.origin)),
+      startSluice(keyedConfig),
+    ]),
   ]);
   servers = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
-  const [fast, slow, traced] = started;
+  const [fast, slow, traced, keyed] = started;
   if (fast?.status !== "fulfilled") throw fast?.reason;
   if (slow?.status !== "fulfilled") throw slow?.reason;
   if (traced?.status !== "fulfilled") throw traced?.reason;
+  if (keyed?.status !== "fulfilled") throw keyed?.reason;
   addr = `127.0.0.1:${fast.value.port}`;
   slowAddr = `127.0.0.1:${slow.value.port}`;
   tracedAddr = `127.0.0.1:${traced.value.port}`;
+  keyedAddr = `127.0.0.1:${keyed.value.port}`;
   const timings: string[] = [];
   runnable.forEach((name, i) => {
     const result = settled[i]!;
@@ -96,7 +121,7 @@ function receivedTraceparent(traceId: string): string | undefined {
 describe.concurrent("real gRPC clients over h2c", () => {
   for (const name of clientNames) {
     it(
-      `${name}: ListModels, Complete, StreamComplete, NOT_FOUND with ErrorInfo, deadline, traceparent to the provider`,
+      `${name}: ListModels, Complete, StreamComplete, NOT_FOUND with ErrorInfo, deadline, traceparent to the provider, API key`,
       async (ctx) => {
         const lacking = missing.get(name) ?? [];
         if (lacking.length > 0) {
@@ -112,7 +137,7 @@ describe.concurrent("real gRPC clients over h2c", () => {
         const traceId = randomBytes(16).toString("hex");
         const spanId = randomBytes(8).toString("hex");
         const traceparent = `00-${traceId}-${spanId}-01`;
-        const { file, args } = build.value.command({ addr, slowAddr, tracedAddr, traceparent });
+        const { file, args } = build.value.command({ addr, slowAddr, tracedAddr, traceparent, keyedAddr, apiKey });
         const result = await run(file, args, { timeoutMs: clientRunTimeoutMs });
         const output = [
           `$ ${file} ${args.join(" ")}`,
@@ -121,6 +146,10 @@ describe.concurrent("real gRPC clients over h2c", () => {
         ].join("\n");
         expect(result.code, output).toBe(0);
         expect(result.stdout, output).toContain(`${name} client: ok:`);
+        // The API key checks ran (a client exits non-zero when one fails).
+        expect(result.stdout, output).toContain(
+          "api key: bearer accepted, missing+wrong UNAUTHENTICATED, PERMISSION_DENIED+MODEL_NOT_ALLOWED, ListModels scoped",
+        );
         // The provider got the client's trace, with Sluice's attempt (not the client's span) as the parent.
         const received = receivedTraceparent(traceId);
         expect(received, `no request with trace ${traceId} reached the provider`).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);

@@ -1,16 +1,21 @@
 // Command sluice-go-client calls Sluice over gRPC (h2c, prior knowledge) with grpc-go and
 // code generated from proto/ by protoc-gen-go and protoc-gen-go-grpc, and checks what a Go
 // caller relies on: ListModels, Complete, StreamComplete, NOT_FOUND with
-// google.rpc.ErrorInfo, a client deadline cutting a stream short, and a W3C traceparent
-// sent as gRPC metadata (the test checks the provider behind Sluice got the same trace).
+// google.rpc.ErrorInfo, a client deadline cutting a stream short, a W3C traceparent
+// sent as gRPC metadata (the test checks the provider behind Sluice got the same trace),
+// and an API key sent as gRPC metadata (accepted; missing or wrong: UNAUTHENTICATED; a
+// model outside the tenant's list: PERMISSION_DENIED with ErrorInfo MODEL_NOT_ALLOWED;
+// ListModels lists only the tenant's models).
 //
 // Built by test/clients/cross-language.test.ts in GOPATH mode (no modules, no network).
 // Usage: sluice-go-client -addr 127.0.0.1:PORT -slow-addr 127.0.0.1:PORT2
 //
 //	-traced-addr 127.0.0.1:PORT3 -traceparent 00-<trace id>-<span id>-01
+//	-keyed-addr 127.0.0.1:PORT4 -api-key KEY
 //
-// where the slow server streams words slowly enough for the deadline check and the traced
-// server's model "traced" calls a provider over HTTP.
+// where the slow server streams words slowly enough for the deadline check, the traced
+// server's model "traced" calls a provider over HTTP, and the keyed server has one tenant,
+// whose key is KEY and who may call "demo" only (that server also serves a model "other").
 package main
 
 import (
@@ -171,6 +176,23 @@ func checkStream(chat sluicev1.ChatServiceClient, unaryText string) {
 	}
 }
 
+// errorInfo decodes the google.rpc.ErrorInfo among a status's details, if there is one.
+// Details() decodes grpc-status-details-bin; the Any resolves to our generated
+// google.rpc.ErrorInfo through the global type registry. A detail of a type this binary
+// does not know comes back as an error value; only ErrorInfo matters here, so those are
+// returned for the failure message, not fatal.
+func errorInfo(st *status.Status) (info *rpcpb.ErrorInfo, undecoded []string) {
+	for _, d := range st.Details() {
+		switch v := d.(type) {
+		case *rpcpb.ErrorInfo:
+			info = v
+		case error:
+			undecoded = append(undecoded, v.Error())
+		}
+	}
+	return info, undecoded
+}
+
 func checkNotFound(chat sluicev1.ChatServiceClient) {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
@@ -185,20 +207,7 @@ func checkNotFound(chat sluicev1.ChatServiceClient) {
 	if !strings.Contains(st.Message(), "no-such-model") {
 		fail("Complete(no-such-model): message %q does not name the model", st.Message())
 	}
-	// Details() decodes grpc-status-details-bin; the Any resolves to our generated
-	// google.rpc.ErrorInfo through the global type registry.
-	// A detail of a type this binary does not know comes back as an error value; only
-	// ErrorInfo matters here, so those are reported but not fatal.
-	var info *rpcpb.ErrorInfo
-	var undecoded []string
-	for _, d := range st.Details() {
-		switch v := d.(type) {
-		case *rpcpb.ErrorInfo:
-			info = v
-		case error:
-			undecoded = append(undecoded, v.Error())
-		}
-	}
+	info, undecoded := errorInfo(st)
 	if info == nil {
 		fail("Complete(no-such-model): no google.rpc.ErrorInfo among %d status details (undecodable: %q)", len(st.Details()), undecoded)
 	}
@@ -254,14 +263,92 @@ func checkTraceparent(tracedChat sluicev1.ChatServiceClient, traceparent string)
 	}
 }
 
+// withKey adds the API key to a call's metadata as a bearer token, as a Go caller of a
+// keyed gateway does.
+func withKey(ctx context.Context, key string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+}
+
+// checkKeyed runs the API key checks against a gateway with one tenant, whose key is
+// `key` and whose models are "demo" only; the gateway also serves "other".
+func checkKeyed(conn *grpc.ClientConn, key string) {
+	chat := sluicev1.NewChatServiceClient(conn)
+	complete := func(ctx context.Context, model string) (*sluicev1.CompleteResponse, error) {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		return chat.Complete(ctx, userRequest(model, prompt))
+	}
+
+	// (1) With the key as a bearer token: served.
+	res, err := complete(withKey(context.Background(), key), "demo")
+	if err != nil {
+		fail("api key: Complete(demo) with the key: %v", err)
+	}
+	if messageText(res.GetMessage()) == "" {
+		fail("api key: Complete(demo) with the key: empty answer text")
+	}
+
+	// (2) No key, (3) a wrong one: UNAUTHENTICATED.
+	refused := []struct {
+		what string
+		ctx  context.Context
+	}{
+		{"without a key", context.Background()},
+		{"with a wrong key", withKey(context.Background(), key+"x")},
+	}
+	for _, r := range refused {
+		_, err := complete(r.ctx, "demo")
+		if err == nil {
+			fail("api key: Complete(demo) %s: succeeded, want Unauthenticated", r.what)
+		}
+		if st, _ := status.FromError(err); st.Code() != codes.Unauthenticated {
+			fail("api key: Complete(demo) %s: code %v (%q), want Unauthenticated", r.what, st.Code(), st.Message())
+		}
+	}
+
+	// (4) A model outside the tenant's list: PERMISSION_DENIED with ErrorInfo MODEL_NOT_ALLOWED.
+	_, err = complete(withKey(context.Background(), key), "other")
+	if err == nil {
+		fail("api key: Complete(other) with the key: succeeded, want PermissionDenied")
+	}
+	st, _ := status.FromError(err)
+	if st.Code() != codes.PermissionDenied {
+		fail("api key: Complete(other) with the key: code %v (%q), want PermissionDenied", st.Code(), st.Message())
+	}
+	info, undecoded := errorInfo(st)
+	if info == nil {
+		fail("api key: Complete(other): no google.rpc.ErrorInfo among %d status details (undecodable: %q)", len(st.Details()), undecoded)
+	}
+	if info.GetReason() != "MODEL_NOT_ALLOWED" || info.GetDomain() != "sluice" {
+		fail("api key: Complete(other): ErrorInfo reason %q domain %q, want MODEL_NOT_ALLOWED / sluice", info.GetReason(), info.GetDomain())
+	}
+
+	// (5) ListModels with the key: the tenant's models only.
+	ctx, cancel := context.WithTimeout(withKey(context.Background(), key), callTimeout)
+	defer cancel()
+	list, err := sluicev1.NewModelServiceClient(conn).ListModels(ctx, &sluicev1.ListModelsRequest{})
+	if err != nil {
+		fail("api key: ListModels with the key: %v", err)
+	}
+	var aliases []string
+	for _, m := range list.GetModels() {
+		aliases = append(aliases, m.GetAlias())
+	}
+	if len(aliases) != 1 || aliases[0] != "demo" {
+		fail("api key: ListModels with the key: aliases %q, want only \"demo\"", aliases)
+	}
+}
+
 func main() {
 	addr := flag.String("addr", "", "host:port of a Sluice serving model \"demo\"")
 	slowAddr := flag.String("slow-addr", "", "host:port of a Sluice whose demo model streams slowly")
 	tracedAddr := flag.String("traced-addr", "", "host:port of a Sluice whose model \"traced\" calls a provider over HTTP")
 	traceparent := flag.String("traceparent", "", "the W3C traceparent the traced call carries")
+	keyedAddr := flag.String("keyed-addr", "", "host:port of a Sluice with one tenant, who may call \"demo\" only")
+	apiKey := flag.String("api-key", "", "that tenant's API key")
 	flag.Parse()
-	if *addr == "" || *slowAddr == "" || *tracedAddr == "" || *traceparent == "" {
-		fail("usage: sluice-go-client -addr HOST:PORT -slow-addr HOST:PORT -traced-addr HOST:PORT -traceparent TRACEPARENT")
+	if *addr == "" || *slowAddr == "" || *tracedAddr == "" || *traceparent == "" || *keyedAddr == "" || *apiKey == "" {
+		fail("usage: sluice-go-client -addr HOST:PORT -slow-addr HOST:PORT -traced-addr HOST:PORT -traceparent TRACEPARENT -keyed-addr HOST:PORT -api-key KEY")
 	}
 	conn := dial(*addr)
 	defer conn.Close()
@@ -269,6 +356,8 @@ func main() {
 	defer slowConn.Close()
 	tracedConn := dial(*tracedAddr)
 	defer tracedConn.Close()
+	keyedConn := dial(*keyedAddr)
+	defer keyedConn.Close()
 	chat := sluicev1.NewChatServiceClient(conn)
 
 	checkListModels(sluicev1.NewModelServiceClient(conn))
@@ -277,5 +366,7 @@ func main() {
 	checkNotFound(chat)
 	checkDeadline(sluicev1.NewChatServiceClient(slowConn))
 	checkTraceparent(sluicev1.NewChatServiceClient(tracedConn), *traceparent)
-	fmt.Println("go client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline, traceparent")
+	checkKeyed(keyedConn, *apiKey)
+	fmt.Println("go client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline, traceparent, " +
+		"api key: bearer accepted, missing+wrong UNAUTHENTICATED, PERMISSION_DENIED+MODEL_NOT_ALLOWED, ListModels scoped")
 }

@@ -1,14 +1,18 @@
 // Calls Sluice over gRPC (h2c, prior knowledge) with grpc-java (Netty) and code generated
 // from proto/ by protoc + grpc_java_plugin, and checks what a Java caller relies on:
 // ListModels, Complete, StreamComplete, NOT_FOUND with google.rpc.ErrorInfo, a client
-// deadline cutting a stream short, and a W3C traceparent sent as gRPC metadata (the test
-// checks the provider behind Sluice got the same trace).
+// deadline cutting a stream short, a W3C traceparent sent as gRPC metadata (the test
+// checks the provider behind Sluice got the same trace), and an API key sent as gRPC
+// metadata (accepted; missing or wrong: UNAUTHENTICATED; a model outside the tenant's list:
+// PERMISSION_DENIED with ErrorInfo MODEL_NOT_ALLOWED; ListModels lists only the tenant's models).
 //
 // Built and run by test/clients/cross-language.test.ts.
 // Usage: java SluiceJavaClient --addr 127.0.0.1:PORT --slow-addr 127.0.0.1:PORT2
 //     --traced-addr 127.0.0.1:PORT3 --traceparent 00-<trace id>-<span id>-01
-// where the slow server streams words slowly enough for the deadline check and the traced
-// server's model "traced" calls a provider over HTTP.
+//     --keyed-addr 127.0.0.1:PORT4 --api-key KEY
+// where the slow server streams words slowly enough for the deadline check, the traced
+// server's model "traced" calls a provider over HTTP, and the keyed server has one tenant,
+// whose key is KEY and who may call "demo" only (that server also serves a model "other").
 
 import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
@@ -135,6 +139,28 @@ public final class SluiceJavaClient {
         "StreamComplete: deltas joined are \"" + text + "\", but Complete answered \"" + unaryText + "\"");
   }
 
+  /**
+   * The google.rpc.ErrorInfo of a failed call: grpc-status-details-bin holds a serialized
+   * google.rpc.Status whose details are Anys. `what` names the call in failure messages.
+   */
+  private static ErrorInfo errorInfo(StatusRuntimeException error, String what)
+      throws InvalidProtocolBufferException {
+    Metadata trailers = error.getTrailers();
+    byte[] raw = trailers == null ? null : trailers.get(STATUS_DETAILS);
+    check(raw != null, what + ": no grpc-status-details-bin trailer");
+    StatusOuterClass.Status details = StatusOuterClass.Status.parseFrom(raw);
+    int code = error.getStatus().getCode().value();
+    check(
+        details.getCode() == code,
+        what + ": grpc-status-details-bin code " + details.getCode() + ", want " + code);
+    ErrorInfo info = null;
+    for (Any any : details.getDetailsList()) {
+      if (any.is(ErrorInfo.class)) info = any.unpack(ErrorInfo.class);
+    }
+    check(info != null, what + ": no google.rpc.ErrorInfo among " + details.getDetailsCount() + " details");
+    return info;
+  }
+
   private static void checkNotFound(ManagedChannel channel) throws InvalidProtocolBufferException {
     StatusRuntimeException error = null;
     try {
@@ -154,19 +180,7 @@ public final class SluiceJavaClient {
         description.contains("no-such-model"),
         "Complete(no-such-model): message \"" + description + "\" does not name the model");
 
-    // grpc-status-details-bin holds a serialized google.rpc.Status whose details are Anys.
-    Metadata trailers = error.getTrailers();
-    byte[] raw = trailers == null ? null : trailers.get(STATUS_DETAILS);
-    check(raw != null, "Complete(no-such-model): no grpc-status-details-bin trailer");
-    StatusOuterClass.Status details = StatusOuterClass.Status.parseFrom(raw);
-    check(
-        details.getCode() == Status.Code.NOT_FOUND.value(),
-        "Complete(no-such-model): grpc-status-details-bin code " + details.getCode() + ", want 5");
-    ErrorInfo info = null;
-    for (Any any : details.getDetailsList()) {
-      if (any.is(ErrorInfo.class)) info = any.unpack(ErrorInfo.class);
-    }
-    check(info != null, "Complete(no-such-model): no google.rpc.ErrorInfo among " + details.getDetailsCount() + " details");
+    ErrorInfo info = errorInfo(error, "Complete(no-such-model)");
     check(
         info.getReason().equals("MODEL_NOT_FOUND") && info.getDomain().equals("sluice"),
         "Complete(no-such-model): ErrorInfo reason \"" + info.getReason() + "\" domain \"" + info.getDomain()
@@ -213,6 +227,76 @@ public final class SluiceJavaClient {
     check(!messageText(res.getMessage()).isEmpty(), "Complete(traced) with a traceparent: empty answer text");
   }
 
+  private static final Metadata.Key<String> AUTHORIZATION =
+      Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
+
+  /** A stub that sends `key` (if any) as a bearer token in each call's metadata, as a Java caller of a keyed gateway does. */
+  private static ChatServiceGrpc.ChatServiceBlockingStub keyedChat(ManagedChannel channel, String key) {
+    ChatServiceGrpc.ChatServiceBlockingStub stub = ChatServiceGrpc.newBlockingStub(channel);
+    if (key != null) stub = stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(bearer(key)));
+    return stub.withDeadlineAfter(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+  }
+
+  private static Metadata bearer(String key) {
+    Metadata headers = new Metadata();
+    headers.put(AUTHORIZATION, "Bearer " + key);
+    return headers;
+  }
+
+  /** The error of a Complete that must fail; `what` names the call in failure messages. */
+  private static StatusRuntimeException completeFailure(
+      ChatServiceGrpc.ChatServiceBlockingStub stub, String model, String what, Status.Code want) {
+    try {
+      stub.complete(userRequest(model, PROMPT));
+    } catch (StatusRuntimeException e) {
+      Status status = e.getStatus();
+      check(
+          status.getCode() == want,
+          what + ": code " + status.getCode() + " (" + status.getDescription() + "), want " + want);
+      return e;
+    }
+    throw new CheckFailed(what + ": succeeded, want " + want);
+  }
+
+  /**
+   * The API key checks, against a gateway with one tenant whose key is `key` and whose
+   * models are "demo" only; the gateway also serves "other".
+   */
+  private static void checkKeyed(ManagedChannel keyedChannel, String key) throws InvalidProtocolBufferException {
+    // (1) With the key as a bearer token: served.
+    CompleteResponse res = keyedChat(keyedChannel, key).complete(userRequest("demo", PROMPT));
+    check(!messageText(res.getMessage()).isEmpty(), "api key: Complete(demo) with the key: empty answer text");
+
+    // (2) No key, (3) a wrong one: UNAUTHENTICATED.
+    completeFailure(
+        keyedChat(keyedChannel, null), "demo", "api key: Complete(demo) without a key", Status.Code.UNAUTHENTICATED);
+    completeFailure(
+        keyedChat(keyedChannel, key + "x"),
+        "demo",
+        "api key: Complete(demo) with a wrong key",
+        Status.Code.UNAUTHENTICATED);
+
+    // (4) A model outside the tenant's list: PERMISSION_DENIED with ErrorInfo MODEL_NOT_ALLOWED.
+    String what = "api key: Complete(other) with the key";
+    StatusRuntimeException denied =
+        completeFailure(keyedChat(keyedChannel, key), "other", what, Status.Code.PERMISSION_DENIED);
+    ErrorInfo info = errorInfo(denied, what);
+    check(
+        info.getReason().equals("MODEL_NOT_ALLOWED") && info.getDomain().equals("sluice"),
+        what + ": ErrorInfo reason \"" + info.getReason() + "\" domain \"" + info.getDomain()
+            + "\", want MODEL_NOT_ALLOWED / sluice");
+
+    // (5) ListModels with the key: the tenant's models only.
+    ListModelsResponse list =
+        ModelServiceGrpc.newBlockingStub(keyedChannel)
+            .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(bearer(key)))
+            .withDeadlineAfter(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS)
+            .listModels(ListModelsRequest.getDefaultInstance());
+    List<String> aliases = new ArrayList<>();
+    for (var model : list.getModelsList()) aliases.add(model.getAlias());
+    check(aliases.equals(List.of("demo")), "api key: ListModels with the key: aliases " + aliases + ", want only \"demo\"");
+  }
+
   private static ManagedChannel channel(String addr) {
     // usePlaintext(): HTTP/2 with prior knowledge (h2c), as gRPC clients speak to a cleartext port.
     return ManagedChannelBuilder.forTarget(addr).usePlaintext().build();
@@ -223,21 +307,27 @@ public final class SluiceJavaClient {
     String slowAddr = null;
     String tracedAddr = null;
     String traceparent = null;
+    String keyedAddr = null;
+    String apiKey = null;
     for (int i = 0; i + 1 < args.length; i += 2) {
       if (args[i].equals("--addr")) addr = args[i + 1];
       else if (args[i].equals("--slow-addr")) slowAddr = args[i + 1];
       else if (args[i].equals("--traced-addr")) tracedAddr = args[i + 1];
       else if (args[i].equals("--traceparent")) traceparent = args[i + 1];
+      else if (args[i].equals("--keyed-addr")) keyedAddr = args[i + 1];
+      else if (args[i].equals("--api-key")) apiKey = args[i + 1];
     }
-    if (addr == null || slowAddr == null || tracedAddr == null || traceparent == null) {
+    if (addr == null || slowAddr == null || tracedAddr == null || traceparent == null || keyedAddr == null
+        || apiKey == null) {
       System.err.println(
           "java client: FAIL: usage: SluiceJavaClient --addr HOST:PORT --slow-addr HOST:PORT"
-              + " --traced-addr HOST:PORT --traceparent TRACEPARENT");
+              + " --traced-addr HOST:PORT --traceparent TRACEPARENT --keyed-addr HOST:PORT --api-key KEY");
       System.exit(2);
     }
     ManagedChannel channel = channel(addr);
     ManagedChannel slowChannel = channel(slowAddr);
     ManagedChannel tracedChannel = channel(tracedAddr);
+    ManagedChannel keyedChannel = channel(keyedAddr);
     int exit = 0;
     try {
       checkListModels(channel);
@@ -246,8 +336,11 @@ public final class SluiceJavaClient {
       checkNotFound(channel);
       checkDeadline(slowChannel);
       checkTraceparent(tracedChannel, traceparent);
+      checkKeyed(keyedChannel, apiKey);
       System.out.println(
-          "java client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline, traceparent");
+          "java client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline, traceparent, "
+              + "api key: bearer accepted, missing+wrong UNAUTHENTICATED, PERMISSION_DENIED+MODEL_NOT_ALLOWED, "
+              + "ListModels scoped");
     } catch (CheckFailed e) {
       System.err.println("java client: FAIL: " + e.getMessage());
       exit = 1;
@@ -259,9 +352,11 @@ public final class SluiceJavaClient {
       channel.shutdownNow();
       slowChannel.shutdownNow();
       tracedChannel.shutdownNow();
+      keyedChannel.shutdownNow();
       channel.awaitTermination(5, TimeUnit.SECONDS);
       slowChannel.awaitTermination(5, TimeUnit.SECONDS);
       tracedChannel.awaitTermination(5, TimeUnit.SECONDS);
+      keyedChannel.awaitTermination(5, TimeUnit.SECONDS);
     }
     System.exit(exit);
   }
