@@ -66,7 +66,8 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     retryBudget: () => retryBudget.stats,
   });
   const telemetry = createCallTelemetry({ tracing, metrics });
-  const interceptors = createInterceptors({ logger: deps.logger, telemetry, authenticator: createAuthenticator(config) });
+  const authenticator = createAuthenticator(config, { logger: deps.logger });
+  const interceptors = createInterceptors({ logger: deps.logger, telemetry, authenticator });
   const runner = createCallRunner({
     breakers,
     retryBudget,
@@ -86,6 +87,7 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     healthDetails: () => ({ breakers: breakers.states(), inFlight: limiter.counts() }),
     async close() {
       breakers.shutdown();
+      authenticator.close();
       await Promise.all([...providers.values()].map((provider) => provider.close()));
       await tracing.shutdown();
     },

@@ -322,6 +322,60 @@ const tenantSchema = z
   })
   .strict();
 
+/**
+ * Signature algorithms a JWT may use: asymmetric only, so the key that verifies can never
+ * sign (no shared secret; an HS256 token "signed" with a published public key is refused).
+ * `none` is not in the list at all.
+ */
+export const jwtAlgorithms = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+  "Ed25519",
+] as const;
+
+const jwtSchema = z
+  .object({
+    /** A JWKS document on disk, re-read when it changes (watched, and checked every `refreshMs`). */
+    jwksFile: z.string().min(1).optional(),
+    /** A JWKS served over HTTP(S): fetched on first use, again after `refreshMs` and on an unknown `kid`. */
+    jwksUrl: z
+      .string()
+      .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
+        message: "expected an http:// or https:// URL",
+      })
+      .optional(),
+    /** The only algorithms accepted: a token's own `alg` header chooses among these, never beyond them. */
+    algorithms: z.array(z.enum(jwtAlgorithms)).min(1),
+    /** The `iss` every token must carry. */
+    issuer: z.string().min(1),
+    /** An `aud` every token must carry. */
+    audience: z.string().min(1),
+    /** The claim naming the caller's tenant: a configured tenant, whose `models` and `allowFrom` apply. */
+    tenantClaim: z.string().min(1).default("tenant"),
+    /** The claim shown as the key id on the access line (never the token). */
+    keyIdClaim: z.string().min(1).default("sub"),
+    /** Clock skew allowed on `exp` and `nbf`, in seconds. */
+    clockToleranceSec: z.number().int().min(0).max(300).default(30),
+    /** JWKS URL: how long fetched keys are used before they are fetched again. JWKS file: the stat fallback period. */
+    refreshMs: z.number().int().min(100).default(60_000),
+    /** JWKS URL: least time between two fetches (a token with an unknown `kid` refetches at most this often). */
+    cooldownMs: z.number().int().min(0).default(30_000),
+    /** Verified tokens remembered (until they expire) so a token seen before costs no signature check. 0: none. */
+    cacheSize: z.number().int().min(0).default(10_000),
+  })
+  .strict()
+  .refine((jwt) => (jwt.jwksFile === undefined) !== (jwt.jwksUrl === undefined), {
+    message: "set exactly one of jwksFile and jwksUrl",
+  });
+
 const authSchema = z
   .object({
     /**
@@ -331,6 +385,8 @@ const authSchema = z
     allowAnonymous: z.boolean().default(false),
     /** Addresses any call may come from; unset: anywhere. */
     allowFrom: z.array(cidrSchema).optional(),
+    /** Bearer JWTs from an identity provider, verified against its JWKS; unset: API keys only. */
+    jwt: jwtSchema.optional(),
   })
   .strict();
 
@@ -385,6 +441,13 @@ export const configSchema = z
           });
         }
         keyOwners.set(key.sha256, tenant);
+      });
+    }
+    if (config.auth.jwt !== undefined && Object.keys(config.tenants).length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["auth", "jwt"],
+        message: "a JWT names a configured tenant (auth.jwt.tenantClaim): configure tenants",
       });
     }
     if (config.telemetry.metrics.expose === "admin" && config.admin.listen === undefined) {
@@ -444,6 +507,7 @@ export type AttemptTimeouts = z.output<typeof attemptTimeoutsSchema>;
 export type TelemetryConfig = z.output<typeof telemetrySchema>;
 export type TenantConfig = z.output<typeof tenantSchema>;
 export type AuthConfig = z.output<typeof authSchema>;
+export type JwtConfig = z.output<typeof jwtSchema>;
 
 export type {
   AnthropicProviderConfig,

@@ -1,16 +1,19 @@
 import type { SluiceConfig } from "../config/schema.js";
 import { createApiKeys, type KeyRefusal } from "./api-keys.js";
 import { anonymous, type Identity } from "./identity.js";
+import { bearerJwt } from "./jwt-bearer.js";
+import { createJwtVerifier, type JwtRefusal, type JwtVerifierDeps } from "./jwt-verifier.js";
 import { createNetworkAllowList, type NetworkAllowList } from "./network-allow-list.js";
 import type { Peer } from "./peer.js";
 import { presentedKey } from "./presented-key.js";
 
 /**
  * Why a call was refused, for the operator's access line (the caller always gets the
- * same message): no credentials, a malformed one, an unknown / expired / disabled key, or
- * a credential used from an address its tenant (or `auth.allowFrom`) does not allow.
+ * same message): no credentials, a malformed one, an unknown / expired / disabled key, a
+ * JWT refused (`jwt_*`, see JwtRefusal), or a credential used from an address its tenant
+ * (or `auth.allowFrom`) does not allow.
  */
-export type AuthRefusal = "missing" | "malformed" | KeyRefusal | "address";
+export type AuthRefusal = "missing" | "malformed" | KeyRefusal | JwtRefusal | "address";
 
 export interface AuthOutcome {
   readonly identity: Identity | undefined;
@@ -26,16 +29,28 @@ export interface Authenticator {
   readonly required: boolean;
   /** False: nothing to check at all (no tenants, no `auth.allowFrom`): the step can be left out. */
   readonly enabled: boolean;
-  authenticate(header: Headers, peer: Peer | undefined): AuthOutcome;
+  /**
+   * A plain value when nothing needs waiting for (API keys, anonymous calls, a JWT verified
+   * before); a promise only while a JWT is first verified (or its JWKS fetched).
+   */
+  authenticate(header: Headers, peer: Peer | undefined): AuthOutcome | Promise<AuthOutcome>;
+  /** Stops watching a JWKS file. */
+  close(): void;
 }
 
 export interface AuthenticatorDeps {
-  /** Milliseconds since the epoch (key expiry); tests pass a fixed clock. */
+  /** Milliseconds since the epoch (key and JWT expiry); tests pass a fixed clock. */
   readonly now?: () => number;
+  /** Where a JWKS file that stopped reading is reported. */
+  readonly logger?: JwtVerifierDeps["logger"];
+  /** The JWT keys, for tests (see JwtVerifierDeps.keySet). */
+  readonly jwtKeySet?: JwtVerifierDeps["keySet"];
 }
 
 /**
- * API keys per tenant (`tenants.*.apiKeys`), with network allow-lists: global
+ * API keys per tenant (`tenants.*.apiKeys`) and, with `auth.jwt`, bearer JWTs naming a
+ * tenant (a bearer shaped like a JWT is verified as one, anything else is an API key),
+ * with network allow-lists: global
  * (`auth.allowFrom`) and per tenant (`tenants.*.allowFrom`). With no tenants configured
  * calls are anonymous: allowed only on loopback unless `auth.allowAnonymous` (main.ts
  * refuses to start otherwise: see `anonymousListenProblem`).
@@ -50,9 +65,23 @@ export function createAuthenticator(config: SluiceConfig, deps: AuthenticatorDep
     if (allowFrom !== undefined) perTenant.set(tenant, createNetworkAllowList(allowFrom));
   }
   const noPeer: Peer = { remoteAddress: () => undefined };
+  const jwt =
+    config.auth.jwt === undefined
+      ? undefined
+      : createJwtVerifier(config.auth.jwt, config.tenants, { now, logger: deps.logger, keySet: deps.jwtKeySet });
 
   function refuse(refusal: AuthRefusal, tenant?: string): AuthOutcome {
     return { identity: undefined, refusal, tenant };
+  }
+
+  /** A verified credential, still subject to its tenant's `allowFrom`. */
+  function admit(verified: Identity | AuthRefusal, peer: Peer | undefined): AuthOutcome {
+    if (typeof verified === "string") return refuse(verified);
+    const allowList = perTenant.get(verified.tenant);
+    if (allowList !== undefined && !allowList.allows((peer ?? noPeer).remoteAddress())) {
+      return refuse("address", verified.tenant);
+    }
+    return { identity: verified, refusal: undefined };
   }
 
   return {
@@ -61,17 +90,19 @@ export function createAuthenticator(config: SluiceConfig, deps: AuthenticatorDep
     authenticate(header, peer) {
       if (global !== undefined && !global.allows((peer ?? noPeer).remoteAddress())) return refuse("address");
       if (!required) return { identity: anonymous, refusal: undefined };
+      if (jwt !== undefined) {
+        const token = bearerJwt(header);
+        if (token !== undefined) {
+          const verified = jwt.verify(token);
+          return verified instanceof Promise ? verified.then((v) => admit(v, peer)) : admit(verified, peer);
+        }
+      }
       const key = presentedKey(header);
       if (key === undefined) return refuse("missing");
       if (key === "") return refuse("malformed");
-      const verified = keys.verify(key, now());
-      if (typeof verified === "string") return refuse(verified);
-      const allowList = perTenant.get(verified.tenant);
-      if (allowList !== undefined && !allowList.allows((peer ?? noPeer).remoteAddress())) {
-        return refuse("address", verified.tenant);
-      }
-      return { identity: verified, refusal: undefined };
+      return admit(keys.verify(key, now()), peer);
     },
+    close: () => jwt?.close(),
   };
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../config/load-config.js";
 import { apiKeyHash } from "./api-keys.js";
-import { anonymousListenProblem, createAuthenticator } from "./authenticator.js";
+import { type AuthOutcome, anonymousListenProblem, createAuthenticator } from "./authenticator.js";
 import { mintApiKey } from "./mint-api-key.js";
 import { createModelAccess } from "./model-access.js";
 import { createNetworkAllowList } from "./network-allow-list.js";
@@ -39,6 +39,12 @@ const headers = (init: Record<string, string>) => new Headers(init);
 const peer = (address: string | undefined) => ({ remoteAddress: () => address });
 const loopback = peer("127.0.0.1");
 
+/** API keys are checked synchronously: the outcome is a plain value, never a promise. */
+function settled(outcome: AuthOutcome | Promise<AuthOutcome>): AuthOutcome {
+  if (outcome instanceof Promise) throw new Error("expected an outcome without a promise");
+  return outcome;
+}
+
 describe("API keys", () => {
   const auth = createAuthenticator(config(), { now: () => now });
 
@@ -49,11 +55,11 @@ describe("API keys", () => {
       { "x-api-key": keyA },
     ];
     for (const h of ways) {
-      const { identity, refusal } = auth.authenticate(headers(h), loopback);
+      const { identity, refusal } = settled(auth.authenticate(headers(h), loopback));
       expect(refusal).toBeUndefined();
       expect(identity).toMatchObject({ tenant: "team-a", keyId: "ci", method: "api_key" });
     }
-    expect(auth.authenticate(headers({ "x-api-key": keyB }), peer("10.1.2.3")).identity).toMatchObject({
+    expect(settled(auth.authenticate(headers({ "x-api-key": keyB }), peer("10.1.2.3"))).identity).toMatchObject({
       tenant: "team-b",
       keyId: `sha256:${apiKeyHash(keyB).slice(0, 8)}`,
     });
@@ -76,16 +82,16 @@ describe("API keys", () => {
     // authorization wins: a wrong bearer is not rescued by a right x-api-key.
     ["a wrong bearer beside a right x-api-key", { authorization: "Bearer wrong", "x-api-key": keyA }, "unknown"],
   ])("refuses %s", (_name, h, refusal) => {
-    expect(auth.authenticate(headers(h), loopback)).toMatchObject({ identity: undefined, refusal });
+    expect(settled(auth.authenticate(headers(h), loopback))).toMatchObject({ identity: undefined, refusal });
   });
 
   it("refuses a tenant's key from outside its allowFrom ranges (IPv4-mapped addresses match as IPv4)", () => {
     const h = headers({ "x-api-key": keyB });
-    expect(auth.authenticate(h, peer("10.9.9.9")).identity?.tenant).toBe("team-b");
-    expect(auth.authenticate(h, peer("::ffff:10.9.9.9")).identity?.tenant).toBe("team-b");
-    expect(auth.authenticate(h, peer("192.168.1.1"))).toMatchObject({ refusal: "address", tenant: "team-b" });
-    expect(auth.authenticate(h, peer(undefined))).toMatchObject({ refusal: "address" });
-    expect(auth.authenticate(h, undefined)).toMatchObject({ refusal: "address" });
+    expect(settled(auth.authenticate(h, peer("10.9.9.9"))).identity?.tenant).toBe("team-b");
+    expect(settled(auth.authenticate(h, peer("::ffff:10.9.9.9"))).identity?.tenant).toBe("team-b");
+    expect(settled(auth.authenticate(h, peer("192.168.1.1")))).toMatchObject({ refusal: "address", tenant: "team-b" });
+    expect(settled(auth.authenticate(h, peer(undefined)))).toMatchObject({ refusal: "address" });
+    expect(settled(auth.authenticate(h, undefined))).toMatchObject({ refusal: "address" });
   });
 
   it("auth.allowFrom applies to every call, anonymous ones too", () => {
@@ -101,9 +107,9 @@ describe("API keys", () => {
     );
     expect(anon.enabled).toBe(true);
     expect(anon.required).toBe(false);
-    expect(anon.authenticate(headers({}), peer("127.0.0.1")).identity?.method).toBe("anonymous");
-    expect(anon.authenticate(headers({}), peer("::1")).identity?.method).toBe("anonymous");
-    expect(anon.authenticate(headers({}), peer("10.0.0.1")).refusal).toBe("address");
+    expect(settled(anon.authenticate(headers({}), peer("127.0.0.1"))).identity?.method).toBe("anonymous");
+    expect(settled(anon.authenticate(headers({}), peer("::1"))).identity?.method).toBe("anonymous");
+    expect(settled(anon.authenticate(headers({}), peer("10.0.0.1"))).refusal).toBe("address");
   });
 
   it("with no tenants and no allow-list there is nothing to check", () => {
@@ -182,6 +188,6 @@ describe("minted keys", () => {
     expect(a.configLine).toBe(`- { sha256: ${a.sha256}, id: ci }`);
     expect(b.configLine).toBe(`- { sha256: ${b.sha256} }`);
     const auth = createAuthenticator(config({ tenants: { t: { apiKeys: [{ sha256: a.sha256, id: "ci" }], models: ["*"] } } }));
-    expect(auth.authenticate(headers({ authorization: `Bearer ${a.key}` }), loopback).identity?.tenant).toBe("t");
+    expect(settled(auth.authenticate(headers({ authorization: `Bearer ${a.key}` }), loopback)).identity?.tenant).toBe("t");
   });
 });

@@ -1,13 +1,13 @@
 import { createContextKey } from "@connectrpc/connect";
 
 /** How a caller proved who it is. */
-export type AuthMethod = "api_key" | "anonymous";
+export type AuthMethod = "api_key" | "jwt" | "anonymous";
 
 /** Who is calling: the tenant and the credential it used (its id, never the credential). */
 export interface Identity {
   /** A configured tenant name; "" when anonymous. */
   readonly tenant: string;
-  /** The credential's id ("ci", "sha256:9f86d081"); "" when anonymous. */
+  /** The credential's id ("ci", "sha256:9f86d081"; a JWT's `auth.jwt.keyIdClaim`); "" when anonymous. */
   readonly keyId: string;
   readonly method: AuthMethod;
   /** Which aliases it may call. */

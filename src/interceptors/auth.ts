@@ -14,7 +14,10 @@ import { callRecordKey } from "../telemetry/call-record.js";
  */
 export function authInterceptor(authenticator: Authenticator): Interceptor {
   return (next) => async (req) => {
-    const outcome = authenticator.authenticate(req.header, req.contextValues.get(peerKey));
+    const result = authenticator.authenticate(req.header, req.contextValues.get(peerKey));
+    // Awaited only when it is a promise (a JWT's first verification): the API-key path
+    // stays free of a microtask per call.
+    const outcome = result instanceof Promise ? await result : result;
     const record = req.contextValues.get(callRecordKey);
     const identity = outcome.identity;
     if (identity === undefined) {
