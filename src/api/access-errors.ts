@@ -29,6 +29,6 @@ export function unauthenticated(): ConnectError {
   return gatewayError(
     Code.Unauthenticated,
     reasons.unauthenticated,
-    "missing or invalid credentials: send a Sluice API key as 'authorization: Bearer KEY' or 'x-api-key: KEY'",
+    "missing or invalid credentials: send 'authorization: Bearer API_KEY_OR_TOKEN' or 'x-api-key: API_KEY'",
   );
 }

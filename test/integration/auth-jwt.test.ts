@@ -191,7 +191,7 @@ describe.each([
       const err = await failure(call);
       expect(err.code).toBe(Code.Unauthenticated);
       expect(err.rawMessage).toBe(
-        "missing or invalid credentials: send a Sluice API key as 'authorization: Bearer KEY' or 'x-api-key: KEY'",
+        "missing or invalid credentials: send 'authorization: Bearer API_KEY_OR_TOKEN' or 'x-api-key: API_KEY'",
       );
       expect(err.findDetails(ErrorInfoSchema)[0]?.reason).toBe("UNAUTHENTICATED");
     }
