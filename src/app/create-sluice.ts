@@ -60,6 +60,7 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   const tracing = createTracing({ config: config.telemetry.tracing, env: deps.env ?? {}, logger: deps.logger });
   const metrics = createMetrics({
     aliases: catalog.routes.map((route) => route.alias),
+    tenants: Object.keys(config.tenants),
     deployments: [...new Set(catalog.routes.flatMap((route) => route.deployments.map((deployment) => deployment.key)))],
     breakerStates: () => breakers.states(),
     inFlight: () => limiter.counts(),

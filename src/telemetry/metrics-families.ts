@@ -97,6 +97,24 @@ export function createCallFamilies(registry: Registry) {
       "counter",
       ["alias"],
     ).register(registry),
+    tenantRequests: new ValueFamily(
+      "sluice_tenant_requests_total",
+      "RPCs ended by calling tenant (configured tenants only; anonymous calls are not counted here) and status code.",
+      "counter",
+      ["tenant", "code"],
+    ).register(registry),
+    tenantTokens: new ValueFamily(
+      "sluice_tenant_tokens_total",
+      "Tokens the provider reported for a tenant's answered calls, by tenant and token_type (input, output).",
+      "counter",
+      ["tenant", "token_type"],
+    ).register(registry),
+    tenantCost: new ValueFamily(
+      "sluice_tenant_cost_usd_total",
+      "Cost of a tenant's answered calls in USD, from the deployments' configured prices.",
+      "counter",
+      ["tenant"],
+    ).register(registry),
     degraded: new ValueFamily(
       "sluice_degraded_answers_total",
       "Calls answered with the alias's configured degraded answer (every candidate failed), by alias.",

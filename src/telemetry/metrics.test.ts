@@ -62,6 +62,38 @@ function answered(r: CallRecord, target: AttemptTarget, responseModel: string): 
 const call = { alias: "chat", provider: "openai", deployment: "openai/gpt-4o-mini" };
 
 describe("metrics", () => {
+  it("counts a configured tenant's calls by code, its tokens and cost; anonymous and unknown tenants make no series", async () => {
+    const metrics = metricsFor({ tenants: ["team-a"] });
+    const ok = record("connect", false, 10);
+    ok.tenant = "team-a";
+    answered(ok, openai, "gpt-4o-mini-2024-07-18");
+    ok.inputTokens = 1_000;
+    ok.outputTokens = 500;
+    metrics.callStarted(ok);
+    metrics.callEnded(ok, undefined);
+    const refused = record("connect", false, 1);
+    refused.tenant = "team-a";
+    metrics.callStarted(refused);
+    metrics.callEnded(refused, new ConnectError("no", Code.PermissionDenied));
+    for (const tenant of ["", "someone-else"]) {
+      const other = record("connect", false, 1);
+      other.tenant = tenant;
+      metrics.callStarted(other);
+      metrics.callEnded(other, undefined);
+    }
+    const all = await samples(metrics);
+    expect(sampleValue(all, "sluice_tenant_requests_total", { tenant: "team-a", code: "ok" })).toBe(1);
+    expect(sampleValue(all, "sluice_tenant_requests_total", { tenant: "team-a", code: "permission_denied" })).toBe(1);
+    expect(sampleValue(all, "sluice_tenant_tokens_total", { tenant: "team-a", token_type: "input" })).toBe(1_000);
+    expect(sampleValue(all, "sluice_tenant_tokens_total", { tenant: "team-a", token_type: "output" })).toBe(500);
+    // 1,000 × $2/M + 500 × $8/M
+    expect(sampleValue(all, "sluice_tenant_cost_usd_total", { tenant: "team-a" })).toBeCloseTo(0.006, 10);
+    const tenants = all
+      .filter((sample) => sample.name === "sluice_tenant_requests_total")
+      .map((sample) => sample.labels["tenant"]);
+    expect(new Set(tenants)).toEqual(new Set(["team-a"]));
+  });
+
   it("records a streamed call that needed a retry: RPC, duration, TTFT, time per token, tokens, cost, attempts, answering model", async () => {
     const metrics = metricsFor();
     const r = record("grpc", true, 1500);

@@ -20,6 +20,8 @@ export interface Metrics extends MetricsBackend {
 export interface MetricsDeps extends GatewayState {
   /** The configured aliases: only these become `alias` values (a caller's unknown alias never does). */
   readonly aliases: readonly string[];
+  /** The configured tenants: only these become `tenant` values. Default none. */
+  readonly tenants?: readonly string[];
   /** Node's process metrics (CPU, memory, event loop lag, GC) in the same registry. Default true. */
   readonly processMetrics?: boolean;
   /** Distinct provider-reported models per deployment before the rest count as "other". Default 8. */
@@ -66,6 +68,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   // Events of a call whose alias is not configured (none in practice: events follow routing).
   const noAlias = new AliasSeries(families, "", known, maxResponseModels);
   const upstreams = new Map<string, UpstreamSeries>();
+  const tenants = new Map<string, TenantSeries>();
+  for (const tenant of deps.tenants ?? []) tenants.set(tenant, new TenantSeries(families, tenant));
 
   function upstream(provider: string, deployment: string): UpstreamSeries {
     let series = upstreams.get(deployment);
@@ -105,6 +109,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       // Chat calls only, for a configured alias (ListModels has none; an unknown alias is a caller's typo).
       const alias = aliases.get(record.alias);
       if (alias !== undefined) alias.callEnded(record, code, performance.now() - record.started);
+      if (record.tenant !== "") tenants.get(record.tenant)?.callEnded(record, code);
     },
   };
 }
@@ -309,5 +314,34 @@ class UpstreamSeries {
         : (this.counts[index] ??= this.families.attempts.series({ provider, deployment, outcome, error_type: "" }));
     counter.value++;
     (this.durations[index] ??= this.families.attemptDuration.series({ provider, deployment, outcome })).observe(seconds);
+  }
+}
+
+/** One tenant's calls by code (created on first use), its tokens and its cost. */
+class TenantSeries {
+  private readonly requests: (ValueSeries | undefined)[] = new Array(codeSlots).fill(undefined);
+  private readonly inputTokens: ValueSeries;
+  private readonly outputTokens: ValueSeries;
+  private readonly cost: ValueSeries;
+
+  constructor(
+    private readonly families: CallFamilies,
+    private readonly tenant: string,
+  ) {
+    this.inputTokens = families.tenantTokens.series({ tenant, token_type: "input" });
+    this.outputTokens = families.tenantTokens.series({ tenant, token_type: "output" });
+    this.cost = families.tenantCost.series({ tenant });
+  }
+
+  callEnded(record: CallRecord, code: number): void {
+    const series = (this.requests[code] ??= this.families.tenantRequests.series({
+      tenant: this.tenant,
+      code: codeNames[code] ?? "ok",
+    }));
+    series.value++;
+    this.inputTokens.value += record.inputTokens;
+    this.outputTokens.value += record.outputTokens;
+    const cost = record.costUsd();
+    if (cost !== undefined) this.cost.value += cost;
   }
 }

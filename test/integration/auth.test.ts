@@ -198,6 +198,16 @@ describe("what is logged", () => {
     const logged = JSON.stringify(log.lines);
     for (const key of [keyA, keyB, expiredKey, elsewhereKey]) expect(logged).not.toContain(key);
   });
+
+  it("metrics count calls per configured tenant, a bounded label", async () => {
+    const chat = createClient(ChatService, connectJsonTransport(gateway.url).transport);
+    await chat.complete(ask("claude"), { headers: { "x-api-key": keyB } });
+    const exposition = await (await request(`${gateway.url}/metrics`)).body.text();
+    const okCount = /^sluice_tenant_requests_total\{tenant="team-b",code="ok"\} (\d+)$/m.exec(exposition)?.[1];
+    expect(Number(okCount)).toBeGreaterThanOrEqual(1);
+    expect(exposition).not.toMatch(/tenant="(?!team-a"|team-b"|remote")/);
+    for (const key of [keyA, keyB]) expect(exposition).not.toContain(key);
+  });
 });
 
 describe("anonymous serving", () => {
