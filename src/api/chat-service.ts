@@ -39,7 +39,12 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
     // Only a configured alias: metrics label calls by it, so it must come from a bounded set.
     if (record !== undefined) record.alias = route.alias;
     // Request headers are read only when a conditional route asks for one.
-    const candidates = planner.plan(route, request, (name) => context.requestHeader.get(name) ?? undefined);
+    const candidates = planner.plan(
+      route,
+      request,
+      (name) => context.requestHeader.get(name) ?? undefined,
+      identity.tenant === "" ? undefined : identity.tenant,
+    );
     return { route, candidates };
   }
 

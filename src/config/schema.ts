@@ -67,6 +67,8 @@ const routeRuleSchema = z
       .object({
         metadata: z.record(z.string(), z.string()).optional(),
         headers: z.record(z.string(), z.string()).optional(),
+        /** The caller's tenant (a key of `tenants`). */
+        tenant: z.string().min(1).optional(),
       })
       .strict(),
     /** Deployments (as "provider/model") that serve matching requests, in this alias. */
@@ -479,6 +481,13 @@ export const configSchema = z
       }
       const keys = new Set(model.deployments.map((d) => `${d.provider}/${d.model}`));
       model.routes.forEach((rule, i) => {
+        if (rule.match.tenant !== undefined && !(rule.match.tenant in config.tenants)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["models", alias, "routes", i, "match", "tenant"],
+            message: `unknown tenant "${rule.match.tenant}" (configured: ${Object.keys(config.tenants).join(", ") || "none"})`,
+          });
+        }
         rule.deployments.forEach((key, j) => {
           if (!keys.has(key)) {
             ctx.addIssue({

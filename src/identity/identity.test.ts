@@ -132,6 +132,16 @@ describe("configuration", () => {
     expect(() => config({ tenants: { a: { apiKeys: [{ sha256: hash.toUpperCase() }], models: [] } } })).toThrow(/sha256/);
     expect(() => config({ tenants: { a: { apiKeys: [], models: [], allowFrom: ["10.0.0.0/33"] } } })).toThrow(/allowFrom/);
     expect(() => config({ tenants: { a: { apiKeys: [] } } })).toThrow(/models/);
+    expect(() =>
+      config({
+        models: {
+          demo: {
+            deployments: [{ provider: "demo", model: "m" }],
+            routes: [{ match: { tenant: "nobody" }, deployments: ["demo/m"] }],
+          },
+        },
+      }),
+    ).toThrow(/models\.demo\.routes\.0\.match\.tenant.*unknown tenant "nobody"/s);
   });
 
   it("anonymous serving is refused beyond loopback unless auth.allowAnonymous says it is meant", () => {

@@ -10,7 +10,13 @@ export interface CallPlanner {
    * The deployments to try for one call, in order: the alias's own (narrowed by the first
    * matching conditional route, ordered by its strategy), then each fallback alias's.
    */
-  plan(route: ModelRoute, request: CompleteRequest, header: (name: string) => string | undefined): readonly Candidate[];
+  /** `tenant`: the caller's (conditional routes may match it); undefined when anonymous. */
+  plan(
+    route: ModelRoute,
+    request: CompleteRequest,
+    header: (name: string) => string | undefined,
+    tenant?: string,
+  ): readonly Candidate[];
   /** Feedback for latency-aware strategies. */
   observe(key: string, sample: { ttftMs?: number; latencyMs?: number; ok: boolean }): void;
   /** In-flight tracking for P2C: an attempt on `key` started / ended (exactly once each). */
@@ -57,10 +63,11 @@ export function createCallPlanner(catalog: ModelCatalog, deps: CallPlannerDeps =
     route: ModelRoute,
     request: CompleteRequest,
     header: (name: string) => string | undefined,
+    tenant: string | undefined,
   ): readonly Deployment[] {
     let deployments = route.deployments;
     if (route.config.routes.length > 0) {
-      const keys = selectRoute(route.config.routes, { metadata: request.metadata, headers: header });
+      const keys = selectRoute(route.config.routes, { metadata: request.metadata, headers: header, tenant });
       if (keys !== undefined) deployments = deployments.filter((d) => keys.includes(d.key));
     }
     const selection = strategies.get(route.alias);
@@ -75,13 +82,13 @@ export function createCallPlanner(catalog: ModelCatalog, deps: CallPlannerDeps =
   }
 
   return {
-    plan(route, request, header) {
+    plan(route, request, header, tenant) {
       const fixed = fixedPlans.get(route.alias);
       if (fixed !== undefined) return fixed;
       const seen = new Set<string>();
       const candidates: Candidate[] = [];
       const add = (owner: ModelRoute, fallback: boolean): void => {
-        for (const deployment of ordered(owner, request, header)) {
+        for (const deployment of ordered(owner, request, header, tenant)) {
           // A deployment shared with a fallback alias is tried once.
           if (seen.has(deployment.key)) continue;
           seen.add(deployment.key);

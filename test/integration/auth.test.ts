@@ -15,12 +15,20 @@ const keyA = "sk-sluice-PLANTED-team-a-6f1d0c9b8a7e6d5c4b3a2f1e";
 const keyB = "sk-sluice-PLANTED-team-b-0a1b2c3d4e5f6a7b8c9d0e1f";
 const expiredKey = "sk-sluice-PLANTED-expired-99887766554433221100";
 const elsewhereKey = "sk-sluice-PLANTED-elsewhere-1234567890abcdef12";
+const keyC = "sk-sluice-PLANTED-team-c-77665544332211009988aabb";
 
 const document = {
   providers: { demo: { type: "demo", wordDelayMs: 0 } },
   models: {
     demo: { deployments: [{ provider: "demo", model: "sluice-demo-1" }] },
-    "gpt-4o": { deployments: [{ provider: "demo", model: "sluice-demo-1" }] },
+    "gpt-4o": {
+      deployments: [
+        { provider: "demo", model: "sluice-demo-1" },
+        { provider: "demo", model: "sluice-demo-team-a" },
+      ],
+      // Team A's calls go to a deployment of their own; everyone else's to the first.
+      routes: [{ match: { tenant: "team-a" }, deployments: ["demo/sluice-demo-team-a"] }],
+    },
     "gpt-4o-mini": { deployments: [{ provider: "demo", model: "sluice-demo-1" }] },
     claude: { deployments: [{ provider: "demo", model: "sluice-demo-1" }] },
   },
@@ -33,6 +41,7 @@ const document = {
       models: ["gpt-4o*", "demo"],
     },
     "team-b": { apiKeys: [{ sha256: apiKeyHash(keyB) }], models: ["claude"] },
+    "team-c": { apiKeys: [{ sha256: apiKeyHash(keyC) }], models: ["gpt-4o"] },
     // Its key works only from 10.0.0.0/8: never from this test's loopback.
     remote: { apiKeys: [{ sha256: apiKeyHash(elsewhereKey), id: "remote" }], models: ["*"], allowFrom: ["10.0.0.0/8"] },
   },
@@ -184,6 +193,18 @@ describe("Connect JSON over plain HTTP", () => {
   });
 });
 
+describe("routing by tenant", () => {
+  it("a route matching the tenant sends its calls to that route's deployments; other tenants get the rest", async () => {
+    const chat = createClient(ChatService, connectJsonTransport(gateway.url).transport);
+    for (let i = 0; i < 3; i++) {
+      const teamA = await chat.complete(ask("gpt-4o"), { headers: bearer(keyA) });
+      expect(teamA.route?.upstreamModel).toBe("sluice-demo-team-a");
+      const teamC = await chat.complete(ask("gpt-4o"), { headers: bearer(keyC) });
+      expect(teamC.route?.upstreamModel).toBe("sluice-demo-1");
+    }
+  });
+});
+
 describe("what is logged", () => {
   it("the tenant and key id of each call, why a call was refused — and never a key", async () => {
     const chat = createClient(ChatService, connectJsonTransport(gateway.url).transport);
@@ -205,14 +226,17 @@ describe("what is logged", () => {
     const exposition = await (await request(`${gateway.url}/metrics`)).body.text();
     const okCount = /^sluice_tenant_requests_total\{tenant="team-b",code="ok"\} (\d+)$/m.exec(exposition)?.[1];
     expect(Number(okCount)).toBeGreaterThanOrEqual(1);
-    expect(exposition).not.toMatch(/tenant="(?!team-a"|team-b"|remote")/);
+    expect(exposition).not.toMatch(/tenant="(?!team-a"|team-b"|team-c"|remote")/);
     for (const key of [keyA, keyB]) expect(exposition).not.toContain(key);
   });
 });
 
+/** The same aliases without the route pinned to a tenant (no tenants here to name). */
+const anonymousModels = { ...document.models, "gpt-4o": { deployments: document.models["gpt-4o"].deployments } };
+
 describe("anonymous serving", () => {
   it("with no tenants, calls are anonymous and every model is listed", async () => {
-    const open = await startSluice({ providers: document.providers, models: document.models });
+    const open = await startSluice({ providers: document.providers, models: anonymousModels });
     try {
       const models = await createClient(ModelService, connectJsonTransport(open.url).transport).listModels({});
       expect(models.models).toHaveLength(4);
@@ -222,7 +246,11 @@ describe("anonymous serving", () => {
   });
 
   it("auth.allowFrom refuses addresses outside it even without tenants", async () => {
-    const fenced = await startSluice({ ...document, tenants: {}, auth: { allowFrom: ["10.0.0.0/8"] } });
+    const fenced = await startSluice({
+      providers: document.providers,
+      models: anonymousModels,
+      auth: { allowFrom: ["10.0.0.0/8"] },
+    });
     try {
       const chat = createClient(ChatService, connectJsonTransport(fenced.url).transport);
       expect((await failure(chat.complete(ask("demo")))).code).toBe(Code.Unauthenticated);
