@@ -139,6 +139,12 @@ const tlsSchema = z
   .object({
     certFile: z.string().min(1),
     keyFile: z.string().min(1),
+    /**
+     * PEM CA certificate(s) client certificates are verified against (mTLS). Set: the server
+     * asks every caller for a certificate but does not fail the handshake without a valid
+     * one: such a call gets UNAUTHENTICATED unless it presents an API key or JWT.
+     */
+    clientCaFile: z.string().min(1).optional(),
   })
   .strict();
 
@@ -321,6 +327,16 @@ const tenantSchema = z
     models: z.array(z.string().min(1)),
     /** Addresses this tenant's credentials may be used from; unset: anywhere (within `auth.allowFrom`). */
     allowFrom: z.array(cidrSchema).optional(),
+    /** Client certificates (verified against `server.tls.clientCaFile`) that are this tenant. */
+    mtls: z
+      .object({
+        /** Subject common names, exactly as in the certificate (`billing`, not `CN=billing`). */
+        subjects: z.array(z.string().min(1).max(256)).optional(),
+        /** URI subject alternative names, exactly (e.g. a SPIFFE id `spiffe://example.org/team-a`). */
+        uris: z.array(z.string().min(1).max(2048)).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -444,6 +460,33 @@ export const configSchema = z
         }
         keyOwners.set(key.sha256, tenant);
       });
+    }
+    const certificateOwners = new Map<string, string>();
+    for (const [tenant, { mtls }] of Object.entries(config.tenants)) {
+      if (mtls === undefined) continue;
+      if (config.server.tls?.clientCaFile === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["tenants", tenant, "mtls"],
+          message: "client certificates are verified against server.tls.clientCaFile: configure it",
+        });
+      }
+      for (const [kind, names] of [
+        ["subjects", mtls.subjects ?? []],
+        ["uris", mtls.uris ?? []],
+      ] as const) {
+        names.forEach((name, i) => {
+          const owner = certificateOwners.get(`${kind}\0${name}`);
+          if (owner !== undefined && owner !== tenant) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["tenants", tenant, "mtls", kind, i],
+              message: `"${name}" is already listed for tenant "${owner}": a certificate names one tenant`,
+            });
+          }
+          certificateOwners.set(`${kind}\0${name}`, tenant);
+        });
+      }
     }
     if (config.auth.jwt !== undefined && Object.keys(config.tenants).length === 0) {
       ctx.addIssue({

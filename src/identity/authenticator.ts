@@ -3,6 +3,7 @@ import { createApiKeys, type KeyRefusal } from "./api-keys.js";
 import { anonymous, type Identity } from "./identity.js";
 import { bearerJwt } from "./jwt-bearer.js";
 import { createJwtVerifier, type JwtRefusal, type JwtVerifierDeps } from "./jwt-verifier.js";
+import { createMtlsIdentities } from "./mtls-identities.js";
 import { createNetworkAllowList, type NetworkAllowList } from "./network-allow-list.js";
 import type { Peer } from "./peer.js";
 import { presentedKey } from "./presented-key.js";
@@ -11,9 +12,10 @@ import { presentedKey } from "./presented-key.js";
  * Why a call was refused, for the operator's access line (the caller always gets the
  * same message): no credentials, a malformed one, an unknown / expired / disabled key, a
  * JWT refused (`jwt_*`, see JwtRefusal), or a credential used from an address its tenant
- * (or `auth.allowFrom`) does not allow.
+ * (or `auth.allowFrom`) does not allow; with mTLS, a client certificate that did not verify
+ * against `server.tls.clientCaFile` (`mtls_unverified`) or that names no tenant (`mtls_unknown`).
  */
-export type AuthRefusal = "missing" | "malformed" | KeyRefusal | JwtRefusal | "address";
+export type AuthRefusal = "missing" | "malformed" | KeyRefusal | JwtRefusal | "address" | "mtls_unverified" | "mtls_unknown";
 
 export interface AuthOutcome {
   readonly identity: Identity | undefined;
@@ -65,6 +67,7 @@ export function createAuthenticator(config: SluiceConfig, deps: AuthenticatorDep
     if (allowFrom !== undefined) perTenant.set(tenant, createNetworkAllowList(allowFrom));
   }
   const noPeer: Peer = { remoteAddress: () => undefined };
+  const mtls = createMtlsIdentities(config.tenants);
   const jwt =
     config.auth.jwt === undefined
       ? undefined
@@ -98,7 +101,12 @@ export function createAuthenticator(config: SluiceConfig, deps: AuthenticatorDep
         }
       }
       const key = presentedKey(header);
-      if (key === undefined) return refuse("missing");
+      if (key === undefined) {
+        const certificate = mtls === undefined ? undefined : peer?.certificate?.();
+        if (certificate === undefined || mtls === undefined) return refuse("missing");
+        if (certificate === "unverified") return refuse("mtls_unverified");
+        return admit(mtls.identify(certificate) ?? "mtls_unknown", peer);
+      }
       if (key === "") return refuse("malformed");
       return admit(keys.verify(key, now()), peer);
     },

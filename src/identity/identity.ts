@@ -1,7 +1,7 @@
 import { createContextKey } from "@connectrpc/connect";
 
 /** How a caller proved who it is. */
-export type AuthMethod = "api_key" | "jwt" | "anonymous";
+export type AuthMethod = "api_key" | "jwt" | "mtls" | "anonymous";
 
 /** Who is calling: the tenant and the credential it used (its id, never the credential). */
 export interface Identity {

@@ -2,6 +2,7 @@ import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
+import { socketCertificate } from "../identity/mtls-socket.js";
 import { peerKey } from "../identity/peer.js";
 import { strictUtf8Decoder } from "../wire/strict-utf8.js";
 import type { NodeRequestHandler } from "./one-port-listener.js";
@@ -43,8 +44,13 @@ export function createConnectNodeHandler(options: ConnectNodeHandlerOptions): No
     acceptCompression: [...requestCompressions],
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
-    // The caller's address for the interceptors (network allow-lists), as the lanes give it.
-    contextValues: (req) => createContextValues().set(peerKey, { remoteAddress: () => req.socket?.remoteAddress }),
+    // The caller's address and client certificate for the interceptors (network allow-lists,
+    // mTLS), as the lanes give them.
+    contextValues: (req) =>
+      createContextValues().set(peerKey, {
+        remoteAddress: () => req.socket?.remoteAddress,
+        certificate: () => socketCertificate(req.socket),
+      }),
   });
   const lenient = connectNodeAdapter(adapterOptions()) as NodeRequestHandler;
   let strict: NodeRequestHandler | undefined;

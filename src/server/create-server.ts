@@ -5,6 +5,7 @@ import type * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import { Code } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { ConfigError } from "../config/load-config.js";
 import type { SluiceConfig } from "../config/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import { createHealthService, healthWatchPath, type HealthService } from "./health-service.js";
@@ -86,7 +87,11 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   useNodeTextEncoding();
   const { host, port } = parseListenAddress(config.listen);
   const tls = config.server.tls
-    ? { cert: readFileSync(config.server.tls.certFile), key: readFileSync(config.server.tls.keyFile) }
+    ? {
+        cert: readFileSync(config.server.tls.certFile),
+        key: readFileSync(config.server.tls.keyFile),
+        ca: readClientCa(config.server.tls.clientCaFile),
+      }
     : undefined;
 
   const health = createHealthService({ services: routes.services.map((service) => service.typeName) });
@@ -252,4 +257,14 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
       return shutdownPromise;
     },
   };
+}
+
+/** The mTLS client CA (`server.tls.clientCaFile`); one that does not read stops startup, naming the file. */
+function readClientCa(file: string | undefined): Buffer | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`server.tls.clientCaFile: cannot read ${file}: ${(err as Error).message}`);
+  }
 }

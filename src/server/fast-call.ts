@@ -13,7 +13,8 @@ import type { ActiveCalls } from "./active-calls.js";
 import { CallValues, callRequestHeaders } from "./call-request-headers.js";
 import { h2ResetError } from "./h2-reset-error.js";
 import { hasEntries } from "./lane-headers.js";
-import { type Peer, peerKey } from "../identity/peer.js";
+import { socketCertificate } from "../identity/mtls-socket.js";
+import { type Peer, type PeerCertificate, peerKey } from "../identity/peer.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -168,6 +169,12 @@ class FastCallContext implements HandlerContext, FastCall, Peer {
     // A raw HTTP/2 stream (gRPC lane) reaches its socket through its session; a response directly.
     const socket = "respond" in res ? res.session?.socket : res.socket;
     return socket?.remoteAddress;
+  }
+
+  certificate(): PeerCertificate | "unverified" | undefined {
+    const res = this.res;
+    // Read once per socket (mtls-socket.ts), and only when the auth step asks (mTLS configured).
+    return socketCertificate("respond" in res ? res.session?.socket : res.socket);
   }
 
   end(): void {

@@ -23,8 +23,15 @@ export interface OnePortListenerOptions {
   readonly handler: NodeRequestHandler;
   /** See Http2StreamHandler. Unset: every HTTP/2 stream goes to `handler`. */
   readonly streamHandler?: Http2StreamHandler | undefined;
-  /** PEM cert and key: TLS with ALPN h2 + http/1.1. Unset: cleartext HTTP/1.1 and h2c prior knowledge. */
-  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer } | undefined;
+  /**
+   * PEM cert and key: TLS with ALPN h2 + http/1.1. Unset: cleartext HTTP/1.1 and h2c prior
+   * knowledge. `ca`: client certificates are requested and verified against it, but a
+   * handshake without a valid one still succeeds (the socket is not `authorized`): the auth
+   * step refuses such a call with UNAUTHENTICATED, or lets an API key / JWT decide.
+   */
+  readonly tls?:
+    | { readonly cert: string | Buffer; readonly key: string | Buffer; readonly ca?: string | Buffer | undefined }
+    | undefined;
   /** HTTP/1.1: time to receive a request's headers. Also bounds the sniff and the TLS handshake. */
   readonly headersTimeoutMs: number;
   /** Idle HTTP/1.1 keep-alive connections and HTTP/2 sessions with no open stream close after this. */
@@ -219,6 +226,10 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
       ALPNProtocols: ["h2", "http/1.1"],
       handshakeTimeout: headersTimeoutMs,
       noDelay: true,
+      ...(options.tls.ca === undefined
+        ? {}
+        : // A session resumed from an ID needs a context naming which verification it had.
+          { ca: options.tls.ca, requestCert: true, rejectUnauthorized: false, sessionIdContext: "sluice-mtls" }),
     });
     secure.on("connection", (socket: net.Socket) => {
       trackSocket(socket);

@@ -104,9 +104,14 @@ export interface GrpcJsClient {
 }
 
 /** `http://127.0.0.1:PORT` → a grpc-js client on a plaintext (h2c) channel. */
-export function createGrpcJsClient(baseUrl: string, channelOptions: grpc.ChannelOptions = {}): GrpcJsClient {
+export function createGrpcJsClient(
+  baseUrl: string,
+  channelOptions: grpc.ChannelOptions = {},
+  /** Default: cleartext; e.g. `grpc.credentials.createSsl(ca, key, cert)` for TLS (and mTLS). */
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): GrpcJsClient {
   const { host } = new URL(baseUrl);
-  const client = new grpc.Client(host, grpc.credentials.createInsecure(), channelOptions);
+  const client = new grpc.Client(host, credentials, channelOptions);
   const path = (method: { parent: { typeName: string }; name: string }): string => `/${method.parent.typeName}/${method.name}`;
   const serializer =
     <D extends DescMessage>(schema: D) =>
