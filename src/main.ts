@@ -88,13 +88,23 @@ async function main(): Promise<void> {
     process.exitCode = exitUsage;
     return;
   }
-  const server = createSluiceServer({
-    config,
-    routes: sluice.routes,
-    healthDetails: sluice.healthDetails,
-    metrics: sluice.metrics,
-    logger,
-  });
+  let server: SluiceServer;
+  try {
+    server = createSluiceServer({
+      config,
+      routes: sluice.routes,
+      healthDetails: sluice.healthDetails,
+      metrics: sluice.metrics,
+      logger,
+    });
+  } catch (err) {
+    // TLS files (certificate, key, client CA) are read here: unreadable is a configuration error too.
+    await sluice.close();
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`sluice: ${err.message}\n`);
+    process.exitCode = exitUsage;
+    return;
+  }
   const admin = createAdmin(config, sluice, server, logger);
   handleSignals(server, sluice, logger, admin);
 

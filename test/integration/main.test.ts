@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { selfSignedCert } from "../helpers/self-signed-cert.js";
 import { createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
@@ -121,6 +122,27 @@ describe("main (the sluice command)", () => {
     expect(sluice.stderr()).toContain(missing);
     expect(sluice.stderr()).not.toContain("    at ");
     expect(sluice.lines.filter(isListening)).toHaveLength(0);
+  });
+
+  it("an mTLS client CA file that cannot be read: its path on stderr, exit 2", async () => {
+    const cert = selfSignedCert();
+    const dir = mkdtempSync(join(tmpdir(), "sluice-main-"));
+    dirs.push(dir);
+    try {
+      const file = join(dir, "tls.yaml");
+      const missing = join(dir, "no-such-ca.pem");
+      writeFileSync(
+        file,
+        `server:\n  tls: { certFile: ${cert.certFile}, keyFile: ${cert.keyFile}, clientCaFile: ${missing} }\n` +
+          "providers: { demo: { type: demo } }\nmodels:\n  demo: { deployments: [{ provider: demo, model: x }] }\n",
+      );
+      const sluice = run(["--config", file, "--listen", "127.0.0.1:0"]);
+      expect(await sluice.exited).toEqual({ code: 2, signal: null });
+      expect(sluice.stderr()).toContain(missing);
+      expect(sluice.stderr()).not.toContain("    at ");
+    } finally {
+      cert.remove();
+    }
   });
 
   it("refuses to serve anonymously beyond loopback: no tenants on 0.0.0.0 exits 2 saying why", async () => {
