@@ -320,9 +320,21 @@ const tenantApiKeySchema = z
   })
   .strict();
 
+/** A shared secret for signed requests (HMAC-SHA256): stored as it is, since verifying an HMAC needs it. */
+const tenantSigningKeySchema = z
+  .object({
+    /** Sent by the caller in `x-sluice-key-id`; names the key in logs (never the secret). Unique across tenants. */
+    id: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "1–64 letters, digits, _ . : -"),
+    /** At least 32 characters (e.g. `${SIGNING_SECRET}` from the environment). */
+    secret: z.string().min(32, "at least 32 characters"),
+  })
+  .strict();
+
 const tenantSchema = z
   .object({
     apiKeys: z.array(tenantApiKeySchema).default([]),
+    /** Keys for signed requests (`x-sluice-signature`, see identity/signed-request.ts). */
+    signingKeys: z.array(tenantSigningKeySchema).default([]),
     /** Aliases this tenant may call: names or glob patterns (`*` any run of characters, `?` one). */
     models: z.array(z.string().min(1)),
     /** Addresses this tenant's credentials may be used from; unset: anywhere (within `auth.allowFrom`). */
@@ -405,6 +417,11 @@ const authSchema = z
     allowFrom: z.array(cidrSchema).optional(),
     /** Bearer JWTs from an identity provider, verified against its JWKS; unset: API keys only. */
     jwt: jwtSchema.optional(),
+    /** Signed requests (`tenants.*.signingKeys`): how far a request's timestamp may be from the gateway's clock. */
+    signedRequests: z
+      .object({ windowSec: z.number().int().min(1).max(3600).default(300) })
+      .strict()
+      .default({ windowSec: 300 }),
   })
   .strict();
 
@@ -437,7 +454,7 @@ export const configSchema = z
     admin: adminSchema.default({}),
     /** Callers by tenant: their API keys and the models they may call. None: anonymous (see `auth`). */
     tenants: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1–64 letters, digits, _ . -"), tenantSchema).default({}),
-    auth: authSchema.default({ allowAnonymous: false }),
+    auth: authSchema.default({ allowAnonymous: false, signedRequests: { windowSec: 300 } }),
     resilience: resilienceSchema.default({
       retryBudget: { ratio: 0.2, minRetriesPerSecond: 5, windowMs: 10_000 },
       breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, rollingWindowMs: 10_000, resetTimeoutMs: 30_000 },
@@ -459,6 +476,20 @@ export const configSchema = z
           });
         }
         keyOwners.set(key.sha256, tenant);
+      });
+    }
+    const signingKeyOwners = new Map<string, string>();
+    for (const [tenant, { signingKeys }] of Object.entries(config.tenants)) {
+      signingKeys.forEach((key, i) => {
+        const owner = signingKeyOwners.get(key.id);
+        if (owner !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["tenants", tenant, "signingKeys", i, "id"],
+            message: `the signing key id "${key.id}" is already used by tenant "${owner}": ids are unique`,
+          });
+        }
+        signingKeyOwners.set(key.id, tenant);
       });
     }
     const certificateOwners = new Map<string, string>();

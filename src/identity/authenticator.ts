@@ -7,15 +7,25 @@ import { createMtlsIdentities } from "./mtls-identities.js";
 import { createNetworkAllowList, type NetworkAllowList } from "./network-allow-list.js";
 import type { Peer } from "./peer.js";
 import { presentedKey } from "./presented-key.js";
+import { createSignedRequests, type SignatureRefusal, type SignedRequestLine } from "./signed-request.js";
 
 /**
  * Why a call was refused, for the operator's access line (the caller always gets the
  * same message): no credentials, a malformed one, an unknown / expired / disabled key, a
  * JWT refused (`jwt_*`, see JwtRefusal), or a credential used from an address its tenant
  * (or `auth.allowFrom`) does not allow; with mTLS, a client certificate that did not verify
- * against `server.tls.clientCaFile` (`mtls_unverified`) or that names no tenant (`mtls_unknown`).
+ * against `server.tls.clientCaFile` (`mtls_unverified`) or that names no tenant (`mtls_unknown`);
+ * a signed request refused (`signature_*`, see SignatureRefusal).
  */
-export type AuthRefusal = "missing" | "malformed" | KeyRefusal | JwtRefusal | "address" | "mtls_unverified" | "mtls_unknown";
+export type AuthRefusal =
+  | "missing"
+  | "malformed"
+  | KeyRefusal
+  | JwtRefusal
+  | "address"
+  | "mtls_unverified"
+  | "mtls_unknown"
+  | SignatureRefusal;
 
 export interface AuthOutcome {
   readonly identity: Identity | undefined;
@@ -35,7 +45,7 @@ export interface Authenticator {
    * A plain value when nothing needs waiting for (API keys, anonymous calls, a JWT verified
    * before); a promise only while a JWT is first verified (or its JWKS fetched).
    */
-  authenticate(header: Headers, peer: Peer | undefined): AuthOutcome | Promise<AuthOutcome>;
+  authenticate(header: Headers, peer: Peer | undefined, request?: SignedRequestLine): AuthOutcome | Promise<AuthOutcome>;
   /** Stops watching a JWKS file. */
   close(): void;
 }
@@ -50,7 +60,8 @@ export interface AuthenticatorDeps {
 }
 
 /**
- * API keys per tenant (`tenants.*.apiKeys`) and, with `auth.jwt`, bearer JWTs naming a
+ * API keys per tenant (`tenants.*.apiKeys`), signed requests (`tenants.*.signingKeys`:
+ * signed-request.ts) and, with `auth.jwt`, bearer JWTs naming a
  * tenant (a bearer shaped like a JWT is verified as one, anything else is an API key),
  * with network allow-lists: global
  * (`auth.allowFrom`) and per tenant (`tenants.*.allowFrom`). With no tenants configured
@@ -68,6 +79,7 @@ export function createAuthenticator(config: SluiceConfig, deps: AuthenticatorDep
   }
   const noPeer: Peer = { remoteAddress: () => undefined };
   const mtls = createMtlsIdentities(config.tenants);
+  const signed = createSignedRequests(config, now);
   const jwt =
     config.auth.jwt === undefined
       ? undefined
@@ -90,9 +102,12 @@ export function createAuthenticator(config: SluiceConfig, deps: AuthenticatorDep
   return {
     required,
     enabled: required || global !== undefined,
-    authenticate(header, peer) {
+    authenticate(header, peer, request) {
       if (global !== undefined && !global.allows((peer ?? noPeer).remoteAddress())) return refuse("address");
       if (!required) return { identity: anonymous, refusal: undefined };
+      // A signature, when present, decides: a request that says it is signed is verified as one.
+      const verified = signed?.verify(header, peer, request);
+      if (verified !== undefined) return admit(verified, peer);
       if (jwt !== undefined) {
         const token = bearerJwt(header);
         if (token !== undefined) {

@@ -1,7 +1,7 @@
 import { createContextKey } from "@connectrpc/connect";
 
 /** How a caller proved who it is. */
-export type AuthMethod = "api_key" | "jwt" | "mtls" | "anonymous";
+export type AuthMethod = "api_key" | "jwt" | "mtls" | "signature" | "anonymous";
 
 /** Who is calling: the tenant and the credential it used (its id, never the credential). */
 export interface Identity {

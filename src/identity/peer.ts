@@ -19,6 +19,13 @@ export interface Peer {
    * method: no certificates at all (in-process transports, tests).
    */
   certificate?(): PeerCertificate | "unverified" | undefined;
+  /**
+   * Lowercase hex SHA-256 of the raw request body as it was sent, for a signed request
+   * (the fast lanes hash it while reading, only when `x-sluice-signature` is present).
+   * Unset method or undefined: the body was not hashed (connect-node serves the call), so a
+   * signature cannot be verified.
+   */
+  bodySha256?(): string | undefined;
 }
 
 /** Set by the server for every call (HandlerContext.values). Unset: no peer known (in-process transports). */

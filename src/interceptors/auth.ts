@@ -14,7 +14,7 @@ import { callRecordKey } from "../telemetry/call-record.js";
  */
 export function authInterceptor(authenticator: Authenticator): Interceptor {
   return (next) => async (req) => {
-    const result = authenticator.authenticate(req.header, req.contextValues.get(peerKey));
+    const result = authenticator.authenticate(req.header, req.contextValues.get(peerKey), req);
     // Awaited only when it is a promise (a JWT's first verification): the API-key path
     // stays free of a microtask per call.
     const outcome = result instanceof Promise ? await result : result;

@@ -106,7 +106,7 @@ export function createConnectStreamFastLane(options: ConnectStreamFastLaneOption
           "server-streaming",
           maxRequestBytes,
           binary ? (bytes) => parseBinary(route.input, bytes) : (bytes) => parseJsonMessage(route.inputJson, bytes),
-          { skipEndStream: true, budget: requestBytes, compression },
+          { skipEndStream: true, budget: requestBytes, compression, digest: call.bodyDigest() },
         );
         const response = await route.invoke(call, input);
         for await (const message of response.message) {

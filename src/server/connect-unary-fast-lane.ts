@@ -93,7 +93,7 @@ export function createConnectUnaryFastLane(options: ConnectUnaryFastLaneOptions)
       let status = 200;
       let body: Uint8Array | string;
       try {
-        let bytes: Uint8Array = await readRequestBody(req, maxRequestBytes, requestBytes);
+        let bytes: Uint8Array = await readRequestBody(req, maxRequestBytes, requestBytes, call.bodyDigest());
         if (compression !== undefined) bytes = await compression.decompress(bytes, maxRequestBytes);
         const message = binary ? parseBinary(route.input, bytes) : parseJsonMessage(route.inputJson, bytes);
         const response = await route.invoke(call, message);

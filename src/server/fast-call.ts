@@ -1,3 +1,4 @@
+import { createHash, type Hash } from "node:crypto";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
@@ -33,6 +34,11 @@ export interface FastCall {
    * every response hands it to the interceptors, so it exists for most calls, empty.
    */
   responseTrailers(): Headers | undefined;
+  /**
+   * What the lane feeds the raw request body to, as it reads it: a SHA-256 only for a signed
+   * request (an `x-sluice-signature` header; signed-request.ts), undefined for every other call.
+   */
+  bodyDigest(): Hash | undefined;
   /** Releases the timer and listeners; the call's signal is left as it is (not aborted). */
   end(): void;
 }
@@ -101,6 +107,8 @@ class FastCallContext implements HandlerContext, FastCall, Peer {
   private readonly timer: NodeJS.Timeout | undefined;
   private responseHeaderCache: Headers | undefined = undefined;
   private responseTrailerCache: Headers | undefined = undefined;
+  private readonly digest: Hash | undefined;
+  private digestHex: string | undefined = undefined;
 
   constructor(
     readonly method: DescMethod,
@@ -115,6 +123,7 @@ class FastCallContext implements HandlerContext, FastCall, Peer {
     this.service = method.parent;
     this.url = absoluteUrl(path, headers, res);
     this.requestHeader = callRequestHeaders(headers);
+    this.digest = headers["x-sluice-signature"] === undefined ? undefined : createHash("sha256");
     // The call itself answers for its peer: nothing is read unless a step asks.
     this.values.set(peerKey, this);
     active.add(this.controller);
@@ -175,6 +184,16 @@ class FastCallContext implements HandlerContext, FastCall, Peer {
     const res = this.res;
     // Read once per socket (mtls-socket.ts), and only when the auth step asks (mTLS configured).
     return socketCertificate("respond" in res ? res.session?.socket : res.socket);
+  }
+
+  bodyDigest(): Hash | undefined {
+    return this.digest;
+  }
+
+  bodySha256(): string | undefined {
+    // The lane has read the whole body before the interceptors run.
+    if (this.digest === undefined) return undefined;
+    return (this.digestHex ??= this.digest.digest("hex"));
   }
 
   end(): void {

@@ -103,7 +103,7 @@ export function createGrpcFastLane(options: GrpcFastLaneOptions): GrpcStreamLane
           route.kind === "unary" ? "unary" : "server-streaming",
           maxRequestBytes,
           json ? (bytes) => parseJsonMessage(route.inputJson, bytes) : (bytes) => parseBinary(route.input, bytes),
-          { skipEndStream: false, budget: requestBytes, compression },
+          { skipEndStream: false, budget: requestBytes, compression, digest: call.bodyDigest() },
         );
         if (route.kind === "unary") {
           const response = await route.invoke(call, input);

@@ -134,6 +134,7 @@ export function createGrpcWebFastLane(options: GrpcWebFastLaneOptions): FastLane
           requestBytes,
           json ? (bytes) => parseJsonMessage(route.inputJson, bytes) : (bytes) => parseBinary(route.input, bytes),
           compression,
+          call.bodyDigest(),
         );
         if (route.kind === "unary") {
           const response = await route.invoke(call, input);

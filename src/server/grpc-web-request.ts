@@ -1,3 +1,4 @@
+import type { Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
@@ -38,8 +39,9 @@ export async function readGrpcWebMessage<T>(
   budget: RequestByteBudget,
   parse: (bytes: Uint8Array) => T,
   compression?: Compression,
+  digest?: Hash,
 ): Promise<T> {
-  const read = await readBody(req, budget, text ? textCheck(maxBytes) : binaryCheck(kind, maxBytes));
+  const read = await readBody(req, budget, text ? textCheck(maxBytes) : binaryCheck(kind, maxBytes), digest);
   const body = concatBody(read);
   const envelope = singleMessage(text ? decodeGrpcWebText(body) : body, kind, maxBytes);
   const flags = envelope[0]!;

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { IncomingHttpHeaders } from "node:http";
+import type { Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { RequestByteBudget } from "./request-byte-budget.js";
 
@@ -26,8 +27,10 @@ export type BodyCheck = (chunks: readonly Buffer[], size: number) => void;
  *
  * The bytes count against the process's `budget` while the body is being received; a chunk
  * that would cross it refuses the body (the budget's RESOURCE_EXHAUSTED).
+ *
+ * A `digest` sees every byte as it arrived (a signed request's body hash: signed-request.ts).
  */
-export function readBody(req: Readable, budget: RequestByteBudget, check?: BodyCheck): Promise<BodyChunks> {
+export function readBody(req: Readable, budget: RequestByteBudget, check?: BodyCheck, digest?: Hash): Promise<BodyChunks> {
   if (req.readableEnded) return Promise.resolve({ chunks: [], size: 0 });
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -47,6 +50,7 @@ export function readBody(req: Readable, budget: RequestByteBudget, check?: BodyC
       }
       chunks.push(chunk);
       size += chunk.byteLength;
+      digest?.update(chunk);
       if (check === undefined) return;
       try {
         check(chunks, size);
@@ -85,13 +89,19 @@ export async function readRequestBody(
   req: Readable & { readonly headers: IncomingHttpHeaders },
   maxBytes: number,
   budget: RequestByteBudget,
+  digest?: Hash,
 ): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(Number(declared), maxBytes);
   return concatBody(
-    await readBody(req, budget, (_chunks, size) => {
-      if (size > maxBytes) throw tooLarge(size, maxBytes);
-    }),
+    await readBody(
+      req,
+      budget,
+      (_chunks, size) => {
+        if (size > maxBytes) throw tooLarge(size, maxBytes);
+      },
+      digest,
+    ),
   );
 }
 

@@ -1,3 +1,4 @@
+import type { Hash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
@@ -27,25 +28,32 @@ export async function readSingleMessage<T>(
     readonly skipEndStream: boolean;
     readonly budget: RequestByteBudget;
     readonly compression?: Compression | undefined;
+    /** Sees the raw body bytes (a signed request: FastCall.bodyDigest). */
+    readonly digest?: Hash | undefined;
   },
 ): Promise<T> {
   /** The message's length once its 5-byte prefix has arrived. */
   let length = -1;
-  const { chunks, size } = await readBody(req, options.budget, (chunks, size) => {
-    if (length === -1 && size >= 5) {
-      const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks as Buffer[], size);
-      length = head.readUInt32BE(1);
-      if (length > maxBytes) {
-        throw new ConnectError(
-          `message size ${length} is larger than configured readMaxBytes ${maxBytes}`,
-          Code.ResourceExhausted,
-        );
+  const { chunks, size } = await readBody(
+    req,
+    options.budget,
+    (chunks, size) => {
+      if (length === -1 && size >= 5) {
+        const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks as Buffer[], size);
+        length = head.readUInt32BE(1);
+        if (length > maxBytes) {
+          throw new ConnectError(
+            `message size ${length} is larger than configured readMaxBytes ${maxBytes}`,
+            Code.ResourceExhausted,
+          );
+        }
       }
-    }
-    if (length !== -1 && size > 5 + length) {
-      throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
-    }
-  });
+      if (length !== -1 && size > 5 + length) {
+        throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
+      }
+    },
+    options.digest,
+  );
   // Built only when thrown: an error's stack capture costs more than the rest of this read.
   const missing = (): ConnectError =>
     new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
