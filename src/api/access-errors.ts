@@ -1,9 +1,7 @@
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { gatewayError } from "../errors/gateway-error.js";
 import { reasons } from "../errors/reasons.js";
-
-/** Longest model name echoed back: enough to recognise, bounded against abuse. */
-const maxEchoedModelLength = 128;
+import { echoedModelName } from "../routing/model-catalog.js";
 
 /**
  * The caller's tenant may not call this model: PERMISSION_DENIED (HTTP 403). Said alike
@@ -11,7 +9,7 @@ const maxEchoedModelLength = 128;
  * (ListModels lists that).
  */
 export function modelNotAllowed(model: string): ConnectError {
-  const shown = model.length > maxEchoedModelLength ? `${model.slice(0, maxEchoedModelLength)}…` : model;
+  const shown = echoedModelName(model);
   return gatewayError(
     Code.PermissionDenied,
     reasons.modelNotAllowed,

@@ -41,6 +41,11 @@ export interface ModelCatalog {
 /** Longest model name echoed back in an error: enough to recognise, bounded against abuse. */
 const maxEchoedModelLength = 128;
 
+/** A caller's model name as an error may echo it: cut to 128 characters (and "…"). */
+export function echoedModelName(model: string): string {
+  return model.length > maxEchoedModelLength ? `${model.slice(0, maxEchoedModelLength)}…` : model;
+}
+
 /**
  * Resolves aliases to deployments once, at startup (configuration is validated by then:
  * every deployment names a configured provider), so a request does one Map lookup.
@@ -71,7 +76,7 @@ export function createModelCatalog(config: SluiceConfig, providers: ReadonlyMap<
     resolve(alias) {
       const route = byAlias.get(alias);
       if (route !== undefined) return route;
-      const shown = alias.length > maxEchoedModelLength ? `${alias.slice(0, maxEchoedModelLength)}…` : alias;
+      const shown = echoedModelName(alias);
       throw gatewayError(
         Code.NotFound,
         reasons.modelNotFound,

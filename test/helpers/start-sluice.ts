@@ -4,7 +4,8 @@ import { createSluice, type Sluice } from "../../src/app/create-sluice.js";
 import { defaultConfigDocument } from "../../src/config/default-config.js";
 import { parseConfig } from "../../src/config/load-config.js";
 import type { SluiceConfig } from "../../src/config/schema.js";
-import { createSluiceServer, type SluiceServer } from "../../src/server/create-server.js";
+import { createAdminServer, type AdminServer } from "../../src/server/admin-server.js";
+import { createSluiceServer, type ListeningAddress, type SluiceServer } from "../../src/server/create-server.js";
 import { createLogger, type Logger } from "../../src/telemetry/logger.js";
 
 export interface StartSluiceOptions {
@@ -34,7 +35,9 @@ export interface StartedSluice {
   readonly config: SluiceConfig;
   readonly server: SluiceServer;
   readonly sluice: Sluice;
-  /** Graceful shutdown of the server, then the providers. Idempotent. */
+  /** The admin listener, started (after the serving one, as src/main.ts does) when the document sets `admin.listen`. */
+  readonly admin: (ListeningAddress & { readonly server: AdminServer }) | undefined;
+  /** Graceful shutdown of the server (and the admin listener), then the providers. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -74,9 +77,22 @@ export async function startSluice(
     fastLanes: options.fastLanes,
   });
   let address;
+  let admin: StartedSluice["admin"];
   try {
     address = await server.listen();
+    if (config.admin.listen !== undefined) {
+      const adminServer = createAdminServer({
+        listen: config.admin.listen,
+        health: server.health,
+        healthDetails: sluice.healthDetails,
+        metrics: config.telemetry.metrics.expose === "admin" ? sluice.metrics : undefined,
+        metricsPath: config.telemetry.metrics.path,
+        logger,
+      });
+      admin = { ...(await adminServer.listen()), server: adminServer };
+    }
   } catch (err) {
+    await server.shutdown("start failed");
     await sluice.close();
     throw err;
   }
@@ -86,8 +102,12 @@ export async function startSluice(
     config,
     server,
     sluice,
+    admin,
     close() {
-      closing ??= server.shutdown("test done").then(() => sluice.close());
+      closing ??= server
+        .shutdown("test done")
+        .then(() => admin?.server.close())
+        .then(() => sluice.close());
       return closing;
     },
   };

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createCapturedLogger } from "../helpers/captured-logger.js";
 import { familyNames } from "../helpers/metrics-exposition.js";
-import { startMetricsGateway, type MetricsGateway } from "../helpers/metrics-gateway.js";
+import { startSluice, type StartedSluice } from "../helpers/start-sluice.js";
 import { waitUntil } from "../helpers/wait-until.js";
 
 // The admin listener (admin.listen): metrics with expose: admin, health with details, CPU
@@ -19,11 +19,11 @@ const demo = {
 };
 
 const captured = createCapturedLogger("info");
-let gateway: MetricsGateway;
+let gateway: StartedSluice;
 let admin: string;
 
 beforeAll(async () => {
-  gateway = await startMetricsGateway(
+  gateway = await startSluice(
     { ...demo, admin: { listen: "127.0.0.1:0" }, telemetry: { metrics: { expose: "admin" } } },
     { logger: captured.logger },
   );
@@ -135,7 +135,7 @@ describe("the admin listener", () => {
 describe("closing the admin listener", () => {
   it("ends a profile in progress at once", async () => {
     const own = createCapturedLogger("info");
-    const other = await startMetricsGateway({ ...demo, admin: { listen: "127.0.0.1:0" } }, { logger: own.logger });
+    const other = await startSluice({ ...demo, admin: { listen: "127.0.0.1:0" } }, { logger: own.logger });
     const running = fetch(`${other.admin!.url}/debug/pprof/profile?seconds=60`).then(
       (response) => response.status,
       () => "closed",

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
 import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
 import type { DemoProvider } from "../../src/providers/demo/demo-provider.js";
-import { startMetricsGateway, type MetricsGateway } from "../helpers/metrics-gateway.js";
+import { startSluice, type StartedSluice } from "../helpers/start-sluice.js";
 import { parseExposition, sampleValue } from "../helpers/metrics-exposition.js";
 import { connectJsonTransport } from "../helpers/protocol-clients.js";
 
@@ -23,7 +23,7 @@ const hello = (model: string) => ({
   messages: [{ role: Role.USER, content: [{ part: { case: "text" as const, value: "hi" } }] }],
 });
 
-let gateway: MetricsGateway | undefined;
+let gateway: StartedSluice | undefined;
 afterEach(async () => {
   await gateway?.close();
   gateway = undefined;
@@ -31,7 +31,7 @@ afterEach(async () => {
 
 describe("metrics on the serving port", () => {
   it("GET and HEAD /metrics by default (a query string is ignored); POST is not a metrics request", async () => {
-    gateway = await startMetricsGateway(demo);
+    gateway = await startSluice(demo);
     const get = await fetch(`${gateway.url}/metrics?from=prometheus`);
     expect(get.status).toBe(200);
     expect(get.headers.get("cache-control")).toBe("no-store");
@@ -44,17 +44,17 @@ describe("metrics on the serving port", () => {
   });
 
   it("at telemetry.metrics.path when set, and nowhere with expose: off", async () => {
-    gateway = await startMetricsGateway({ ...demo, telemetry: { metrics: { path: "/internal/prometheus" } } });
+    gateway = await startSluice({ ...demo, telemetry: { metrics: { path: "/internal/prometheus" } } });
     expect((await fetch(`${gateway.url}/internal/prometheus`)).status).toBe(200);
     expect((await fetch(`${gateway.url}/metrics`)).status).toBe(404);
     await gateway.close();
 
-    gateway = await startMetricsGateway({ ...demo, telemetry: { metrics: { expose: "off" } } });
+    gateway = await startSluice({ ...demo, telemetry: { metrics: { expose: "off" } } });
     expect((await fetch(`${gateway.url}/metrics`)).status).toBe(404);
   });
 
   it("answered at server.maxConcurrentCalls, showing the call in flight", async () => {
-    gateway = await startMetricsGateway({ ...demo, server: { maxConcurrentCalls: 1 } });
+    gateway = await startSluice({ ...demo, server: { maxConcurrentCalls: 1 } });
     const slow = gateway.sluice.providers.get("slow") as DemoProvider;
     const started = once(slow.events, "started");
     const chat = createClient(ChatService, connectJsonTransport(gateway.url).transport);

@@ -9,7 +9,7 @@ import {
   type FakeUpstream,
   type ScriptedResponse,
 } from "../helpers/fake-upstream.js";
-import { startMetricsGateway, type MetricsGateway } from "../helpers/metrics-gateway.js";
+import { startSluice, type StartedSluice } from "../helpers/start-sluice.js";
 import { parseExposition, sampleValue, type Sample } from "../helpers/metrics-exposition.js";
 import { deployExprs, deployFiles, labelNames, metricNames, withDashboardVariables } from "../helpers/metrics-deploy.js";
 import {
@@ -57,7 +57,7 @@ function goodAnswer(stream: boolean): ScriptedResponse {
 const serverError = jsonResponse(500, { error: { message: "boom", type: "server_error", param: null, code: null } });
 
 let upstream: FakeUpstream;
-let gateway: MetricsGateway;
+let gateway: StartedSluice;
 let exposition: string;
 let samples: Sample[];
 
@@ -72,7 +72,7 @@ beforeAll(async () => {
     return body.model === "good-model" ? goodAnswer(body.stream === true) : serverError;
   });
   const provider = "oai";
-  gateway = await startMetricsGateway({
+  gateway = await startSluice({
     providers: { [provider]: { type: "openai", baseUrl: `${upstream.origin}/v1`, apiKey: "sk-metrics-test" } },
     models: {
       chat: {
