@@ -73,7 +73,7 @@ async function buildKey(name: ClientName, tools: readonly string[]): Promise<str
   return hash.digest("hex").slice(0, 16);
 }
 
-/** What a client run calls: host:port of each gateway, the traceparent its traced call sends, and the API key of the keyed one. */
+/** What a client run calls: host:port of each gateway, the traceparent its traced call sends, and the credentials of the keyed and secured ones. */
 export interface ClientTargets {
   /** A Sluice serving model "demo". */
   readonly addr: string;
@@ -85,7 +85,51 @@ export interface ClientTargets {
   /** A Sluice with one tenant, whose key is `apiKey` and who may call "demo" only; it also serves "other". */
   readonly keyedAddr: string;
   readonly apiKey: string;
+  /**
+   * A Sluice over TLS (its certificate, for 127.0.0.1, is `caFile`) that asks for client
+   * certificates and has three tenants, each allowed "demo" only (it also serves "other"):
+   * one named by a JWT's `tenant` claim, one by the URI SAN of a client certificate signed by
+   * its client CA, one by a signing key for signed requests.
+   */
+  readonly secureAddr: string;
+  readonly caFile: string;
+  /** A client certificate (PEM) and its PKCS#8 key, signed by the gateway's client CA. */
+  readonly clientCert: string;
+  readonly clientKey: string;
+  /** The same kind of certificate with the same names, signed by another CA. */
+  readonly foreignCert: string;
+  readonly foreignKey: string;
+  /** A valid JWT for the JWT tenant, and one that expired an hour ago. */
+  readonly jwt: string;
+  readonly expiredJwt: string;
+  /** The signing key (id and secret) of the signed-request tenant. */
+  readonly signingKeyId: string;
+  readonly signingSecret: string;
 }
+
+/** Flag names (kebab-case) of the client command line, in order, and the target each takes its value from. */
+const targetFlags: ReadonlyArray<readonly [string, keyof ClientTargets]> = [
+  ["addr", "addr"],
+  ["slow-addr", "slowAddr"],
+  ["traced-addr", "tracedAddr"],
+  ["traceparent", "traceparent"],
+  ["keyed-addr", "keyedAddr"],
+  ["api-key", "apiKey"],
+  ["secure-addr", "secureAddr"],
+  ["ca-file", "caFile"],
+  ["client-cert", "clientCert"],
+  ["client-key", "clientKey"],
+  ["foreign-cert", "foreignCert"],
+  ["foreign-key", "foreignKey"],
+  ["jwt", "jwt"],
+  ["expired-jwt", "expiredJwt"],
+  ["signing-key-id", "signingKeyId"],
+  ["signing-secret", "signingSecret"],
+];
+
+/** The command-line flags for `targets`: `-name value` (Go's flag package) or `--name value`. */
+const flagArgs = (targets: ClientTargets, dash: "-" | "--"): string[] =>
+  targetFlags.flatMap(([flag, key]) => [`${dash}${flag}`, targets[key]]);
 
 export interface BuiltClient {
   readonly name: ClientName;
@@ -154,24 +198,8 @@ const recipes: Record<ClientName, Recipe> = {
         },
       });
     },
-    command(dir, { addr, slowAddr, tracedAddr, traceparent, keyedAddr, apiKey }) {
-      return {
-        file: join(dir, "sluice-go-client"),
-        args: [
-          "-addr",
-          addr,
-          "-slow-addr",
-          slowAddr,
-          "-traced-addr",
-          tracedAddr,
-          "-traceparent",
-          traceparent,
-          "-keyed-addr",
-          keyedAddr,
-          "-api-key",
-          apiKey,
-        ],
-      };
+    command(dir, targets) {
+      return { file: join(dir, "sluice-go-client"), args: flagArgs(targets, "-") };
     },
   },
 
@@ -197,28 +225,13 @@ const recipes: Record<ClientName, Recipe> = {
         ...(await listFiles(gen)).filter((f) => f.endsWith(".java")).map((f) => join(gen, f)),
         ...(await listFiles(join(here, "java"))).filter((f) => f.endsWith(".java")).map((f) => join(here, "java", f)),
       ];
-      await step("javac", ["-nowarn", "-encoding", "UTF-8", "-d", classes, "-cp", classpath(javaCompileJars), ...sources]);
+      // The run classpath: the TLS checks build a Netty channel with its own SslContext.
+      await step("javac", ["-nowarn", "-encoding", "UTF-8", "-d", classes, "-cp", classpath(javaRunJars), ...sources]);
     },
-    command(dir, { addr, slowAddr, tracedAddr, traceparent, keyedAddr, apiKey }) {
+    command(dir, targets) {
       return {
         file: "java",
-        args: [
-          "-cp",
-          [join(dir, "classes"), classpath(javaRunJars)].join(delimiter),
-          "SluiceJavaClient",
-          "--addr",
-          addr,
-          "--slow-addr",
-          slowAddr,
-          "--traced-addr",
-          tracedAddr,
-          "--traceparent",
-          traceparent,
-          "--keyed-addr",
-          keyedAddr,
-          "--api-key",
-          apiKey,
-        ],
+        args: ["-cp", [join(dir, "classes"), classpath(javaRunJars)].join(delimiter), "SluiceJavaClient", ...flagArgs(targets, "--")],
       };
     },
   },
@@ -240,26 +253,10 @@ const recipes: Record<ClientName, Recipe> = {
         join(localProtoRoot, statusProto),
       ]);
     },
-    command(dir, { addr, slowAddr, tracedAddr, traceparent, keyedAddr, apiKey }) {
+    command(dir, targets) {
       return {
         file: debianPython,
-        args: [
-          join(here, "python", "sluice_python_client.py"),
-          "--gen",
-          join(dir, "gen"),
-          "--addr",
-          addr,
-          "--slow-addr",
-          slowAddr,
-          "--traced-addr",
-          tracedAddr,
-          "--traceparent",
-          traceparent,
-          "--keyed-addr",
-          keyedAddr,
-          "--api-key",
-          apiKey,
-        ],
+        args: [join(here, "python", "sluice_python_client.py"), "--gen", join(dir, "gen"), ...flagArgs(targets, "--")],
       };
     },
   },
