@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { Http2SessionManager, createConnectTransport } from "@connectrpc/connect-node";
+import { Http2SessionManager, createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
 import { apiKeyHash } from "../../src/identity/api-keys.js";
@@ -80,14 +80,17 @@ afterAll(() => {
   for (const session of sessions) session.abort();
 });
 
-/** Connect JSON over HTTP/1.1 (TLS), binary over HTTP/2 (TLS, ALPN), with or without a client certificate. */
-function connectTransport(url: string, httpVersion: "1.1" | "2", client: CertFiles | undefined): Transport {
-  if (httpVersion === "1.1") {
-    return createConnectTransport({ baseUrl: url, httpVersion, nodeOptions: { ...tlsOptions(client), agent: false } });
+/** Connect JSON over HTTP/1.1 (TLS), binary over HTTP/2 (TLS, ALPN), or gRPC-Web over HTTP/1.1, with or without a client certificate. */
+function transportFor(url: string, kind: "connect-1.1" | "connect-2" | "grpc-web", client: CertFiles | undefined): Transport {
+  if (kind === "grpc-web") {
+    return createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions: { ...tlsOptions(client), agent: false } });
+  }
+  if (kind === "connect-1.1") {
+    return createConnectTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions: { ...tlsOptions(client), agent: false } });
   }
   const sessionManager = new Http2SessionManager(url, {}, tlsOptions(client));
   sessions.push(sessionManager);
-  return createConnectTransport({ baseUrl: url, httpVersion, useBinaryFormat: true, sessionManager });
+  return createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true, sessionManager });
 }
 
 async function failure(call: Promise<unknown>): Promise<ConnectError> {
@@ -100,13 +103,14 @@ async function failure(call: Promise<unknown>): Promise<ConnectError> {
 }
 
 describe.each([
-  ["Connect HTTP/1.1, fast lanes", () => gateway, "1.1"],
-  ["Connect HTTP/2, fast lanes", () => gateway, "2"],
-  ["Connect HTTP/1.1, connect-node", () => slow, "1.1"],
-  ["Connect HTTP/2, connect-node", () => slow, "2"],
-] as const)("mTLS over %s", (_name, gatewayOf, httpVersion) => {
-  const chatWith = (client: CertFiles | undefined) =>
-    createClient(ChatService, connectTransport(gatewayOf().url, httpVersion, client));
+  ["Connect HTTP/1.1, fast lanes", () => gateway, "connect-1.1"],
+  ["Connect HTTP/2, fast lanes", () => gateway, "connect-2"],
+  ["gRPC-Web HTTP/1.1, fast lanes", () => gateway, "grpc-web"],
+  ["Connect HTTP/1.1, connect-node", () => slow, "connect-1.1"],
+  ["Connect HTTP/2, connect-node", () => slow, "connect-2"],
+  ["gRPC-Web HTTP/1.1, connect-node", () => slow, "grpc-web"],
+] as const)("mTLS over %s", (_name, gatewayOf, kind) => {
+  const chatWith = (client: CertFiles | undefined) => createClient(ChatService, transportFor(gatewayOf().url, kind, client));
 
   it("a certificate naming a tenant (URI SAN or CN) is that tenant", async () => {
     expect((await chatWith(teamA).complete(ask("demo"))).provider).toBe("demo");
@@ -167,7 +171,7 @@ describe("mTLS over grpc-js (gRPC lane)", () => {
 
 describe("what is logged", () => {
   it("the tenant and the certificate name matched; why a certificate was refused", async () => {
-    const chat = (client: CertFiles | undefined) => createClient(ChatService, connectTransport(gateway.url, "1.1", client));
+    const chat = (client: CertFiles | undefined) => createClient(ChatService, transportFor(gateway.url, "connect-1.1", client));
     await chat(teamA).complete(ask("demo"), { headers: { "x-request-id": "mtls-uri" } });
     await chat(billing).complete(ask("claude"), { headers: { "x-request-id": "mtls-cn" } });
     await failure(chat(impostor).complete(ask("demo"), { headers: { "x-request-id": "mtls-impostor" } }));

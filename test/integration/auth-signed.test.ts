@@ -53,8 +53,8 @@ async function postJson(headers: Record<string, string>, id: string, body: Uint8
   return { status: response.statusCode, json: (await response.body.json()) as Record<string, unknown> };
 }
 
-/** One gRPC call over raw HTTP/2: the envelope's bytes are exactly what was signed. */
-async function grpcCall(headers: (body: Uint8Array) => Record<string, string>, id: string): Promise<string | undefined> {
+/** A CompleteRequest for "demo" in a gRPC envelope: the bytes a gRPC or gRPC-Web caller sends, and signs. */
+function completeEnvelope(): Buffer {
   const message = toBinary(
     CompleteRequestSchema,
     create(CompleteRequestSchema, {
@@ -65,6 +65,12 @@ async function grpcCall(headers: (body: Uint8Array) => Record<string, string>, i
   const envelope = Buffer.alloc(5 + message.byteLength);
   envelope.writeUInt32BE(message.byteLength, 1);
   envelope.set(message, 5);
+  return envelope;
+}
+
+/** One gRPC call over raw HTTP/2: the envelope's bytes are exactly what was signed. */
+async function grpcCall(headers: (body: Uint8Array) => Record<string, string>, id: string): Promise<string | undefined> {
+  const envelope = completeEnvelope();
   const session = http2.connect(gateway.url);
   try {
     return await new Promise((resolve, reject) => {
@@ -91,6 +97,31 @@ async function grpcCall(headers: (body: Uint8Array) => Record<string, string>, i
   } finally {
     session.close();
   }
+}
+
+/**
+ * One gRPC-Web call over HTTP/1.1: the envelope is signed as sent. The grpc-status comes in
+ * the response headers (an error before any message) or in the trailer frame (flag 0x80) that
+ * ends the body.
+ */
+async function grpcWebCall(headers: (body: Uint8Array) => Record<string, string>, id: string): Promise<string | undefined> {
+  const envelope = completeEnvelope();
+  const response = await request(`${gateway.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", "x-request-id": id, ...headers(envelope) },
+    body: envelope,
+  });
+  const body = Buffer.from(await response.body.arrayBuffer());
+  const inHeaders = response.headers["grpc-status"];
+  if (typeof inHeaders === "string") return inHeaders;
+  for (let at = 0; at + 5 <= body.byteLength; ) {
+    const length = body.readUInt32BE(at + 1);
+    if ((body[at]! & 0x80) !== 0) {
+      return /^grpc-status:\s*(\d+)/m.exec(body.subarray(at + 5, at + 5 + length).toString("latin1"))?.[1];
+    }
+    at += 5 + length;
+  }
+  return undefined;
 }
 
 const line = (id: string) => log.withMessage("rpc").find((l) => l["requestId"] === id);
@@ -126,6 +157,20 @@ describe("signed requests", () => {
     expect(line("signed-grpc-ok")).toMatchObject({ code: "ok", tenant: "svc", keyId: "svc-1" });
     expect(line("signed-grpc-replay")).toMatchObject({ authRefusal: "signature_replayed" });
     expect(line("signed-grpc-future")).toMatchObject({ authRefusal: "signature_stale" });
+  });
+
+  it("gRPC-Web: a valid signature over the envelope is served; its replay and a stale one are refused", async () => {
+    let sent: Record<string, string> | undefined;
+    const once = (body: Uint8Array) => (sent ??= signingHeaders(body));
+    expect(await grpcWebCall(once, "signed-web-ok")).toBe("0");
+    expect(await grpcWebCall(once, "signed-web-replay")).toBe("16");
+    expect(
+      await grpcWebCall((body) => signingHeaders(body, { ts: Math.floor(Date.now() / 1000) - 120 }), "signed-web-stale"),
+    ).toBe("16");
+    await waitUntil(() => line("signed-web-stale") !== undefined, "the access lines");
+    expect(line("signed-web-ok")).toMatchObject({ code: "ok", tenant: "svc", keyId: "svc-1", protocol: "grpc-web" });
+    expect(line("signed-web-replay")).toMatchObject({ authRefusal: "signature_replayed" });
+    expect(line("signed-web-stale")).toMatchObject({ authRefusal: "signature_stale" });
   });
 
   it("a call connect-node serves (a URL with a query) cannot be verified: refused", async () => {
