@@ -46,7 +46,7 @@ const QUICK = {
   quietMaxWaitMs: 3_000,
 };
 
-const USAGE = `usage: node src/run.mjs [--quick] [--only ${SCENARIOS.join(",")}] [--targets id,id] [--repeats N] [--no-build]\n       [--body realistic|hello] [--sluice-log info|warn]`;
+const USAGE = `usage: node src/run.mjs [--quick] [--only ${SCENARIOS.join(",")}] [--targets id,id] [--repeats N] [--no-build]\n       [--body realistic|hello] [--sluice-log info|warn] [--sluice-auth key|off]`;
 
 export function parseSettings(argv) {
   const { values } = parseArgs({
@@ -60,6 +60,8 @@ export function parseSettings(argv) {
       // Production defaults: a realistic conversation, Sluice's access log at info (what `npm start` ships).
       body: { type: "string", default: "realistic" },
       "sluice-log": { type: "string", default: "info" },
+      // Production defaults: a tenant with an API key, presented by every call (off: anonymous).
+      "sluice-auth": { type: "string", default: "key" },
       help: { type: "boolean", default: false },
     },
   });
@@ -75,6 +77,8 @@ export function parseSettings(argv) {
   settings.build = !values["no-build"];
   settings.body = values.body;
   settings.sluiceLog = values["sluice-log"];
+  if (!["key", "off"].includes(values["sluice-auth"])) throw new Error(`--sluice-auth must be key or off\n${USAGE}`);
+  settings.sluiceAuth = values["sluice-auth"];
   // Proxy under test on one core, load generator + fake on the other. Without two cores, no pinning.
   const cores = os.availableParallelism();
   settings.cpus = cores >= 2 ? { proxy: 0, load: 1 } : { proxy: undefined, load: undefined };

@@ -84,7 +84,7 @@ export function environmentSection({ env, settings, targets, results, checks }) 
         ],
         [
           "Sluice config",
-          `log level ${settings.sluiceLog ?? "warn"}; provider \`connections: 16384\`; one OpenAI provider → the fake`,
+          `log level ${settings.sluiceLog ?? "warn"}; ${settings.sluiceAuth === "off" ? "no tenants (anonymous)" : "one tenant, API key on every call"}; provider \`connections: 16384\`; one OpenAI provider → the fake`,
         ],
         [
           "request body",

@@ -6,9 +6,12 @@
 //       peer    — another gateway (Portkey)
 // proto decides the load generator: h1 → wrk, h2 → h2load. `floor` names the target an
 // "added latency" is measured against (an h2load number is compared with an h2load floor).
+import { BENCH_API_KEY } from "./servers.mjs";
 import { envelope, openaiBody, openaiRouteBody, sluiceRequestJson } from "./workloads.mjs";
 
 const JSON_HEADERS = { "content-type": "application/json" };
+/** What every call to Sluice carries: the bench tenant's key (servers.mjs). */
+const SLUICE_AUTH = { authorization: `Bearer ${BENCH_API_KEY}` };
 
 /**
  * @param {object} servers  running servers: { fake, passThrough?, sluice?, portkey? } (absent = not started)
@@ -23,13 +26,13 @@ export function buildTargets(servers, work, encodeGrpc) {
     return work[name].stream
       ? {
           url: `${base}/sluice.v1.ChatService/StreamComplete`,
-          headers: { "content-type": "application/connect+json", "connect-protocol-version": "1" },
+          headers: { "content-type": "application/connect+json", "connect-protocol-version": "1", ...SLUICE_AUTH },
           body: envelope(json),
           streamMode: "connect",
         }
       : {
           url: `${base}/sluice.v1.ChatService/Complete`,
-          headers: { ...JSON_HEADERS, "connect-protocol-version": "1" },
+          headers: { ...JSON_HEADERS, "connect-protocol-version": "1", ...SLUICE_AUTH },
           body: json,
         };
   };
@@ -113,7 +116,7 @@ export function buildTargets(servers, work, encodeGrpc) {
       server: sluice,
       request: (name) => ({
         url: `${sluice.url}/sluice.v1.ChatService/${work[name].stream ? "StreamComplete" : "Complete"}`,
-        headers: { "content-type": "application/grpc", te: "trailers" },
+        headers: { "content-type": "application/grpc", te: "trailers", ...SLUICE_AUTH },
         body: envelope(encodeGrpc(sluiceRequestJson(work[name]))),
         streamMode: "grpc",
       }),
@@ -127,7 +130,7 @@ export function buildTargets(servers, work, encodeGrpc) {
       server: sluice,
       request: (name) => ({
         url: `${sluice.url}/v1/chat/completions`,
-        headers: { ...JSON_HEADERS, authorization: "Bearer bench" },
+        headers: { ...JSON_HEADERS, ...SLUICE_AUTH },
         body: openaiRouteBody(work[name]),
         streamMode: "sse",
       }),

@@ -40,7 +40,7 @@ export async function startFleet(ctx) {
   const { settings, log } = ctx;
   const work = workloads(settings);
   const fake = await startFake({ cpu: settings.cpus.load });
-  const configFile = writeSluiceConfig(ctx.dir, fake.url, Object.values(work), settings.sluiceLog);
+  const configFile = writeSluiceConfig(ctx.dir, fake.url, Object.values(work), settings.sluiceLog, settings.sluiceAuth);
   let otlpSink;
   const starters = {
     passThrough: (nodeArgs) => startPassThrough({ cpu: settings.cpus.proxy, upstreamUrl: fake.url, nodeArgs }),

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 // Starting the processes under test: the fake upstream (load core), and the proxies — the
 // bare pass-through, Sluice and Portkey — each pinned to the proxy core.
 import { createServer } from "node:net";
@@ -98,8 +99,15 @@ export async function startPortkey({ cpu, nodeArgs = [] }) {
   return { ...server, url };
 }
 
-/** Sluice's configuration for a run: one OpenAI provider (the fake), one alias per workload. */
-export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel) {
+/**
+ * The API key every Sluice target presents (`authorization: Bearer`). With `--sluice-auth key`
+ * (the default) the gateway has one tenant holding its hash, as a production gateway has
+ * tenants; with `off` it has none and serves the same requests anonymously (the key is ignored).
+ */
+export const BENCH_API_KEY = `sk-sluice-bench-${"0".repeat(43)}`;
+
+/** Sluice's configuration for a run: one OpenAI provider (the fake), one alias per workload, and the bench tenant. */
+export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel, auth = "key") {
   const models = {};
   for (const workload of workloadList) {
     models[workload.alias] = { deployments: [{ provider: "fake", model: workload.model }] };
@@ -113,6 +121,16 @@ export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel) {
       fake: { type: "openai", baseUrl: `${fakeUrl}/v1`, apiKey: "bench", connections: 16384 },
     },
     models,
+    ...(auth === "key"
+      ? {
+          tenants: {
+            bench: {
+              apiKeys: [{ sha256: createHash("sha256").update(BENCH_API_KEY).digest("hex"), id: "bench" }],
+              models: Object.keys(models),
+            },
+          },
+        }
+      : {}),
   };
   const path = join(dir, "sluice.yaml");
   // JSON is valid YAML: no YAML writer needed.
