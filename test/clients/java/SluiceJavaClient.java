@@ -1,18 +1,30 @@
-// Calls Sluice over gRPC (h2c, prior knowledge) with grpc-java (Netty) and code generated
-// from proto/ by protoc + grpc_java_plugin, and checks what a Java caller relies on:
+// Calls Sluice over gRPC with grpc-java (Netty) and code generated from proto/ by protoc +
+// grpc_java_plugin, and checks what a Java caller relies on: over h2c (prior knowledge),
 // ListModels, Complete, StreamComplete, NOT_FOUND with google.rpc.ErrorInfo, a client
 // deadline cutting a stream short, a W3C traceparent sent as gRPC metadata (the test
 // checks the provider behind Sluice got the same trace), and an API key sent as gRPC
 // metadata (accepted; missing or wrong: UNAUTHENTICATED; a model outside the tenant's list:
 // PERMISSION_DENIED with ErrorInfo MODEL_NOT_ALLOWED; ListModels lists only the tenant's models).
+// Over TLS (a Netty channel trusting the gateway's certificate), the other credential kinds:
+// a JWT as a bearer token (accepted; expired: UNAUTHENTICATED; a model outside the tenant's
+// list: PERMISSION_DENIED), a client certificate (accepted; none: UNAUTHENTICATED; one from
+// another CA: UNAUTHENTICATED) and a signed request, HMAC-SHA256 over the gRPC body as sent
+// (accepted; the same headers again, or a stale timestamp: UNAUTHENTICATED).
 //
 // Built and run by test/clients/cross-language.test.ts.
 // Usage: java SluiceJavaClient --addr 127.0.0.1:PORT --slow-addr 127.0.0.1:PORT2
 //     --traced-addr 127.0.0.1:PORT3 --traceparent 00-<trace id>-<span id>-01
 //     --keyed-addr 127.0.0.1:PORT4 --api-key KEY
+//     --secure-addr 127.0.0.1:PORT5 --ca-file CA.pem --client-cert CERT.pem --client-key KEY.pem
+//     --foreign-cert CERT.pem --foreign-key KEY.pem --jwt JWT --expired-jwt JWT
+//     --signing-key-id ID --signing-secret SECRET
 // where the slow server streams words slowly enough for the deadline check, the traced
 // server's model "traced" calls a provider over HTTP, and the keyed server has one tenant,
 // whose key is KEY and who may call "demo" only (that server also serves a model "other").
+// The secure server speaks TLS with the certificate in --ca-file (for 127.0.0.1), asks for
+// (but does not require) a client certificate, and has three tenants, each allowed "demo"
+// only (it also serves "other"): one named by the JWT, one by the client certificate (PEM,
+// PKCS#8 key; --foreign-cert has the same names but another CA), one by the signing key.
 
 import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
@@ -23,11 +35,34 @@ import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.MetadataUtils;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.handler.ssl.ApplicationProtocolNegotiator;
+import io.netty.handler.ssl.JdkApplicationProtocolNegotiator;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
+import java.io.File;
+import java.lang.reflect.Constructor;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLSessionContext;
 import sluice.v1.Chat.ContentPart;
 import sluice.v1.Chat.FinishReason;
 import sluice.v1.Chat.Message;
@@ -232,8 +267,13 @@ public final class SluiceJavaClient {
 
   /** A stub that sends `key` (if any) as a bearer token in each call's metadata, as a Java caller of a keyed gateway does. */
   private static ChatServiceGrpc.ChatServiceBlockingStub keyedChat(ManagedChannel channel, String key) {
+    return chatWith(channel, key == null ? null : bearer(key));
+  }
+
+  /** A stub that sends `headers` (if any) as each call's metadata. */
+  private static ChatServiceGrpc.ChatServiceBlockingStub chatWith(ManagedChannel channel, Metadata headers) {
     ChatServiceGrpc.ChatServiceBlockingStub stub = ChatServiceGrpc.newBlockingStub(channel);
-    if (key != null) stub = stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(bearer(key)));
+    if (headers != null) stub = stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers));
     return stub.withDeadlineAfter(CALL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
   }
 
@@ -297,33 +337,295 @@ public final class SluiceJavaClient {
     check(aliases.equals(List.of("demo")), "api key: ListModels with the key: aliases " + aliases + ", want only \"demo\"");
   }
 
+  /** What the secure gateway's callers present, from the command line. */
+  private record Credentials(
+      String secureAddr,
+      String caFile,
+      String clientCert,
+      String clientKey,
+      String foreignCert,
+      String foreignKey,
+      String jwt,
+      String expiredJwt,
+      String signingKeyId,
+      String signingSecret) {}
+
+  /**
+   * Debian's Netty 4.1.48 ships without JdkAlpnApplicationProtocolNegotiator, so a JDK-provider
+   * SslContext asking for ALPN (as GrpcSslContexts.forClient() does when, as here, there is no
+   * netty-tcnative) fails to build: "JDK provider does not support ALPN protocol". Without ALPN
+   * grpc-netty refuses the connection ("Failed ALPN negotiation"), as gRPC over TLS must agree
+   * on "h2". JDK 9+ speaks ALPN natively, and the jar still has Netty's wrapper for that,
+   * Java9SslEngine (package-private, hence reflection): this context takes its engines from an
+   * ALPN-less JDK context and wraps each in one that offers "h2", whose negotiated protocol
+   * SslHandler then reports to grpc-netty. Everything else is the inner context's.
+   */
+  private static final class JdkAlpnSslContext extends SslContext {
+    private static final List<String> H2 = List.of("h2");
+    private final SslContext inner;
+    private final Constructor<?> java9Engine;
+
+    /** Client side only: lists "h2" and accepts what the JDK engine negotiated; grpc-netty checks it is "h2". */
+    private final JdkApplicationProtocolNegotiator h2 =
+        new JdkApplicationProtocolNegotiator() {
+          @Override
+          public List<String> protocols() {
+            return H2;
+          }
+
+          @Override
+          public SslEngineWrapperFactory wrapperFactory() {
+            return (engine, negotiator, isServer) -> wrap(engine);
+          }
+
+          @Override
+          public ProtocolSelectorFactory protocolSelectorFactory() {
+            throw new UnsupportedOperationException("client side only");
+          }
+
+          @Override
+          public ProtocolSelectionListenerFactory protocolListenerFactory() {
+            return (engine, protocols) ->
+                new ProtocolSelectionListener() {
+                  @Override
+                  public void unsupported() {}
+
+                  @Override
+                  public void selected(String protocol) {}
+                };
+          }
+        };
+
+    JdkAlpnSslContext(SslContext inner) throws ReflectiveOperationException {
+      this.inner = inner;
+      java9Engine =
+          Class.forName("io.netty.handler.ssl.Java9SslEngine")
+              .getDeclaredConstructor(SSLEngine.class, JdkApplicationProtocolNegotiator.class, boolean.class);
+      java9Engine.setAccessible(true);
+    }
+
+    private SSLEngine wrap(SSLEngine engine) {
+      try {
+        return (SSLEngine) java9Engine.newInstance(engine, h2, false);
+      } catch (ReflectiveOperationException e) {
+        throw new IllegalStateException("cannot wrap the JDK SSLEngine for ALPN", e);
+      }
+    }
+
+    @Override
+    public SSLEngine newEngine(ByteBufAllocator alloc) {
+      return wrap(inner.newEngine(alloc));
+    }
+
+    @Override
+    public SSLEngine newEngine(ByteBufAllocator alloc, String peerHost, int peerPort) {
+      return wrap(inner.newEngine(alloc, peerHost, peerPort));
+    }
+
+    @Override
+    public ApplicationProtocolNegotiator applicationProtocolNegotiator() {
+      return h2;
+    }
+
+    @Override
+    public boolean isClient() {
+      return true;
+    }
+
+    @Override
+    public List<String> cipherSuites() {
+      return inner.cipherSuites();
+    }
+
+    @Override
+    public long sessionCacheSize() {
+      return inner.sessionCacheSize();
+    }
+
+    @Override
+    public long sessionTimeout() {
+      return inner.sessionTimeout();
+    }
+
+    @Override
+    public SSLSessionContext sessionContext() {
+      return inner.sessionContext();
+    }
+  }
+
+  /**
+   * A TLS channel that trusts only `caFile` (the gateway's self-signed certificate) and
+   * presents `certFile`/`keyFile` as its client certificate when they are not null.
+   * Hostname verification of 127.0.0.1 (grpc-netty turns it on) passes via the certificate's
+   * IP SAN.
+   */
+  private static ManagedChannel tlsChannel(String addr, String caFile, String certFile, String keyFile)
+      throws SSLException, ReflectiveOperationException {
+    SslContextBuilder ssl = SslContextBuilder.forClient().sslProvider(SslProvider.JDK).trustManager(new File(caFile));
+    if (certFile != null) ssl = ssl.keyManager(new File(certFile), new File(keyFile));
+    int colon = addr.lastIndexOf(':');
+    return NettyChannelBuilder.forAddress(addr.substring(0, colon), Integer.parseInt(addr.substring(colon + 1)))
+        .sslContext(new JdkAlpnSslContext(ssl.build()))
+        .build();
+  }
+
+  /** Completes "demo" with `stub`, which must be served; `what` names the call in failure messages. */
+  private static void completeServed(ChatServiceGrpc.ChatServiceBlockingStub stub, String what) {
+    CompleteResponse res;
+    try {
+      res = stub.complete(userRequest("demo", PROMPT));
+    } catch (StatusRuntimeException e) {
+      throw new CheckFailed(
+          what + ": code " + e.getStatus().getCode() + " (" + e.getStatus().getDescription() + "), want OK");
+    }
+    check(!messageText(res.getMessage()).isEmpty(), what + ": empty answer text");
+  }
+
+  private static final Metadata.Key<String> KEY_ID = Metadata.Key.of("x-sluice-key-id", Metadata.ASCII_STRING_MARSHALLER);
+  private static final Metadata.Key<String> TIMESTAMP =
+      Metadata.Key.of("x-sluice-timestamp", Metadata.ASCII_STRING_MARSHALLER);
+  private static final Metadata.Key<String> NONCE = Metadata.Key.of("x-sluice-nonce", Metadata.ASCII_STRING_MARSHALLER);
+  private static final Metadata.Key<String> SIGNATURE =
+      Metadata.Key.of("x-sluice-signature", Metadata.ASCII_STRING_MARSHALLER);
+  private static final String COMPLETE_PATH = "/" + ChatServiceGrpc.getCompleteMethod().getFullMethodName();
+  private static final SecureRandom RANDOM = new SecureRandom();
+  /** Far outside the gateway's signature window (300 s by default). */
+  private static final long STALE_SEC = 3600;
+
+  /**
+   * The body of a unary gRPC call exactly as grpc-java sends it, which is what the gateway
+   * hashes: the 5-byte envelope (flag 0 = uncompressed, 4-byte big-endian length) and the
+   * serialized message, as the protobuf marshaller writes it.
+   */
+  private static byte[] grpcBody(CompleteRequest request) {
+    byte[] message = request.toByteArray();
+    return ByteBuffer.allocate(5 + message.length).put((byte) 0).putInt(message.length).put(message).array();
+  }
+
+  /**
+   * The signing headers of a Complete of `request` at unix time `timestamp`, with a fresh
+   * nonce: HMAC-SHA256 (keyed with the secret's UTF-8 bytes), in lowercase hex, of METHOD,
+   * PATH, TIMESTAMP, NONCE and the hex SHA-256 of the body, one per line.
+   */
+  private static Metadata signedHeaders(Credentials creds, CompleteRequest request, long timestamp)
+      throws GeneralSecurityException {
+    byte[] nonceBytes = new byte[16];
+    RANDOM.nextBytes(nonceBytes);
+    String nonce = HexFormat.of().formatHex(nonceBytes);
+    String bodyHash = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(grpcBody(request)));
+    String canonical = "POST\n" + COMPLETE_PATH + "\n" + timestamp + "\n" + nonce + "\n" + bodyHash;
+    Mac mac = Mac.getInstance("HmacSHA256");
+    mac.init(new SecretKeySpec(creds.signingSecret().getBytes(StandardCharsets.UTF_8), "HmacSHA256"));
+    String signature = HexFormat.of().formatHex(mac.doFinal(canonical.getBytes(StandardCharsets.UTF_8)));
+    Metadata headers = new Metadata();
+    headers.put(KEY_ID, creds.signingKeyId());
+    headers.put(TIMESTAMP, Long.toString(timestamp));
+    headers.put(NONCE, nonce);
+    headers.put(SIGNATURE, signature);
+    return headers;
+  }
+
+  /** The JWT checks, on a TLS channel without a client certificate. */
+  private static void checkJwt(ManagedChannel tls, Credentials creds) {
+    // No credential at all: the secure gateway has no anonymous tenant.
+    completeFailure(chatWith(tls, null), "demo", "tls: Complete(demo) without credentials", Status.Code.UNAUTHENTICATED);
+    completeServed(chatWith(tls, bearer(creds.jwt())), "jwt: Complete(demo) with the JWT");
+    completeFailure(
+        chatWith(tls, bearer(creds.expiredJwt())),
+        "demo",
+        "jwt: Complete(demo) with the expired JWT",
+        Status.Code.UNAUTHENTICATED);
+    completeFailure(
+        chatWith(tls, bearer(creds.jwt())), "other", "jwt: Complete(other) with the JWT", Status.Code.PERMISSION_DENIED);
+  }
+
+  /** The signed-request checks, on a TLS channel without a client certificate. */
+  private static void checkSigned(ManagedChannel tls, Credentials creds) throws GeneralSecurityException {
+    // The signature covers the body, so the request signed must be the very one sent.
+    CompleteRequest request = userRequest("demo", PROMPT);
+    long now = Instant.now().getEpochSecond();
+    Metadata signed = signedHeaders(creds, request, now);
+    completeServed(chatWith(tls, signed), "signed: Complete(demo) signed");
+
+    // The same headers again: a valid signature, but its nonce was used within the window.
+    completeFailure(chatWith(tls, signed), "demo", "signed: Complete(demo) replayed", Status.Code.UNAUTHENTICATED);
+
+    // Correctly signed, with a fresh nonce, but an hour old: outside the window.
+    completeFailure(
+        chatWith(tls, signedHeaders(creds, request, now - STALE_SEC)),
+        "demo",
+        "signed: Complete(demo) with a timestamp " + STALE_SEC + " s old",
+        Status.Code.UNAUTHENTICATED);
+  }
+
+  /**
+   * The credential checks against the secure gateway: a JWT and signed requests on a TLS
+   * channel without a client certificate, then a channel per client certificate (the
+   * gateway's CA's, accepted; another CA's, UNAUTHENTICATED, as the gateway asks for a
+   * certificate without requiring one, so the handshake itself succeeds).
+   */
+  private static void checkCredentials(Credentials creds) throws Exception {
+    ManagedChannel tls = tlsChannel(creds.secureAddr(), creds.caFile(), null, null);
+    ManagedChannel withCert = tlsChannel(creds.secureAddr(), creds.caFile(), creds.clientCert(), creds.clientKey());
+    ManagedChannel withForeign = tlsChannel(creds.secureAddr(), creds.caFile(), creds.foreignCert(), creds.foreignKey());
+    try {
+      checkJwt(tls, creds);
+      checkSigned(tls, creds);
+      completeServed(chatWith(withCert, null), "client cert: Complete(demo) with the client certificate");
+      completeFailure(
+          chatWith(withForeign, null),
+          "demo",
+          "client cert: Complete(demo) with a certificate from another CA",
+          Status.Code.UNAUTHENTICATED);
+    } finally {
+      for (ManagedChannel c : List.of(tls, withCert, withForeign)) c.shutdownNow();
+      for (ManagedChannel c : List.of(tls, withCert, withForeign)) c.awaitTermination(5, TimeUnit.SECONDS);
+    }
+  }
+
   private static ManagedChannel channel(String addr) {
     // usePlaintext(): HTTP/2 with prior knowledge (h2c), as gRPC clients speak to a cleartext port.
     return ManagedChannelBuilder.forTarget(addr).usePlaintext().build();
   }
 
+  /** The flags, all required, in the order the harness passes them. */
+  private static final List<String> FLAGS =
+      List.of(
+          "addr", "slow-addr", "traced-addr", "traceparent", "keyed-addr", "api-key", "secure-addr", "ca-file",
+          "client-cert", "client-key", "foreign-cert", "foreign-key", "jwt", "expired-jwt", "signing-key-id",
+          "signing-secret");
+
   public static void main(String[] args) throws Exception {
-    String addr = null;
-    String slowAddr = null;
-    String tracedAddr = null;
-    String traceparent = null;
-    String keyedAddr = null;
-    String apiKey = null;
+    Map<String, String> flags = new HashMap<>();
     for (int i = 0; i + 1 < args.length; i += 2) {
-      if (args[i].equals("--addr")) addr = args[i + 1];
-      else if (args[i].equals("--slow-addr")) slowAddr = args[i + 1];
-      else if (args[i].equals("--traced-addr")) tracedAddr = args[i + 1];
-      else if (args[i].equals("--traceparent")) traceparent = args[i + 1];
-      else if (args[i].equals("--keyed-addr")) keyedAddr = args[i + 1];
-      else if (args[i].equals("--api-key")) apiKey = args[i + 1];
+      if (args[i].startsWith("--") && FLAGS.contains(args[i].substring(2))) flags.put(args[i].substring(2), args[i + 1]);
     }
-    if (addr == null || slowAddr == null || tracedAddr == null || traceparent == null || keyedAddr == null
-        || apiKey == null) {
-      System.err.println(
-          "java client: FAIL: usage: SluiceJavaClient --addr HOST:PORT --slow-addr HOST:PORT"
-              + " --traced-addr HOST:PORT --traceparent TRACEPARENT --keyed-addr HOST:PORT --api-key KEY");
+    if (!flags.keySet().containsAll(FLAGS)) {
+      StringBuilder usage = new StringBuilder("java client: FAIL: usage: SluiceJavaClient");
+      for (String flag : FLAGS) usage.append(" --").append(flag).append(' ').append(flag.toUpperCase().replace('-', '_'));
+      List<String> missing = new ArrayList<>(FLAGS);
+      missing.removeAll(flags.keySet());
+      System.err.println(usage + " (missing: " + String.join(", ", missing) + ")");
       System.exit(2);
     }
+    String addr = flags.get("addr");
+    String slowAddr = flags.get("slow-addr");
+    String tracedAddr = flags.get("traced-addr");
+    String traceparent = flags.get("traceparent");
+    String keyedAddr = flags.get("keyed-addr");
+    String apiKey = flags.get("api-key");
+    Credentials creds =
+        new Credentials(
+            flags.get("secure-addr"),
+            flags.get("ca-file"),
+            flags.get("client-cert"),
+            flags.get("client-key"),
+            flags.get("foreign-cert"),
+            flags.get("foreign-key"),
+            flags.get("jwt"),
+            flags.get("expired-jwt"),
+            flags.get("signing-key-id"),
+            flags.get("signing-secret"));
     ManagedChannel channel = channel(addr);
     ManagedChannel slowChannel = channel(slowAddr);
     ManagedChannel tracedChannel = channel(tracedAddr);
@@ -337,10 +639,14 @@ public final class SluiceJavaClient {
       checkDeadline(slowChannel);
       checkTraceparent(tracedChannel, traceparent);
       checkKeyed(keyedChannel, apiKey);
+      checkCredentials(creds);
       System.out.println(
           "java client: ok: ListModels, Complete, StreamComplete, NOT_FOUND+ErrorInfo, deadline, traceparent, "
               + "api key: bearer accepted, missing+wrong UNAUTHENTICATED, PERMISSION_DENIED+MODEL_NOT_ALLOWED, "
-              + "ListModels scoped");
+              + "ListModels scoped, "
+              + "credentials: jwt accepted+expired UNAUTHENTICATED+other PERMISSION_DENIED, "
+              + "client cert accepted+none UNAUTHENTICATED+foreign UNAUTHENTICATED, "
+              + "signed accepted+replayed UNAUTHENTICATED+stale UNAUTHENTICATED");
     } catch (CheckFailed e) {
       System.err.println("java client: FAIL: " + e.getMessage());
       exit = 1;
