@@ -9,6 +9,8 @@ const LAYERS = [
   "config",
   "telemetry",
   "identity",
+  "state",
+  "limits",
   "wire",
   "transport",
   "providers",

@@ -366,7 +366,7 @@ function sluiceVariant(): Variant {
         model: d.model,
         serverAddress: "api.example.com",
         serverPort: 443,
-        price: { inputPerMillionTokens: 0.15, outputPerMillionTokens: 0.6 },
+        price: { inputPerMillion: 0.15, outputPerMillion: 0.6 },
       },
     ]),
   );

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { positiveMs, providerSchema } from "./provider-schema.js";
 import { parseCidr } from "./cidr.js";
+import { admissionSchema, budgetSchema, rateLimitsSchema, stateSchema } from "./limits-schema.js";
 
 /**
  * The configuration file's schema. Validated once at load: a bad file fails
@@ -17,6 +18,14 @@ const attemptTimeoutsSchema = z
     totalMs: positiveMs.optional(),
   })
   .strict();
+
+/** The price's first spelling (`inputPerMillionTokens`…), still read: renamed, not removed. */
+function priceAliases(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const renamed: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) renamed[key.replace(/PerMillionTokens$/, "PerMillion")] = field;
+  return renamed;
+}
 
 const deploymentSchema = z
   .object({
@@ -36,13 +45,17 @@ const deploymentSchema = z
     maxInFlight: z.number().int().positive().optional(),
     /** USD per million tokens: the cost of this deployment's answers (metrics, access log). */
     price: z
-      .object({
-        inputPerMillionTokens: z.number().min(0),
-        outputPerMillionTokens: z.number().min(0),
-        /** Prompt tokens read from the provider's cache, when billed differently (else the input price). */
-        cachedInputPerMillionTokens: z.number().min(0).optional(),
-      })
-      .strict()
+      .preprocess(
+        priceAliases,
+        z
+          .object({
+            inputPerMillion: z.number().min(0),
+            outputPerMillion: z.number().min(0),
+            /** Prompt tokens read from the provider's cache, when billed differently (else the input price). */
+            cachedInputPerMillion: z.number().min(0).optional(),
+          })
+          .strict(),
+      )
       .optional(),
   })
   .strict();
@@ -317,6 +330,8 @@ const tenantApiKeySchema = z
     expiresAt: z.iso.datetime({ offset: true }).optional(),
     /** A disabled key is refused (kept in the file, e.g. while it is being rotated out). */
     disabled: z.boolean().default(false),
+    /** Limits of this key alone, within its tenant's. */
+    limits: rateLimitsSchema.optional(),
   })
   .strict();
 
@@ -349,6 +364,14 @@ const tenantSchema = z
       })
       .strict()
       .optional(),
+    /** Rate limits of the whole tenant (every key and credential together). */
+    limits: rateLimitsSchema.optional(),
+    /** Rate limits per model: alias name or glob → limits, each alias counted apart. */
+    modelLimits: z.record(z.string().min(1), rateLimitsSchema).default({}),
+    /** Spending limits per UTC day and month. */
+    budget: budgetSchema.optional(),
+    /** This tenant's credentials may call AdminService (usage of every tenant). */
+    admin: z.boolean().default(false),
   })
   .strict();
 
@@ -455,6 +478,10 @@ export const configSchema = z
     /** Callers by tenant: their API keys and the models they may call. None: anonymous (see `auth`). */
     tenants: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1–64 letters, digits, _ . -"), tenantSchema).default({}),
     auth: authSchema.default({ allowAnonymous: false, signedRequests: { windowSec: 300 } }),
+    /** Where limits, budgets and usage live: this process, or Redis shared by replicas. */
+    state: stateSchema.default({ leaseMs: 30_000 }),
+    /** How admission estimates calls (context-window check, reservations). */
+    limits: admissionSchema.default({ contextMargin: 0.1, defaultMaxOutputTokens: 4_096 }),
     resilience: resilienceSchema.default({
       retryBudget: { ratio: 0.2, minRetriesPerSecond: 5, windowMs: 10_000 },
       breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, rollingWindowMs: 10_000, resetTimeoutMs: 30_000 },

@@ -2,10 +2,10 @@ import { createContextKey } from "@connectrpc/connect";
 
 /** USD per million tokens, from a deployment's `price` (config). */
 export interface TokenPrice {
-  readonly inputPerMillionTokens: number;
-  readonly outputPerMillionTokens: number;
+  readonly inputPerMillion: number;
+  readonly outputPerMillion: number;
   /** Cached prompt tokens, when the provider bills them differently; else the input price. */
-  readonly cachedInputPerMillionTokens?: number | undefined;
+  readonly cachedInputPerMillion?: number | undefined;
 }
 
 /** The protocol a call arrived over, as metrics and logs label it. */
@@ -84,11 +84,11 @@ export class CallRecord {
     const price = this.price;
     if (price === undefined) return undefined;
     const cached = Math.min(this.cachedInputTokens, this.inputTokens);
-    const cachedPrice = price.cachedInputPerMillionTokens ?? price.inputPerMillionTokens;
+    const cachedPrice = price.cachedInputPerMillion ?? price.inputPerMillion;
     return (
-      ((this.inputTokens - cached) * price.inputPerMillionTokens +
+      ((this.inputTokens - cached) * price.inputPerMillion +
         cached * cachedPrice +
-        this.outputTokens * price.outputPerMillionTokens) /
+        this.outputTokens * price.outputPerMillion) /
       1_000_000
     );
   }

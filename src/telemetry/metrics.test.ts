@@ -17,7 +17,7 @@ const openai: AttemptTarget = {
   model: "gpt-4o-mini",
   serverAddress: "api.openai.com",
   serverPort: 443,
-  price: { inputPerMillionTokens: 2, outputPerMillionTokens: 8, cachedInputPerMillionTokens: 1 },
+  price: { inputPerMillion: 2, outputPerMillion: 8, cachedInputPerMillion: 1 },
 };
 const anthropic: AttemptTarget = {
   ...openai,

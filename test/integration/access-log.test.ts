@@ -112,7 +112,7 @@ describe("access log and secrets, over every protocol", () => {
               {
                 provider: "oai",
                 model: "gpt-4o",
-                price: { inputPerMillionTokens: 2.5, outputPerMillionTokens: 10, cachedInputPerMillionTokens: 1.25 },
+                price: { inputPerMillion: 2.5, outputPerMillion: 10, cachedInputPerMillion: 1.25 },
               },
             ],
             retry: { maxAttempts: 1 },

@@ -77,7 +77,7 @@ beforeAll(async () => {
     models: {
       chat: {
         deployments: [
-          { provider, model: "good-model", maxInFlight: 10, price: { inputPerMillionTokens: 1, outputPerMillionTokens: 2 } },
+          { provider, model: "good-model", maxInFlight: 10, price: { inputPerMillion: 1, outputPerMillion: 2 } },
         ],
         retry: { maxAttempts: 1 },
       },

@@ -1,0 +1,4 @@
+import { createMemoryState } from "./memory-state.js";
+import { describeStateStore } from "../../test/helpers/state-store-contract.js";
+
+describeStateStore("memory", async () => createMemoryState());
