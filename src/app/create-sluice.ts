@@ -18,6 +18,8 @@ import { createMetrics, type Metrics } from "../telemetry/metrics.js";
 import { createTracing } from "../telemetry/tracing.js";
 import type { RouteTable } from "../server/route-table.js";
 import { createRouteTable } from "./route-table.js";
+import { createStateStore } from "../state/create-state.js";
+import type { StateStore } from "../state/state-store.js";
 
 export interface SluiceDeps {
   readonly logger: Logger;
@@ -39,6 +41,8 @@ export interface Sluice {
   readonly limiter: InFlightLimiter;
   /** Prometheus metrics (served at `telemetry.metrics.path`). */
   readonly metrics: Metrics;
+  /** Limits, budgets and the usage ledger: this process, or Redis shared by replicas (`state`). */
+  readonly state: StateStore;
   /** Closes provider pools and breaker timers; exports the spans still buffered. */
   close(): Promise<void>;
 }
@@ -46,6 +50,7 @@ export interface Sluice {
 /** Builds providers, the model catalog and the services from a validated configuration. */
 export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   const providers = createProviders(config, { logger: deps.logger });
+  const state = createStateStore(config.state, { logger: deps.logger });
   const catalog = createModelCatalog(config, providers);
   // Logged once per transition, never per call: an open breaker skips its deployment silently.
   const breakers = createBreakerRegistry(config.resilience.breaker, {
@@ -85,12 +90,14 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     breakers,
     limiter,
     metrics,
+    state,
     healthDetails: () => ({ breakers: breakers.states(), inFlight: limiter.counts() }),
     async close() {
       breakers.shutdown();
       authenticator.close();
       await Promise.all([...providers.values()].map((provider) => provider.close()));
       await tracing.shutdown();
+      await state.close();
     },
   };
 }
