@@ -11,6 +11,7 @@ import { createInFlightLimiter, type InFlightLimiter } from "../resilience/in-fl
 import { createLatencyQuantiles } from "../resilience/latency-quantiles.js";
 import { createChatService } from "../api/chat-service.js";
 import { createModelService } from "../api/model-service.js";
+import { createAdminService } from "../api/admin-service.js";
 import { createInterceptors } from "../interceptors/index.js";
 import { createAuthenticator } from "../identity/authenticator.js";
 import { createCallTelemetry } from "../telemetry/call-telemetry-hub.js";
@@ -84,8 +85,9 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
   });
   const chat = createChatService({ catalog, planner, runner });
   const models = createModelService(catalog);
+  const admin = createAdminService({ state, tenants: config.tenants });
   return {
-    routes: createRouteTable({ chat, models, interceptors }),
+    routes: createRouteTable({ chat, models, admin, interceptors }),
     providers,
     breakers,
     limiter,

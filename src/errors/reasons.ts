@@ -40,6 +40,8 @@ export const reasons = {
   // Callers: no valid credentials (UNAUTHENTICATED); a model outside the tenant's list (PERMISSION_DENIED).
   unauthenticated: "UNAUTHENTICATED",
   modelNotAllowed: "MODEL_NOT_ALLOWED",
+  /** AdminService called by a tenant without `admin: true`, or anonymously (PERMISSION_DENIED). */
+  adminOnly: "ADMIN_ONLY",
 
   // The call's own end: its caller left or its deadline passed, the server is draining, a bug.
   cancelled: "CANCELLED",

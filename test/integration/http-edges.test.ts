@@ -256,7 +256,12 @@ describe("grpc.health.v1.Health via grpc-js", () => {
     const err = toConnectError(await grpcJs.unary(Health.method.check, { service: "x.Y" }).catch((e: unknown) => e));
     expect(err.code).toBe(Code.NotFound);
     const { statuses } = await grpcJs.unary(Health.method.list, {});
-    expect(Object.keys(statuses).sort()).toEqual(["", "sluice.v1.ChatService", "sluice.v1.ModelService"]);
+    expect(Object.keys(statuses).sort()).toEqual([
+      "",
+      "sluice.v1.AdminService",
+      "sluice.v1.ChatService",
+      "sluice.v1.ModelService",
+    ]);
   });
 
   it("Watch: the current status, then changes, until the caller cancels", async () => {
