@@ -1,7 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   type AdminService,
   type GetUsageRequest,
@@ -10,7 +8,7 @@ import {
   UsagePeriod,
 } from "../../gen/sluice/v1/admin_service_pb.js";
 import type { SluiceConfig } from "../config/schema.js";
-import { gatewayError } from "../errors/gateway-error.js";
+import { errorInfo, gatewayError, retryInfo } from "../errors/gateway-error.js";
 import { reasons } from "../errors/reasons.js";
 import { identityKey } from "../identity/identity.js";
 import { StateUnavailableError, type StateStore, type UsagePeriod as LedgerPeriod } from "../state/state-store.js";
@@ -169,7 +167,7 @@ function stateUnavailable(err: StateUnavailableError): ConnectError {
     "usage ledger unavailable: the state store did not answer; retry shortly",
     Code.Unavailable,
     undefined,
-    [{ desc: RetryInfoSchema, value: { retryDelay: create(DurationSchema, { seconds: BigInt(stateRetryMs / 1000) }) } }],
+    [errorInfo(reasons.stateUnavailable), retryInfo(stateRetryMs)],
     err,
   );
 }

@@ -13,11 +13,15 @@ import { validateCompleteRequest } from "./validate-request.js";
 import { callRecordKey } from "../telemetry/call-record.js";
 import { identityKey } from "../identity/identity.js";
 import { modelNotAllowed } from "./access-errors.js";
+import type { Admission } from "../limits/admission.js";
+import type { Candidate } from "../routing/candidate.js";
 
 export interface ChatServiceDeps {
   readonly catalog: ModelCatalog;
   readonly planner: CallPlanner;
   readonly runner: CallRunner;
+  /** Context-window check, limits and budgets; absent: none (tests of the services alone). */
+  readonly admission?: Admission;
 }
 
 /**
@@ -26,7 +30,7 @@ export interface ChatServiceDeps {
  * deadline ∧ shutdown), so an abort reaches the upstream socket at once.
  */
 export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof ChatService> {
-  const { catalog, planner, runner } = deps;
+  const { catalog, planner, runner, admission } = deps;
 
   function prepare(request: CompleteRequest, context: HandlerContext) {
     const record = context.values.get(callRecordKey);
@@ -45,13 +49,16 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
       (name) => context.requestHeader.get(name) ?? undefined,
       identity.tenant === "" ? undefined : identity.tenant,
     );
-    return { route, candidates };
+    if (admission === undefined) return { route, candidates };
+    // Admission last: only a valid call for an allowed, resolved alias counts against limits.
+    const admitted = admission.admit({ request, route, candidates, identity, record, responseHeader: context.responseHeader });
+    return { route, candidates: admitted };
   }
 
   return {
     async complete(request, context): Promise<CompleteResponse> {
       const { route, candidates } = prepare(request, context);
-      return runner.complete(request, route, candidates, context);
+      return runner.complete(request, route, candidates instanceof Promise ? await candidates : candidates, context);
     },
 
     // One generator per stream, not a wrapper around another: each layer is held for the
@@ -59,8 +66,20 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
     streamComplete(request, context): AsyncIterable<StreamCompleteResponse> {
       return enforceStreamShape(() => {
         const { route, candidates } = prepare(request, context);
-        return { events: runner.stream(request, route, candidates, context), provider: route.alias };
+        const events =
+          candidates instanceof Promise
+            ? admittedStream(candidates, (admitted) => runner.stream(request, route, admitted, context))
+            : runner.stream(request, route, candidates, context);
+        return { events, provider: route.alias };
       });
     },
   };
+}
+
+/** A stream that starts once admission has decided (the tokenizer's first load, a Redis round trip). */
+async function* admittedStream(
+  admitted: Promise<readonly Candidate[]>,
+  stream: (candidates: readonly Candidate[]) => AsyncIterable<StreamCompleteResponse>,
+): AsyncGenerator<StreamCompleteResponse> {
+  yield* stream(await admitted);
 }

@@ -21,6 +21,8 @@ import type { RouteTable } from "../server/route-table.js";
 import { createRouteTable } from "./route-table.js";
 import { createStateStore } from "../state/create-state.js";
 import type { StateStore } from "../state/state-store.js";
+import { createAdmission } from "../limits/admission.js";
+import { createTokenEstimator } from "../limits/token-estimator.js";
 
 export interface SluiceDeps {
   readonly logger: Logger;
@@ -71,6 +73,7 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     breakerStates: () => breakers.states(),
     inFlight: () => limiter.counts(),
     retryBudget: () => retryBudget.stats,
+    stateHealth: () => state.health(),
   });
   const telemetry = createCallTelemetry({ tracing, metrics });
   const authenticator = createAuthenticator(config, { logger: deps.logger });
@@ -83,7 +86,14 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     latencies: createLatencyQuantiles(),
     telemetry,
   });
-  const chat = createChatService({ catalog, planner, runner });
+  const admission = createAdmission({
+    config,
+    state,
+    estimator: createTokenEstimator(),
+    logger: deps.logger,
+    observer: metrics.limits,
+  });
+  const chat = createChatService({ catalog, planner, runner, admission });
   const models = createModelService(catalog);
   const admin = createAdminService({ state, tenants: config.tenants });
   return {
@@ -93,9 +103,10 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     limiter,
     metrics,
     state,
-    healthDetails: () => ({ breakers: breakers.states(), inFlight: limiter.counts() }),
+    healthDetails: () => ({ breakers: breakers.states(), inFlight: limiter.counts(), state: state.health() }),
     async close() {
       breakers.shutdown();
+      admission.close();
       authenticator.close();
       await Promise.all([...providers.values()].map((provider) => provider.close()));
       await tracing.shutdown();

@@ -11,7 +11,7 @@ import { reasons } from "./reasons.js";
 /** ErrorInfo.domain of every error Sluice raises. */
 export const errorDomain = "sluice";
 
-type OutgoingDetail = NonNullable<ConstructorParameters<typeof ConnectError>[3]>[number];
+export type OutgoingDetail = NonNullable<ConstructorParameters<typeof ConnectError>[3]>[number];
 
 /** One field of a request that is wrong (google.rpc.BadRequest.FieldViolation). */
 export interface FieldViolation {
@@ -20,11 +20,13 @@ export interface FieldViolation {
   readonly reason?: Reason;
 }
 
-function errorInfo(reason: Reason, metadata: Record<string, string> = {}): OutgoingDetail {
+/** An ErrorInfo detail (domain "sluice"). */
+export function errorInfo(reason: Reason, metadata: Record<string, string> = {}): OutgoingDetail {
   return { desc: ErrorInfoSchema, value: { reason, domain: errorDomain, metadata } };
 }
 
-function retryInfo(delayMs: number): OutgoingDetail {
+/** A RetryInfo detail: retry after `delayMs`. */
+export function retryInfo(delayMs: number): OutgoingDetail {
   const seconds = Math.floor(delayMs / 1000);
   const retryDelay = create(DurationSchema, {
     seconds: BigInt(seconds),

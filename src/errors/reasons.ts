@@ -37,6 +37,18 @@ export const reasons = {
   // The server's own load shedding (RESOURCE_EXHAUSTED).
   serverOverloaded: "SERVER_OVERLOADED",
 
+  // A tenant's limits and budgets (RESOURCE_EXHAUSTED + QuotaFailure naming the limit + RetryInfo).
+  /** Requests or tokens per minute. */
+  rateLimited: "RATE_LIMITED",
+  /** Calls in progress at once. */
+  concurrencyLimited: "CONCURRENCY_LIMITED",
+  /** A daily or monthly budget, in USD or tokens: refused until the period turns. */
+  budgetExhausted: "BUDGET_EXHAUSTED",
+  /** One call's estimate exceeds a per-minute token limit outright: no wait helps (no RetryInfo). */
+  requestTooLarge: "REQUEST_TOO_LARGE",
+  /** The shared state (Redis) could not answer and `state.redis.failMode` is `closed` (UNAVAILABLE). */
+  stateUnavailable: "STATE_UNAVAILABLE",
+
   // Callers: no valid credentials (UNAUTHENTICATED); a model outside the tenant's list (PERMISSION_DENIED).
   unauthenticated: "UNAUTHENTICATED",
   modelNotAllowed: "MODEL_NOT_ALLOWED",

@@ -50,6 +50,11 @@ export function accessLogInterceptor(logger: Logger, options: AccessLogOptions =
 
   /** The call ended: its telemetry, and its line (or a count in the summary when its caller left before any answer). */
   function ended(record: CallRecord, err: ConnectError | undefined, signal: AbortSignal, answered: boolean): void {
+    if (record.onEnd !== undefined) {
+      const onEnd = record.onEnd;
+      record.onEnd = undefined;
+      onEnd(record, err !== undefined);
+    }
     telemetry?.end(record, err);
     if (err !== undefined && !answered && leftByCaller(err, signal)) {
       // Not a fault of the server's: only counted, and only when access lines are wanted.

@@ -316,6 +316,10 @@ export function createCallRunner(deps: CallRunnerDeps): CallRunner {
         const answer = answerFacts(value.model, value.id, undefined, undefined);
         observation.answered(answer);
         recordAnswer(record, answer);
+      } else if (record !== undefined) {
+        // What the caller received, for accounting a stream that ends without usage.
+        if (kind === "delta" || kind === "reasoningDelta") record.streamedChars += value.text.length;
+        else if (kind === "toolCallDelta") record.streamedChars += value.arguments.length + value.name.length;
       }
       return event;
     };

@@ -124,7 +124,13 @@ export function createMemoryState(): StateStore {
         const charge = request.budgets[i]!;
         const budget = budgetOf(charge.key, charge.periodEndMs, now);
         if (budget.spent + budget.reserved + charge.amount > charge.limit) {
-          return { admitted: false, kind: "budget", index: i, retryAfterMs: Math.max(1, charge.periodEndMs - now), windows: states };
+          return {
+            admitted: false,
+            kind: "budget",
+            index: i,
+            retryAfterMs: Math.max(1, charge.periodEndMs - now),
+            windows: states,
+          };
         }
       }
       // Every check passed: reserve everything (nothing can run in between: this is synchronous).

@@ -77,7 +77,12 @@ export interface Settlement {
    * Per window: what was reserved and the actual cost, which replaces the reservation while it
    * is in the window; once it has left, only an excess over the reservation is counted, from now.
    */
-  readonly windows: readonly { readonly key: string; readonly windowMs: number; readonly reserved: number; readonly cost: number }[];
+  readonly windows: readonly {
+    readonly key: string;
+    readonly windowMs: number;
+    readonly reserved: number;
+    readonly cost: number;
+  }[];
   readonly slots: readonly string[];
   /** Per budget: the amount actually spent (the reservation is released). */
   readonly budgets: readonly { readonly key: string; readonly spent: number; readonly periodEndMs: number }[];
@@ -133,7 +138,11 @@ export interface StateStore {
   /** Releases a call's slots and reservations and records what it used. Never rejects (failures are reported). */
   settle(settlement: Settlement, now: number): Promise<void> | void;
   /** Extends the leases of calls in progress (their slots and budget reservations) by `leaseMs` from now. */
-  renew(calls: readonly { readonly id: string; readonly slots: readonly string[]; readonly budgets: readonly string[] }[], leaseMs: number, now: number): Promise<void> | void;
+  renew(
+    calls: readonly { readonly id: string; readonly slots: readonly string[]; readonly budgets: readonly string[] }[],
+    leaseMs: number,
+    now: number,
+  ): Promise<void> | void;
   /** Adds a finished call to the usage ledger. Never rejects. */
   recordUsage(entry: UsageEntry): Promise<void> | void;
   /** Usage rows for a tenant (or all) in one period. */

@@ -62,6 +62,19 @@ export class CallRecord {
   cacheWriteInputTokens = 0;
   reasoningTokens = 0;
 
+  /**
+   * Characters of text, reasoning and tool-call arguments streamed to the caller: what a
+   * stream that ended without the provider's usage (cancelled, cut) is accounted by.
+   */
+  streamedChars = 0;
+
+  /**
+   * Run once when the call has ended (the access log's end of the call: unary answered or
+   * failed, a stream done, failed or left by its caller), after every fact is in: where
+   * admission settles what the call reserved.
+   */
+  onEnd: ((record: CallRecord, failed: boolean) => void) | undefined = undefined;
+
   /** From the call's start to the first chunk sent to the caller (streams). */
   ttftMs: number | undefined = undefined;
   /** Time during which at least one upstream attempt was in flight. */
@@ -86,9 +99,7 @@ export class CallRecord {
     const cached = Math.min(this.cachedInputTokens, this.inputTokens);
     const cachedPrice = price.cachedInputPerMillion ?? price.inputPerMillion;
     return (
-      ((this.inputTokens - cached) * price.inputPerMillion +
-        cached * cachedPrice +
-        this.outputTokens * price.outputPerMillion) /
+      ((this.inputTokens - cached) * price.inputPerMillion + cached * cachedPrice + this.outputTokens * price.outputPerMillion) /
       1_000_000
     );
   }

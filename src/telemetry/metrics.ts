@@ -7,10 +7,13 @@ import { codeNames, errorType } from "./error-type.js";
 import { CappedSeries } from "./metrics-capped.js";
 import { type CallFamilies, createCallFamilies } from "./metrics-families.js";
 import type { HistogramSeries, LabelSet, ValueSeries } from "./metrics-series.js";
+import { type LimitsMetrics, type LimitsMetricsDeps, registerLimitsMetrics } from "./metrics-limits.js";
 import { type GatewayState, registerStateGauges } from "./metrics-state.js";
 
 /** Prometheus metrics of calls, attempts and the gateway's state. */
 export interface Metrics extends MetricsBackend {
+  /** Limit refusals and state failures (admission reports them here). */
+  readonly limits: LimitsMetrics;
   /** The text exposition format (what GET /metrics answers). */
   exposition(): Promise<string>;
   /** Its content type. */
@@ -24,6 +27,8 @@ export interface MetricsDeps extends GatewayState {
   readonly tenants?: readonly string[];
   /** Node's process metrics (CPU, memory, event loop lag, GC) in the same registry. Default true. */
   readonly processMetrics?: boolean;
+  /** Where limits live and whether it answers (sluice_state_up). */
+  readonly stateHealth?: LimitsMetricsDeps["stateHealth"];
   /** Distinct provider-reported models per deployment before the rest count as "other". Default 8. */
   readonly maxResponseModels?: number;
 }
@@ -51,6 +56,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   const registry = new Registry();
   const families = createCallFamilies(registry);
   registerStateGauges(registry, deps);
+  const limits = registerLimitsMetrics(registry, { tenants: deps.tenants ?? [], stateHealth: deps.stateHealth });
   if (deps.processMetrics ?? true) {
     collectDefaultMetrics({ register: registry });
     // Gauges named like counters (promtool check metrics flags them); each is the sum of the
@@ -85,6 +91,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
 
   return {
     contentType: registry.contentType,
+    limits,
     exposition: () => registry.metrics(),
 
     callStarted(record) {

@@ -11,7 +11,6 @@ import {
   gocode,
   here,
   jar,
-  javaCompileJars,
   javaRunJars,
   localProtoRoot,
   protoRoot,
@@ -231,7 +230,12 @@ const recipes: Record<ClientName, Recipe> = {
     command(dir, targets) {
       return {
         file: "java",
-        args: ["-cp", [join(dir, "classes"), classpath(javaRunJars)].join(delimiter), "SluiceJavaClient", ...flagArgs(targets, "--")],
+        args: [
+          "-cp",
+          [join(dir, "classes"), classpath(javaRunJars)].join(delimiter),
+          "SluiceJavaClient",
+          ...flagArgs(targets, "--"),
+        ],
       };
     },
   },

@@ -93,7 +93,10 @@ interface Credentials {
   readonly clientCa: TestCa;
   readonly foreignCa: TestCa;
   readonly jwksFile: string;
-  readonly targets: Omit<ClientTargets, "addr" | "slowAddr" | "tracedAddr" | "traceparent" | "keyedAddr" | "apiKey" | "secureAddr">;
+  readonly targets: Omit<
+    ClientTargets,
+    "addr" | "slowAddr" | "tracedAddr" | "traceparent" | "keyedAddr" | "apiKey" | "secureAddr"
+  >;
 }
 
 async function mintCredentials(): Promise<Credentials> {

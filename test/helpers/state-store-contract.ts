@@ -54,7 +54,10 @@ export function describeStateStore(name: string, fresh: () => Promise<StateStore
       const big = await store.admit(call({ windows: [tpm(300)] }), t0 + 1);
       expect(big.admitted).toBe(false);
       // The call used 200 tokens, not the 800 reserved: 800 more now fit.
-      await store.settle({ id: first.id, windows: [{ key: "w:tpm", windowMs: 60_000, reserved: 800, cost: 200 }], slots: [], budgets: [] }, t0 + 2);
+      await store.settle(
+        { id: first.id, windows: [{ key: "w:tpm", windowMs: 60_000, reserved: 800, cost: 200 }], slots: [], budgets: [] },
+        t0 + 2,
+      );
       const after = await store.admit(call({ windows: [tpm(800)] }), t0 + 3);
       expect(after).toMatchObject({ admitted: true, windows: [{ remaining: 0 }] });
     });
@@ -63,7 +66,10 @@ export function describeStateStore(name: string, fresh: () => Promise<StateStore
       const tpm = (cost: number) => ({ key: "w:late", limit: 1_000, windowMs: 60_000, cost });
       const long = call({ windows: [tpm(100)] });
       expect((await store.admit(long, t0)).admitted).toBe(true);
-      await store.settle({ id: long.id, windows: [{ key: "w:late", windowMs: 60_000, reserved: 100, cost: 900 }], slots: [], budgets: [] }, t0 + 90_000);
+      await store.settle(
+        { id: long.id, windows: [{ key: "w:late", windowMs: 60_000, reserved: 100, cost: 900 }], slots: [], budgets: [] },
+        t0 + 90_000,
+      );
       expect((await store.admit(call({ windows: [tpm(300)] }), t0 + 90_001)).admitted).toBe(false);
       expect((await store.admit(call({ windows: [tpm(300)] }), t0 + 150_001)).admitted).toBe(true);
     });
@@ -115,13 +121,33 @@ export function describeStateStore(name: string, fresh: () => Promise<StateStore
     });
 
     it("the usage ledger sums calls per tenant, key, alias and deployment, by UTC day and month", async () => {
-      const entry = { tenant: "team-a", keyId: "k1", alias: "fast", deployment: "openai/gpt-4o-mini", inputTokens: 10, outputTokens: 5, costMicroUsd: 7, at: t0 };
+      const entry = {
+        tenant: "team-a",
+        keyId: "k1",
+        alias: "fast",
+        deployment: "openai/gpt-4o-mini",
+        inputTokens: 10,
+        outputTokens: 5,
+        costMicroUsd: 7,
+        at: t0,
+      };
       await store.recordUsage(entry);
       await store.recordUsage({ ...entry, inputTokens: 1, outputTokens: 2, costMicroUsd: 3 });
       await store.recordUsage({ ...entry, tenant: "team-b" });
       await store.recordUsage({ ...entry, at: t0 + 86_400_000 });
       const day = await store.usage({ tenant: "team-a", period: "day", bucket: "2026-12-04" });
-      expect(day).toEqual([{ tenant: "team-a", keyId: "k1", alias: "fast", deployment: "openai/gpt-4o-mini", requests: 2, inputTokens: 11, outputTokens: 7, costMicroUsd: 10 }]);
+      expect(day).toEqual([
+        {
+          tenant: "team-a",
+          keyId: "k1",
+          alias: "fast",
+          deployment: "openai/gpt-4o-mini",
+          requests: 2,
+          inputTokens: 11,
+          outputTokens: 7,
+          costMicroUsd: 10,
+        },
+      ]);
       const month = await store.usage({ tenant: "team-a", period: "month", bucket: "2026-12" });
       expect(month[0]).toMatchObject({ requests: 3, inputTokens: 21 });
       const everyone = await store.usage({ tenant: "", period: "day", bucket: "2026-12-04" });

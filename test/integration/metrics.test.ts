@@ -76,9 +76,7 @@ beforeAll(async () => {
     providers: { [provider]: { type: "openai", baseUrl: `${upstream.origin}/v1`, apiKey: "sk-metrics-test" } },
     models: {
       chat: {
-        deployments: [
-          { provider, model: "good-model", maxInFlight: 10, price: { inputPerMillion: 1, outputPerMillion: 2 } },
-        ],
+        deployments: [{ provider, model: "good-model", maxInFlight: 10, price: { inputPerMillion: 1, outputPerMillion: 2 } }],
         retry: { maxAttempts: 1 },
       },
       // Fails, wants a retry the budget refuses, falls back to chat.
