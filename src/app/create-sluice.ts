@@ -76,7 +76,11 @@ export function createSluice(config: SluiceConfig, deps: SluiceDeps): Sluice {
     stateHealth: () => state.health(),
   });
   const telemetry = createCallTelemetry({ tracing, metrics });
-  const authenticator = createAuthenticator(config, { logger: deps.logger });
+  // With Redis, signed-request nonces are shared so a replay to another replica is caught too.
+  const authenticator = createAuthenticator(config, {
+    logger: deps.logger,
+    nonces: state.backend === "redis" ? state : undefined,
+  });
   const interceptors = createInterceptors({ logger: deps.logger, telemetry, authenticator });
   const runner = createCallRunner({
     breakers,

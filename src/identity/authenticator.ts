@@ -7,7 +7,7 @@ import { createMtlsIdentities } from "./mtls-identities.js";
 import { createNetworkAllowList, type NetworkAllowList } from "./network-allow-list.js";
 import type { Peer } from "./peer.js";
 import { presentedKey } from "./presented-key.js";
-import { createSignedRequests, type SignatureRefusal, type SignedRequestLine } from "./signed-request.js";
+import { createSignedRequests, type SharedNonces, type SignatureRefusal, type SignedRequestLine } from "./signed-request.js";
 
 /**
  * Why a call was refused, for the operator's access line (the caller always gets the
@@ -57,6 +57,8 @@ export interface AuthenticatorDeps {
   readonly logger?: JwtVerifierDeps["logger"];
   /** The JWT keys, for tests (see JwtVerifierDeps.keySet). */
   readonly jwtKeySet?: JwtVerifierDeps["keySet"];
+  /** Signed-request nonces shared by replicas (`state.redis`); unset: this process's own. */
+  readonly nonces?: SharedNonces;
 }
 
 /**
@@ -79,7 +81,7 @@ export function createAuthenticator(config: SluiceConfig, deps: AuthenticatorDep
   }
   const noPeer: Peer = { remoteAddress: () => undefined };
   const mtls = createMtlsIdentities(config.tenants);
-  const signed = createSignedRequests(config, now);
+  const signed = createSignedRequests(config, now, undefined, deps.nonces);
   const jwt =
     config.auth.jwt === undefined
       ? undefined
@@ -107,7 +109,9 @@ export function createAuthenticator(config: SluiceConfig, deps: AuthenticatorDep
       if (!required) return { identity: anonymous, refusal: undefined };
       // A signature, when present, decides: a request that says it is signed is verified as one.
       const verified = signed?.verify(header, peer, request);
-      if (verified !== undefined) return admit(verified, peer);
+      if (verified !== undefined) {
+        return verified instanceof Promise ? verified.then((v) => admit(v, peer)) : admit(verified, peer);
+      }
       if (jwt !== undefined) {
         const token = bearerJwt(header);
         if (token !== undefined) {

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { createMemoryState } from "../state/memory-state.js";
+import { StateUnavailableError } from "../state/state-store.js";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../config/load-config.js";
 import { type AuthOutcome, createAuthenticator } from "./authenticator.js";
@@ -132,6 +134,23 @@ describe("signed requests", () => {
     expect(verify("nonce-3-0123456789ab")).toBe("signature_busy");
     clock += 600_000;
     expect(verify("nonce-3-0123456789ab")).toMatchObject({ tenant: "svc" });
+  });
+
+  it("with shared nonces (Redis), a request replayed to another replica is refused; an unreachable store falls back to local", async () => {
+    const clock = t0;
+    const store = createMemoryState();
+    const replicaA = createSignedRequests(config(), () => clock, undefined, store);
+    const replicaB = createSignedRequests(config(), () => clock, undefined, store);
+    const header = signed({ nonce: "nonce-shared-0123456789", ts: clock });
+    expect(await replicaA?.verify(header, peerFor(body), line)).toMatchObject({ tenant: "svc" });
+    expect(await replicaB?.verify(header, peerFor(body), line)).toBe("signature_replayed");
+    const down = {
+      rememberOnce: () => Promise.reject(new StateUnavailableError("redis down")),
+    };
+    const degraded = createSignedRequests(config(), () => clock, undefined, down);
+    const again = signed({ nonce: "nonce-down-0123456789a", ts: clock });
+    expect(await degraded?.verify(again, peerFor(body), line)).toMatchObject({ tenant: "svc" });
+    expect(await degraded?.verify(again, peerFor(body), line)).toBe("signature_replayed");
   });
 
   it("leaves unsigned calls to the other credentials, and needs signing keys", () => {

@@ -29,12 +29,23 @@ export interface SignedRequestLine {
 }
 
 export interface SignedRequests {
-  /** Undefined: the call carries no `x-sluice-signature` (another credential decides). */
+  /**
+   * Undefined: the call carries no `x-sluice-signature` (another credential decides). A
+   * promise only when nonces are kept in a shared store (Redis).
+   */
   verify(
     header: Headers,
     peer: Peer | undefined,
     request: SignedRequestLine | undefined,
-  ): Identity | SignatureRefusal | undefined;
+  ): Identity | SignatureRefusal | undefined | Promise<Identity | SignatureRefusal>;
+}
+
+/**
+ * Nonces shared by every replica (`state.redis`): true the first time a key is seen within
+ * `ttlMs`. A rejection (the store unreachable) falls back to this process's own nonces.
+ */
+export interface SharedNonces {
+  rememberOnce(key: string, ttlMs: number, now: number): boolean | Promise<boolean>;
 }
 
 /** Nonces remembered at most: past it new signed requests are refused until old ones expire (never forgotten early). */
@@ -72,14 +83,15 @@ export function requestPath(url: string): string {
  * Signed requests (`tenants.*.signingKeys`): for callers that cannot hold a bearer token
  * safely. The secret never travels; a captured request cannot be replayed (its nonce is
  * remembered for the window) or kept for later (its timestamp goes stale). Nonces live in
- * this process only: replicas behind a load balancer each keep their own, so a request
- * replayed to another replica within the window is not caught until a shared store exists.
+ * `shared` (Redis, `state.redis`: every replica sees every nonce) or, without it — or while it
+ * does not answer — in this process.
  * Undefined when no tenant has a signing key.
  */
 export function createSignedRequests(
   config: Pick<SluiceConfig, "tenants" | "auth">,
   now: () => number,
   maxNonces = maxRememberedNonces,
+  shared?: SharedNonces,
 ): SignedRequests | undefined {
   const keys = new Map<string, { readonly secret: string; readonly identity: Identity }>();
   for (const [tenant, { signingKeys, models }] of Object.entries(config.tenants)) {
@@ -127,13 +139,23 @@ export function createSignedRequests(
       const expected = signatureOf(key.secret, request.requestMethod, requestPath(request.url), timestamp, nonce, bodySha256);
       if (!timingSafeEqual(Buffer.from(expected, "latin1"), Buffer.from(signature, "latin1"))) return "signature_invalid";
       // Only a valid signature spends its nonce: a forger cannot use up someone else's.
-      forgetExpired(at);
       const remembered = `${keyId}\0${nonce}`;
-      if (nonces.has(remembered)) return "signature_replayed";
-      if (nonces.size >= maxNonces) return "signature_busy";
-      // A timestamp is accepted until `windowMs` after it, at most `windowMs` from now: kept twice that.
-      nonces.set(remembered, at + 2 * windowMs);
-      return key.identity;
+      const local = (): Identity | SignatureRefusal => {
+        forgetExpired(at);
+        if (nonces.has(remembered)) return "signature_replayed";
+        if (nonces.size >= maxNonces) return "signature_busy";
+        // A timestamp is accepted until `windowMs` after it, at most `windowMs` from now: kept twice that.
+        nonces.set(remembered, at + 2 * windowMs);
+        return key.identity;
+      };
+      if (shared === undefined) return local();
+      const firstTime = (first: boolean) => (first ? key.identity : "signature_replayed");
+      try {
+        const seen = shared.rememberOnce(`nonce/${remembered}`, 2 * windowMs, at);
+        return seen instanceof Promise ? seen.then(firstTime, local) : firstTime(seen);
+      } catch {
+        return local();
+      }
     },
   };
 }
