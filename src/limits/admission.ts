@@ -11,7 +11,7 @@ import { StateUnavailableError } from "../state/state-store.js";
 import { periodEnd, usageBuckets } from "../state/usage-buckets.js";
 import type { CallRecord, TokenPrice } from "../telemetry/call-record.js";
 import type { Logger } from "../telemetry/logger.js";
-import { compileTenantPolicies, scopesOf, type TenantPolicy } from "./limit-policy.js";
+import { compileTenantPolicies, type TenantPolicy } from "./limit-policy.js";
 import { type LimitName, type LimitScope, limitExceeded, requestTooLarge, stateUnavailable } from "./quota-errors.js";
 import { rateLimitHeaders } from "./rate-limit-headers.js";
 import { forProvider, type TokenEstimator } from "./token-estimator.js";
@@ -212,26 +212,24 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     const limits: LimitName[] = [];
     const slots: SlotCharge[] = [];
     const slotScopes: LimitScope[] = [];
-    for (const scoped of scopesOf(policy, call.identity.keyId, call.route.alias)) {
-      const { requestsPerMinute, tokensPerMinute, concurrentRequests } = scoped.limits;
-      if (requestsPerMinute !== undefined) {
-        windows.push({ key: `${scoped.key}/rpm`, limit: requestsPerMinute, windowMs: minuteMs, cost: 1 });
-        scopes.push(scoped.scope);
-        limits.push("requests_per_minute");
+    const plan = policy.plan(call.identity.keyId, call.route.alias);
+    for (const planned of plan.requests) {
+      windows.push({ key: planned.key, limit: planned.limit, windowMs: minuteMs, cost: 1 });
+      scopes.push(planned.scope);
+      limits.push("requests_per_minute");
+    }
+    for (const planned of plan.tokens) {
+      if (tokens > planned.limit) {
+        observer?.refused(policy.tenant, "tokens_per_minute");
+        throw requestTooLarge(planned.limit, tokens, planned.scope);
       }
-      if (tokensPerMinute !== undefined) {
-        if (tokens > tokensPerMinute) {
-          observer?.refused(policy.tenant, "tokens_per_minute");
-          throw requestTooLarge(tokensPerMinute, tokens, scoped.scope);
-        }
-        windows.push({ key: `${scoped.key}/tpm`, limit: tokensPerMinute, windowMs: minuteMs, cost: tokens });
-        scopes.push(scoped.scope);
-        limits.push("tokens_per_minute");
-      }
-      if (concurrentRequests !== undefined) {
-        slots.push({ key: `${scoped.key}/concurrent`, limit: concurrentRequests });
-        slotScopes.push(scoped.scope);
-      }
+      windows.push({ key: planned.key, limit: planned.limit, windowMs: minuteMs, cost: tokens });
+      scopes.push(planned.scope);
+      limits.push("tokens_per_minute");
+    }
+    for (const planned of plan.slots) {
+      slots.push({ key: planned.key, limit: planned.limit });
+      slotScopes.push(planned.scope);
     }
     const budgets: Ticket["budgets"][number][] = [];
     const budgetLimits: LimitName[] = [];

@@ -12,6 +12,20 @@ export interface ScopedLimits {
   readonly limits: RateLimitsConfig;
 }
 
+/** One limit a call is charged against: its state key, value and where it is configured. */
+export interface PlannedLimit {
+  readonly key: string;
+  readonly limit: number;
+  readonly scope: LimitScope;
+}
+
+/** The limits a call of one key on one alias is charged against, compiled once per (key, alias). */
+export interface ChargePlan {
+  readonly requests: readonly PlannedLimit[];
+  readonly tokens: readonly PlannedLimit[];
+  readonly slots: readonly PlannedLimit[];
+}
+
 /** What a tenant's calls are held to, compiled once from its configuration. */
 export interface TenantPolicy {
   readonly tenant: string;
@@ -25,7 +39,12 @@ export interface TenantPolicy {
   readonly countsTokens: boolean;
   /** Whether any of its limits or budgets counts USD (so calls need a price). */
   readonly countsUsd: boolean;
+  /** The charge plan of a call by `keyId` on `alias` (remembered: built once per pair). */
+  plan(keyId: string, alias: string): ChargePlan;
 }
+
+/** Plans remembered per tenant: key ids come from JWT claims too, so the memory is bounded (cleared when full). */
+const maxPlans = 4_096;
 
 const hasAny = (limits: RateLimitsConfig | undefined): boolean =>
   limits !== undefined &&
@@ -54,7 +73,8 @@ export function compileTenantPolicies(config: Pick<SluiceConfig, "tenants">): Re
         budget.tokensPerMonth !== undefined);
     if (!hasAny(tenantConfig.limits) && keyLimits.size === 0 && modelLimits.length === 0 && !hasBudget) continue;
     const every = [tenantConfig.limits, ...keyLimits.values(), ...modelLimits.map((m) => m.limits)];
-    policies.set(tenant, {
+    const plans = new Map<string, ChargePlan>();
+    const policy: TenantPolicy = {
       tenant,
       limits: hasAny(tenantConfig.limits) ? tenantConfig.limits : undefined,
       keyLimits,
@@ -67,9 +87,32 @@ export function compileTenantPolicies(config: Pick<SluiceConfig, "tenants">): Re
         budget?.usdPerDay !== undefined ||
         budget?.usdPerMonth !== undefined,
       countsUsd: budget?.usdPerDay !== undefined || budget?.usdPerMonth !== undefined,
-    });
+      plan(keyId, alias) {
+        const id = `${keyId}\0${alias}`;
+        let plan = plans.get(id);
+        if (plan === undefined) {
+          if (plans.size >= maxPlans) plans.clear();
+          plan = compilePlan(policy, keyId, alias);
+          plans.set(id, plan);
+        }
+        return plan;
+      },
+    };
+    policies.set(tenant, policy);
   }
   return policies;
+}
+
+function compilePlan(policy: TenantPolicy, keyId: string, alias: string): ChargePlan {
+  const requests: PlannedLimit[] = [];
+  const tokens: PlannedLimit[] = [];
+  const slots: PlannedLimit[] = [];
+  for (const { scope, key, limits } of scopesOf(policy, keyId, alias)) {
+    if (limits.requestsPerMinute !== undefined) requests.push({ key: `${key}/rpm`, limit: limits.requestsPerMinute, scope });
+    if (limits.tokensPerMinute !== undefined) tokens.push({ key: `${key}/tpm`, limit: limits.tokensPerMinute, scope });
+    if (limits.concurrentRequests !== undefined) slots.push({ key: `${key}/concurrent`, limit: limits.concurrentRequests, scope });
+  }
+  return { requests, tokens, slots };
 }
 
 /** The scopes whose rate limits apply to a call by `keyId` on `alias`: the tenant, the key, the alias. */

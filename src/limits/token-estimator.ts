@@ -13,7 +13,7 @@ const imageTokens = 765;
  */
 const anthropicFactor = 1.2;
 /** Texts at least this long are remembered (system prompts and earlier turns recur call after call). */
-const cachedTextLength = 256;
+const cachedTextLength = 64;
 
 type Count = (text: string) => number;
 

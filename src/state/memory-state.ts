@@ -12,6 +12,8 @@ import type {
 } from "./state-store.js";
 import { usageBuckets } from "./usage-buckets.js";
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** What a refused slot's caller is told to wait: slots free when calls end, which nobody can predict. */
 export const slotRetryMs = 1_000;
 
@@ -37,8 +39,8 @@ export function createMemoryState(): StateStore {
   /** Slot key → reservation id → lease expiry. */
   const slots = new Map<string, Map<string, number>>();
   const budgets = new Map<string, Budget>();
-  /** "day:2026-12-04" → row key → row. */
-  const ledger = new Map<string, Map<string, UsageRow>>();
+  /** "day:2026-12-04" → row key → row (counted in place; copies are handed out). */
+  const ledger = new Map<string, Map<string, Mutable<UsageRow>>>();
   const seen = new Map<string, number>();
   let sweptAt = 0;
 
@@ -185,31 +187,38 @@ export function createMemoryState(): StateStore {
 
     recordUsage(entry: UsageEntry): void {
       const { day, month } = usageBuckets(entry.at);
+      const rowKey = `${entry.tenant}\0${entry.keyId}\0${entry.alias}\0${entry.deployment}`;
       for (const bucket of [`day:${day}`, `month:${month}`]) {
         let rows = ledger.get(bucket);
         if (rows === undefined) {
           rows = new Map();
           ledger.set(bucket, rows);
         }
-        const rowKey = `${entry.tenant}\0${entry.keyId}\0${entry.alias}\0${entry.deployment}`;
         const row = rows.get(rowKey);
-        rows.set(rowKey, {
-          tenant: entry.tenant,
-          keyId: entry.keyId,
-          alias: entry.alias,
-          deployment: entry.deployment,
-          requests: (row?.requests ?? 0) + 1,
-          inputTokens: (row?.inputTokens ?? 0) + entry.inputTokens,
-          outputTokens: (row?.outputTokens ?? 0) + entry.outputTokens,
-          costMicroUsd: (row?.costMicroUsd ?? 0) + entry.costMicroUsd,
-        });
+        if (row === undefined) {
+          rows.set(rowKey, {
+            tenant: entry.tenant,
+            keyId: entry.keyId,
+            alias: entry.alias,
+            deployment: entry.deployment,
+            requests: 1,
+            inputTokens: entry.inputTokens,
+            outputTokens: entry.outputTokens,
+            costMicroUsd: entry.costMicroUsd,
+          });
+          continue;
+        }
+        row.requests++;
+        row.inputTokens += entry.inputTokens;
+        row.outputTokens += entry.outputTokens;
+        row.costMicroUsd += entry.costMicroUsd;
       }
     },
 
     async usage(query: UsageQuery): Promise<UsageRow[]> {
       const rows = ledger.get(`${query.period}:${query.bucket}`);
       if (rows === undefined) return [];
-      return [...rows.values()].filter((row) => query.tenant === "" || row.tenant === query.tenant);
+      return [...rows.values()].filter((row) => query.tenant === "" || row.tenant === query.tenant).map((row) => ({ ...row }));
     },
 
     rememberOnce(key, ttlMs, now): boolean {

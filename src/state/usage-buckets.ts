@@ -1,7 +1,20 @@
+export interface UsageBuckets {
+  readonly day: string;
+  readonly month: string;
+}
+
+const dayMs = 86_400_000;
+/** The last day asked for: nearly every call falls in the same day as the one before it. */
+let last: { readonly start: number; readonly buckets: UsageBuckets } | undefined;
+
 /** The UTC day (`YYYY-MM-DD`) and month (`YYYY-MM`) an instant falls in: the periods of budgets and usage. */
-export function usageBuckets(at: number): { readonly day: string; readonly month: string } {
+export function usageBuckets(at: number): UsageBuckets {
+  const start = at - (at % dayMs);
+  if (last !== undefined && last.start === start) return last.buckets;
   const iso = new Date(at).toISOString();
-  return { day: iso.slice(0, 10), month: iso.slice(0, 7) };
+  const buckets = { day: iso.slice(0, 10), month: iso.slice(0, 7) };
+  last = { start, buckets };
+  return buckets;
 }
 
 /** When the UTC day or month holding `at` ends (epoch ms): a budget of that period refuses until then. */
