@@ -16,6 +16,7 @@ const keys = {
   budget: "sk-sluice-limits-budget-0123456789abcdef0123456",
   perKey: "sk-sluice-limits-perkey-0123456789abcdef0123456",
   other: "sk-sluice-limits-other-0123456789abcdef01234567",
+  cut: "sk-sluice-limits-cut-0123456789abcdef0123456789",
 };
 const tenant = (key: string, id: string, extra: Record<string, unknown>) => ({
   apiKeys: [{ sha256: apiKeyHash(key), id }],
@@ -38,6 +39,7 @@ const document = {
   tenants: {
     rpm: tenant(keys.rpm, "rpm-key", { limits: { requestsPerMinute: 3 } }),
     tpm: tenant(keys.tpm, "tpm-key", { limits: { tokensPerMinute: 2_000 } }),
+    cut: tenant(keys.cut, "cut-key", { limits: { tokensPerMinute: 10_000 } }),
     conc: tenant(keys.conc, "conc-key", { limits: { concurrentRequests: 1 } }),
     budget: tenant(keys.budget, "budget-key", { budget: { usdPerDay: 1 } }),
     keyed: {
@@ -150,6 +152,37 @@ describe("tokens per minute", () => {
     const second = await postJson(keys.tpm, jsonAsk("demo", "hello", 500));
     // The first call now counts what it used, not what it reserved.
     expect(2_000 - Number(second.headers["x-ratelimit-remaining-tokens"])).toBe(used + reservedFirst);
+  });
+
+  it("a stream its caller cancels is settled to its prompt and what it streamed, not to its reservation", async () => {
+    const chat = createClient(ChatService, connectJsonTransport(gateway.url).transport);
+    const controller = new AbortController();
+    let streamed = 0;
+    let reserved = 0;
+    const stream = chat.streamComplete(ask("slow", "hello", 3_000), {
+      headers: bearer(keys.cut),
+      signal: controller.signal,
+      onHeader: (header) => {
+        reserved = 10_000 - Number(header.get("x-ratelimit-remaining-tokens"));
+      },
+    });
+    try {
+      for await (const event of stream) {
+        if (event.event.case === "delta") streamed += event.event.value.text.length;
+        if (streamed > 20) controller.abort();
+      }
+    } catch {
+      // Cancelled by us.
+    }
+    expect(reserved).toBeGreaterThan(3_000);
+    // The next call sees the cut stream charged far below its 3,000+ reserved tokens.
+    let charged = reserved;
+    for (let attempt = 0; attempt < 200 && charged >= reserved; attempt++) {
+      const next = await postJson(keys.cut, jsonAsk("demo", "hello", 1));
+      charged = 10_000 - Number(next.headers["x-ratelimit-remaining-tokens"]);
+      if (charged >= reserved) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(charged).toBeLessThan(200);
   });
 
   it("one call larger than the whole limit is REQUEST_TOO_LARGE, without RetryInfo", async () => {
