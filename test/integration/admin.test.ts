@@ -54,7 +54,12 @@ describe("the admin listener", () => {
   it("/healthz reports breaker states and in-flight counts, which the serving port keeps to itself by default", async () => {
     const response = await fetch(`${admin}/healthz`);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: "SERVING", breakers: {}, inFlight: {} });
+    expect(await response.json()).toMatchObject({
+      status: "SERVING",
+      breakers: {},
+      inFlight: {},
+      state: { status: "ok", backend: "memory" },
+    });
     expect(await (await fetch(`${gateway.url}/healthz`)).json()).toEqual({ status: "SERVING" });
   });
 
