@@ -219,6 +219,18 @@ const serverSchema = z
       .default(256 * 1024 * 1024),
     /** Calls (requests, streams) in progress per process; beyond it new ones are refused at once with RESOURCE_EXHAUSTED. */
     maxConcurrentCalls: z.number().int().positive().default(10_000),
+    /**
+     * At `maxConcurrentCalls`, up to `size` new calls wait (FIFO, their bodies unread) for a
+     * call to end, each at most `maxWaitMs`; beyond either they are refused. `size: 0`: no
+     * queue, refused at once.
+     */
+    queue: z
+      .object({
+        size: z.number().int().min(0).max(100_000).default(128),
+        maxWaitMs: positiveMs.max(60_000).default(250),
+      })
+      .strict()
+      .default({ size: 128, maxWaitMs: 250 }),
     /** Largest request header block: HTTP/1.1 header bytes, HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE. */
     maxHeaderBytes: z
       .number()
@@ -463,6 +475,7 @@ export const configSchema = z
       requestBodyTimeoutMs: 30_000,
       writeStallTimeoutMs: 30_000,
       maxConcurrentCalls: 10_000,
+      queue: { size: 128, maxWaitMs: 250 },
       maxBufferedRequestBytes: 256 * 1024 * 1024,
       maxHeaderBytes: 16 * 1024,
       http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10 },

@@ -21,13 +21,15 @@ import { maxTimerMs } from "./timeout-clamp.js";
 import { createHealthzRoute, type HealthDetails } from "./healthz-route.js";
 import { createMetricsRoute, type MetricsExposition } from "./metrics-route.js";
 import { createActiveCalls } from "./active-calls.js";
-import { createLoadShedding } from "./load-shedding.js";
+import { createLoadShedding, type Refusal } from "./load-shedding.js";
+import { createCallQueue, type QueueRefusal } from "./call-queue.js";
 import { createRequestByteBudget } from "./request-byte-budget.js";
 import { prepareLaneRoutes } from "./lane-routes.js";
 import { registerRouteTable, type RouteTable } from "./route-table.js";
 import { useNodeTextEncoding } from "../wire/protobuf-text-encoding.js";
 import { gatewayError } from "../errors/gateway-error.js";
 import { reasons } from "../errors/reasons.js";
+import type { LoadShedReason, ServerLoadMetrics } from "../telemetry/metrics-server.js";
 
 export interface SluiceServerOptions {
   readonly config: SluiceConfig;
@@ -35,8 +37,12 @@ export interface SluiceServerOptions {
   readonly routes: RouteTable;
   /** Reported at GET /healthz beside the serving status. */
   readonly healthDetails: HealthDetails;
-  /** Served at `telemetry.metrics.path` when `telemetry.metrics.expose` is `serving` (the default). */
-  readonly metrics?: MetricsExposition | undefined;
+  /**
+   * Served at `telemetry.metrics.path` when `telemetry.metrics.expose` is `serving` (the
+   * default); its `serverLoad`, when it has one, is given the calls in progress, the queue
+   * and each load-shedding refusal whatever `expose` says.
+   */
+  readonly metrics?: (MetricsExposition & { readonly serverLoad?: ServerLoadMetrics | undefined }) | undefined;
   readonly logger: Logger;
   /** See OnePortListenerOptions.onConnection. */
   readonly onConnection?: ((socket: Socket) => void) | undefined;
@@ -67,6 +73,8 @@ export interface SluiceServer {
   readonly health: HealthService;
   /** RPCs and requests in progress (Health.Watch streams excluded: they last as long as their caller). */
   readonly inFlight: number;
+  /** Calls waiting in the queue at `server.maxConcurrentCalls` (`server.queue`). */
+  readonly queued: number;
 }
 
 /**
@@ -120,7 +128,15 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   const connectStreamLane = createConnectStreamFastLane({ ...lane, jsonOptions });
   const grpcLane = createGrpcFastLane(lane);
   const grpcWebLane = createGrpcWebFastLane(lane);
-  const healthz = createHealthzRoute(options.healthDetails, health, { details: config.server.healthzDetails });
+  const healthDetails = options.healthDetails;
+  const healthz = createHealthzRoute(
+    () => ({
+      ...healthDetails(),
+      load: { inProgress: inFlight, maxConcurrentCalls, queued: queue.length, queueSize: queueConfig.size },
+    }),
+    health,
+    { details: config.server.healthzDetails },
+  );
   const metricsConfig = config.telemetry.metrics;
   const metricsRoute =
     options.metrics !== undefined && metricsConfig.expose === "serving"
@@ -131,9 +147,13 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     req: http.IncomingMessage | http2.Http2ServerRequest,
     res: http.ServerResponse | http2.Http2ServerResponse,
   ) => healthz(req, res) || metricsRoute(req, res);
-  // Past this many calls in progress, new ones are refused at once (load-shedding.ts).
-  const { maxConcurrentCalls } = config.server;
-  const shedding = createLoadShedding(maxConcurrentCalls);
+  // Past this many calls in progress, new ones wait in a short queue (call-queue.ts) or,
+  // when it is full, off (size 0) or waited in too long, are refused (load-shedding.ts).
+  const { maxConcurrentCalls, queue: queueConfig } = config.server;
+  const shedding = createLoadShedding(maxConcurrentCalls, queueConfig);
+  const queue = createCallQueue(queueConfig);
+  const serverLoad = options.metrics?.serverLoad;
+  serverLoad?.observe(() => ({ inProgress: inFlight, queued: queue.length }));
   const rpcHandler = createConnectNodeHandler({
     jsonOptions,
     routes(router) {
@@ -153,6 +173,8 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   // The hot path: one counter and one listener per request.
   function onRequestDone(): void {
     inFlight--;
+    // The queue is only touched when calls wait in it (the server was at the cap).
+    if (queue.length !== 0) admitWaiting();
     if (!draining) return;
     // The connection this response used may now be idle; during drain it is closed.
     listener.closeIdleConnections();
@@ -164,14 +186,22 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     res: http.ServerResponse | http2.Http2ServerResponse,
   ): void {
     if (req.url !== healthWatchPath) {
-      if (inFlight >= maxConcurrentCalls) {
-        // Refused in the caller's protocol before a byte is read; /healthz and /metrics still answer.
-        if (!plainRoute(req, res)) shedding.refuseRequest(req, res);
+      // At the cap: queued or refused in the caller's protocol before a byte is read;
+      // /healthz, /metrics and the gRPC health service still answer at once.
+      if (inFlight >= maxConcurrentCalls && !isHealthRpc(req.url)) {
+        if (!plainRoute(req, res)) waitForSlot(req, res);
         return;
       }
       inFlight++;
       res.once("close", onRequestDone);
     }
+    serve(req, res);
+  }
+
+  function serve(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void {
     // The fast lanes take the common calls (Connect unary and streaming, gRPC-Web;
     // gRPC binary is taken earlier, as a raw stream: handleStream) and decline everything
     // else before reading a byte; connect-node serves the rest.
@@ -180,10 +210,73 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     }
   }
 
+  /**
+   * At the cap: a call the queue can take waits in it, its request unread (backpressure),
+   * until a call ends and it is the oldest (`admitWaiting`), its caller goes away (it just
+   * leaves), or `server.queue.maxWaitMs` passes (refused). Otherwise it is refused at once.
+   */
+  function waitForSlot(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void {
+    if (draining) return refuse(shedding.draining, "draining", req, res);
+    if (queueConfig.size === 0) return refuse(shedding.noQueue, "no_queue", req, res);
+    // A caller already gone is not queued (nor answered: refuseRequest skips it).
+    if (res.destroyed) return;
+    const leave = () => waiting?.leave();
+    const waiting = queue.enqueue({
+      start() {
+        res.off("close", leave);
+        // Gone between its close and the event (emitted on the next tick): nothing to start.
+        if (res.destroyed) return;
+        inFlight++;
+        res.once("close", onRequestDone);
+        serve(req, res);
+      },
+      refuse(reason: QueueRefusal) {
+        res.off("close", leave);
+        refuse(reason === "draining" ? shedding.draining : shedding.queueTimeout, reason, req, res);
+      },
+    });
+    if (waiting === undefined) return refuse(shedding.queueFull, "queue_full", req, res);
+    res.once("close", leave);
+  }
+
+  function refuse(
+    refusal: Refusal,
+    reason: LoadShedReason,
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void {
+    // A caller that already went away is neither answered nor counted.
+    if (res.destroyed) return;
+    refusal.refuseRequest(req, res);
+    serverLoad?.shed(reason);
+  }
+
+  /** A call ended: the oldest waiters take the free slots (one, unless some left meanwhile). */
+  function admitWaiting(): void {
+    while (inFlight < maxConcurrentCalls && queue.admit());
+  }
+
   /** HTTP/2 streams the gRPC lane serves raw, without a compatibility request/response pair. */
   function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
-    // At the cap a gRPC stream is refused here; any other goes on to `handle`, which refuses it.
-    if (inFlight >= maxConcurrentCalls) return shedding.refuseStream(stream, headers);
+    if (inFlight >= maxConcurrentCalls && !isHealthRpc(headers[":path"])) {
+      // At the cap a gRPC stream that cannot wait is refused here, raw. One the queue can take
+      // (and any other stream) goes on to `handle`, which queues it: a queued gRPC call is then
+      // served through node's compatibility layer and connect-node, not the raw lane.
+      if (!draining && queueConfig.size !== 0 && queue.length < queueConfig.size) return false;
+      const [refusal, reason] = draining
+        ? ([shedding.draining, "draining"] as const)
+        : queueConfig.size === 0
+          ? ([shedding.noQueue, "no_queue"] as const)
+          : ([shedding.queueFull, "queue_full"] as const);
+      // A stream the caller already reset is let go, not counted.
+      const gone = stream.destroyed;
+      if (!refusal.refuseStream(stream, headers)) return false;
+      if (!gone) serverLoad?.shed(reason);
+      return true;
+    }
     if (!grpcLane(stream, headers)) return false;
     inFlight++;
     stream.once("close", onRequestDone);
@@ -226,6 +319,8 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
 
   async function drainAndClose(reason: string): Promise<void> {
     draining = true;
+    // Calls waiting for a slot are refused now (UNAVAILABLE, like those the drain cancels).
+    queue.refuseAll();
     const drainTimeoutMs = config.server.drainTimeoutMs;
     logger.info({ reason, inFlight, drainTimeoutMs }, "sluice draining");
     health.drain();
@@ -244,6 +339,9 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     get inFlight() {
       return inFlight;
     },
+    get queued() {
+      return queue.length;
+    },
 
     async listen() {
       if (listening || shutdownPromise) throw new Error("sluice server: listen() called twice or after shutdown");
@@ -257,6 +355,16 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
       return shutdownPromise;
     },
   };
+}
+
+const healthRpcPrefix = `/${Health.typeName}/`;
+
+/**
+ * The gRPC health service (Check, Watch): served even at the cap, never queued or refused —
+ * an overloaded replica stays SERVING to its probes rather than being pulled out of rotation.
+ */
+function isHealthRpc(path: string | undefined): boolean {
+  return path?.startsWith(healthRpcPrefix) === true;
 }
 
 /** The mTLS client CA (`server.tls.clientCaFile`); one that does not read stops startup, naming the file. */

@@ -18,7 +18,9 @@ export interface HealthzOptions {
  * health for load balancers and humans, beside the gRPC health service — 200
  * `{"status":"SERVING"}` while serving, 503 `NOT_SERVING` while draining — and, with
  * `details`, each deployment's circuit breaker state and the in-flight count of deployments
- * with a `maxInFlight`, so an operator sees at a glance which upstream is being skipped.
+ * with a `maxInFlight`, so an operator sees at a glance which upstream is being skipped, and
+ * the serving process's `load` (calls in progress, the cap, the queue: create-server.ts).
+ * Its status never follows the load: an overloaded replica is not pulled out of rotation.
  */
 export function createHealthzRoute(
   details: HealthDetails,

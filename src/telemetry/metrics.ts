@@ -9,11 +9,14 @@ import { type CallFamilies, createCallFamilies } from "./metrics-families.js";
 import type { HistogramSeries, LabelSet, ValueSeries } from "./metrics-series.js";
 import { type LimitsMetrics, type LimitsMetricsDeps, registerLimitsMetrics } from "./metrics-limits.js";
 import { type GatewayState, registerStateGauges } from "./metrics-state.js";
+import { registerServerLoadMetrics, type ServerLoadMetrics } from "./metrics-server.js";
 
 /** Prometheus metrics of calls, attempts and the gateway's state. */
 export interface Metrics extends MetricsBackend {
   /** Limit refusals and state failures (admission reports them here). */
   readonly limits: LimitsMetrics;
+  /** Calls in progress, the call queue and load-shedding refusals (the server reports them here). */
+  readonly serverLoad: ServerLoadMetrics;
   /** The text exposition format (what GET /metrics answers). */
   exposition(): Promise<string>;
   /** Its content type. */
@@ -57,6 +60,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   const families = createCallFamilies(registry);
   registerStateGauges(registry, deps);
   const limits = registerLimitsMetrics(registry, { tenants: deps.tenants ?? [], stateHealth: deps.stateHealth });
+  const serverLoad = registerServerLoadMetrics(registry);
   if (deps.processMetrics ?? true) {
     collectDefaultMetrics({ register: registry });
     // Gauges named like counters (promtool check metrics flags them); each is the sum of the
@@ -92,6 +96,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   return {
     contentType: registry.contentType,
     limits,
+    serverLoad,
     exposition: () => registry.metrics(),
 
     callStarted(record) {

@@ -137,7 +137,10 @@ describe("a cap on calls in progress per process (finding 2: shedding instead of
   let capped: StartedSluice;
 
   beforeAll(async () => {
-    capped = await startSluice(undefined, { server: { requestBodyTimeoutMs, maxConcurrentCalls } });
+    // No queue (server.queue.size 0): past the cap, refused at once.
+    capped = await startSluice(undefined, {
+      server: { requestBodyTimeoutMs, maxConcurrentCalls, queue: { size: 0, maxWaitMs: 250 } },
+    });
   });
   afterAll(async () => {
     await capped?.close();

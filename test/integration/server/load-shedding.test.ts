@@ -35,7 +35,8 @@ beforeAll(async () => {
         slow: { deployments: [{ provider: "slow", model: "thinking" }] },
       },
     },
-    { server: { maxConcurrentCalls } },
+    // No queue (server.queue.size 0): refused at once. The queue: call-queue.test.ts.
+    { server: { maxConcurrentCalls, queue: { size: 0, maxWaitMs: 250 } } },
   );
   // The cap's worth of calls, thinking for a minute.
   const slow = sluice.sluice.providers.get("slow") as DemoProvider;
@@ -133,7 +134,10 @@ describe("at server.maxConcurrentCalls", () => {
 
 describe("without the fast lanes (every call through node's compatibility layer)", () => {
   it("gRPC is refused the same way, as a trailers-only answer", async () => {
-    const reference = await startSluice(undefined, { server: { maxConcurrentCalls: 1 }, fastLanes: false });
+    const reference = await startSluice(undefined, {
+      server: { maxConcurrentCalls: 1, queue: { size: 0, maxWaitMs: 250 } },
+      fastLanes: false,
+    });
     const transport = allProtocolTransports(reference.url).find((t) => t.protocol === "grpc-h2")!;
     try {
       // A request whose body is still open holds the one call allowed.
