@@ -16,6 +16,7 @@ import { createConnectUnaryFastLane } from "./connect-unary-fast-lane.js";
 import { createConnectStreamFastLane } from "./connect-stream-fast-lane.js";
 import { createGrpcFastLane } from "./grpc-fast-lane.js";
 import { createGrpcWebFastLane } from "./grpc-web-fast-lane.js";
+import { createOpenAiCompatLane } from "./openai-compat-lane.js";
 import { createConnectNodeHandler } from "./connect-node-handler.js";
 import { maxTimerMs } from "./timeout-clamp.js";
 import { createHealthzRoute, type HealthDetails } from "./healthz-route.js";
@@ -128,6 +129,8 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   const connectStreamLane = createConnectStreamFastLane({ ...lane, jsonOptions });
   const grpcLane = createGrpcFastLane(lane);
   const grpcWebLane = createGrpcWebFastLane(lane);
+  // POST /v1/chat/completions and GET /v1/models, through the same routes and chain (openai-compat-lane.ts).
+  const openAiLane = createOpenAiCompatLane({ ...lane, heartbeatMs: config.server.sse.heartbeatMs });
   const healthDetails = options.healthDetails;
   const healthz = createHealthzRoute(
     () => ({
@@ -205,7 +208,11 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     // The fast lanes take the common calls (Connect unary and streaming, gRPC-Web;
     // gRPC binary is taken earlier, as a raw stream: handleStream) and decline everything
     // else before reading a byte; connect-node serves the rest.
-    if (!(fastLanes && (fastLane(req, res) || connectStreamLane(req, res) || grpcWebLane(req, res))) && !plainRoute(req, res)) {
+    if (
+      !(fastLanes && (fastLane(req, res) || connectStreamLane(req, res) || grpcWebLane(req, res))) &&
+      !openAiLane(req, res) &&
+      !plainRoute(req, res)
+    ) {
       rpcHandler(req, res);
     }
   }
