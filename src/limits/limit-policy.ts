@@ -110,7 +110,8 @@ function compilePlan(policy: TenantPolicy, keyId: string, alias: string): Charge
   for (const { scope, key, limits } of scopesOf(policy, keyId, alias)) {
     if (limits.requestsPerMinute !== undefined) requests.push({ key: `${key}/rpm`, limit: limits.requestsPerMinute, scope });
     if (limits.tokensPerMinute !== undefined) tokens.push({ key: `${key}/tpm`, limit: limits.tokensPerMinute, scope });
-    if (limits.concurrentRequests !== undefined) slots.push({ key: `${key}/concurrent`, limit: limits.concurrentRequests, scope });
+    if (limits.concurrentRequests !== undefined)
+      slots.push({ key: `${key}/concurrent`, limit: limits.concurrentRequests, scope });
   }
   return { requests, tokens, slots };
 }

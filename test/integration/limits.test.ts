@@ -72,7 +72,11 @@ async function postJson(key: string, body: unknown) {
     headers: { "content-type": "application/json", ...bearer(key) },
     body: JSON.stringify(body),
   });
-  return { status: response.statusCode, headers: response.headers, json: (await response.body.json()) as Record<string, unknown> };
+  return {
+    status: response.statusCode,
+    headers: response.headers,
+    json: (await response.body.json()) as Record<string, unknown>,
+  };
 }
 
 const jsonAsk = (model: string, text = "hello", maxOutputTokens?: number) => ({
@@ -118,8 +122,14 @@ describe("requests per minute", () => {
         (e: unknown) => toConnectError(e),
       );
       expect(err?.code).toBe(Code.ResourceExhausted);
-      expect(err?.findDetails(ErrorInfoSchema)[0]).toMatchObject({ reason: "RATE_LIMITED", metadata: { limit: "requests_per_minute" } });
-      expect(err?.findDetails(QuotaFailureSchema)[0]?.violations[0]).toMatchObject({ subject: "tenant:rpm", description: "requestsPerMinute: 3" });
+      expect(err?.findDetails(ErrorInfoSchema)[0]).toMatchObject({
+        reason: "RATE_LIMITED",
+        metadata: { limit: "requests_per_minute" },
+      });
+      expect(err?.findDetails(QuotaFailureSchema)[0]?.violations[0]).toMatchObject({
+        subject: "tenant:rpm",
+        description: "requestsPerMinute: 3",
+      });
       const delay = err?.findDetails(RetryInfoSchema)[0]?.retryDelay;
       expect(Number(delay?.seconds ?? 0n)).toBeGreaterThan(0);
     } finally {
@@ -261,7 +271,8 @@ describe("budgets", () => {
     }
     expect(refused?.json["code"]).toBe("resource_exhausted");
     expect(String(refused?.json["message"])).toContain("tenants.budget.budget.usdPerDay (1)");
-    const untilMidnight = (Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1) - Date.now()) / 1000;
+    const untilMidnight =
+      (Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1) - Date.now()) / 1000;
     expect(Number(refused?.headers["retry-after"])).toBeGreaterThan(untilMidnight - 5);
     expect(Number(refused?.headers["retry-after"])).toBeLessThanOrEqual(Math.ceil(untilMidnight) + 1);
   });
@@ -302,7 +313,9 @@ describe("usage and metrics", () => {
     expect(rows[0]!.outputTokens).toBeGreaterThan(0);
     const exposition = await gateway.sluice.metrics.exposition();
     expect(exposition).toMatch(/sluice_limit_rejections_total\{tenant="rpm",limit="requests_per_minute"\} [1-9]/);
-    expect(exposition).toMatch(/sluice_limit_rejections_total\{tenant="",limit="context_window"\} [1-9]|sluice_limit_rejections_total\{tenant="keyed",limit="context_window"\} [1-9]/);
+    expect(exposition).toMatch(
+      /sluice_limit_rejections_total\{tenant="",limit="context_window"\} [1-9]|sluice_limit_rejections_total\{tenant="keyed",limit="context_window"\} [1-9]/,
+    );
     expect(exposition).toMatch(/sluice_state_up\{backend="memory"\} 1/);
   });
 });
