@@ -87,6 +87,9 @@ export function createRedisState(config: RedisStateConfig, deps: RedisStateDeps)
     connectTimeout: Math.max(1_000, 4 * config.timeoutMs),
     retryStrategy: reconnectDelay,
     lazyConnect: false,
+    // Commands issued in the same tick (concurrent calls' admissions, settlements, ledger
+    // lines) go out as one write and come back as one read: fewer syscalls per call under load.
+    enableAutoPipelining: true,
   });
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua });
   const run = (name: keyof typeof scripts, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> =>
