@@ -4,7 +4,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { CompleteResponse, StreamCompleteResponse } from "../../gen/sluice/v1/chat_service_pb.js";
 import { ChatService } from "../../gen/sluice/v1/chat_service_pb.js";
 import { ListModelsRequestSchema, ModelService, type ListModelsResponse } from "../../gen/sluice/v1/model_service_pb.js";
-import { errorBody, errorType, OpenAiParamError, sseErrorEvent, toOpenAiError } from "../api/compat/openai/errors.js";
+import {
+  errorBody,
+  errorType,
+  isParamError,
+  OpenAiParamError,
+  sseErrorEvent,
+  toOpenAiError,
+} from "../api/compat/openai/errors.js";
 import { parseChatRequest } from "../api/compat/openai/request.js";
 import { completionJson, modelListJson } from "../api/compat/openai/response.js";
 import { ChatChunkEncoder, sseHeartbeat } from "../api/compat/openai/stream.js";
@@ -67,13 +74,19 @@ export function createOpenAiCompatLane(options: OpenAiCompatLaneOptions): FastLa
     const path = query === -1 ? url : url.slice(0, query);
     if (path === chatCompletionsPath) {
       if (completeRoute === undefined || streamRoute === undefined) return false;
-      if (req.method !== "POST") return (methodNotAllowed(res, "POST"), true);
+      if (req.method !== "POST") {
+        methodNotAllowed(res, "POST");
+        return true;
+      }
       void serveChat(completeRoute, streamRoute, req, res, path);
       return true;
     }
     if (path === modelsPath) {
       if (modelsRoute === undefined) return false;
-      if (req.method !== "GET") return (methodNotAllowed(res, "GET"), true);
+      if (req.method !== "GET") {
+        methodNotAllowed(res, "GET");
+        return true;
+      }
       void serveModels(modelsRoute, req, res, path);
       return true;
     }
@@ -222,6 +235,8 @@ function rpcPathOf(method: { readonly parent: { readonly typeName: string }; rea
 }
 
 function asConnectError(err: unknown): ConnectError {
+  // A refused field's error is bounded already (it names the field, cut to 64 characters).
+  if (isParamError(err)) return err;
   return boundError(
     err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err),
   );
@@ -250,7 +265,7 @@ function collectHeaders(call: FastCall | undefined): Record<string, string> {
 function answerError(res: NodeResponse, call: FastCall | undefined, error: ConnectError): void {
   if (res.destroyed) return;
   const { status, headers, body } = toOpenAiError(error);
-  const body413 = error instanceof OpenAiParamError && error.openaiCode === "request_too_large";
+  const body413 = isParamError(error) && error.openaiCode === "request_too_large";
   answer(res, body413 ? 413 : status, { ...collectHeaders(call), ...headers }, body);
 }
 

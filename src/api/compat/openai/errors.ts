@@ -9,7 +9,15 @@ import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../../../
  * (`unsupported_parameter`, `invalid_type`, `missing_required_parameter`, …).
  * The message names the field, never quotes its value (no prompt text in errors).
  */
+const paramErrorBrand = Symbol("sluice.openAiParamError");
+
 export class OpenAiParamError extends ConnectError {
+  /**
+   * ConnectError answers `instanceof` by shape (its static Symbol.hasInstance), so any
+   * ConnectError would pass `instanceof OpenAiParamError`: this brand tells them apart.
+   */
+  readonly [paramErrorBrand] = true;
+
   constructor(
     readonly param: string | undefined,
     message: string,
@@ -18,6 +26,11 @@ export class OpenAiParamError extends ConnectError {
     super(message, Code.InvalidArgument);
     this.name = "OpenAiParamError";
   }
+}
+
+/** Whether `err` is an OpenAiParamError (see its brand). */
+export function isParamError(err: unknown): err is OpenAiParamError {
+  return typeof err === "object" && err !== null && (err as { [paramErrorBrand]?: boolean })[paramErrorBrand] === true;
 }
 
 /** An error as an OpenAI caller receives it: HTTP status, headers to add, and the JSON body. */
@@ -78,7 +91,7 @@ export function toOpenAiError(error: ConnectError): OpenAiErrorAnswer {
   error.metadata.forEach((value, key) => {
     headers[key] = value;
   });
-  if (error instanceof OpenAiParamError) {
+  if (isParamError(error)) {
     return { status, headers, body: errorBody(error.rawMessage, errorType(status), error.param ?? null, error.openaiCode) };
   }
   let code: string | null = null;
