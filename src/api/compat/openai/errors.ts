@@ -115,7 +115,7 @@ export function toOpenAiError(error: ConnectError): OpenAiErrorAnswer {
     headers["x-should-retry"] = "false";
   }
   let type = errorType(status);
-  if (code !== null && code.endsWith("overloaded")) type = "overloaded_error";
+  if (code?.endsWith("overloaded")) type = "overloaded_error";
   return { status, headers, body: errorBody(error.rawMessage, type, param, code) };
 }
 

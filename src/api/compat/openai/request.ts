@@ -245,8 +245,8 @@ function translateToolCalls(calls: unknown, at: string): ToolCall[] {
     const call = calls[i];
     const callAt = `${at}[${i}]`;
     if (!isObject(call)) throw typeError(callAt, "an object");
-    onlyKeys(call, callAt, "id", "type", "function");
     if (call["type"] !== "function") throw unsupported(`${callAt}.type`, "only function tool calls are supported");
+    onlyKeys(call, callAt, "id", "type", "function");
     const fn = call["function"];
     if (!isObject(fn)) throw typeError(`${callAt}.function`, "an object");
     onlyKeys(fn, `${callAt}.function`, "name", "arguments");
@@ -269,8 +269,8 @@ function translateTools(tools: unknown): Tool[] {
     const tool = tools[i];
     const at = `tools[${i}]`;
     if (!isObject(tool)) throw typeError(at, "an object");
-    onlyKeys(tool, at, "type", "function");
     if (tool["type"] !== "function") throw unsupported(`${at}.type`, "only function tools are supported");
+    onlyKeys(tool, at, "type", "function");
     const fn = tool["function"];
     if (!isObject(fn)) throw typeError(`${at}.function`, "an object");
     onlyKeys(fn, `${at}.function`, "name", "description", "parameters", "strict");
