@@ -3,6 +3,8 @@
  * signal handling. Everything it wires is built by factories that tests build the same way.
  */
 import { createSluice, type Sluice } from "./app/create-sluice.js";
+import { configChanges, type ConfigChanges } from "./app/reload-plan.js";
+import { createConfigReloader, type ConfigReloader } from "./config/config-reloader.js";
 import { ConfigError, loadConfig } from "./config/load-config.js";
 import { configWarnings } from "./config/config-warnings.js";
 import { anonymousListenProblem } from "./identity/authenticator.js";
@@ -88,12 +90,14 @@ async function main(): Promise<void> {
     process.exitCode = exitUsage;
     return;
   }
+  // The serving generation: a configuration reload replaces it (watchConfig).
+  const serving: Serving = { sluice };
   let server: SluiceServer;
   try {
     server = createSluiceServer({
       config,
       routes: sluice.routes,
-      healthDetails: sluice.healthDetails,
+      healthDetails: () => serving.sluice.healthDetails(),
       metrics: sluice.metrics,
       logger,
     });
@@ -105,8 +109,9 @@ async function main(): Promise<void> {
     process.exitCode = exitUsage;
     return;
   }
-  const admin = createAdmin(config, sluice, server, logger);
-  handleSignals(server, sluice, logger, admin);
+  const admin = createAdmin(config, serving, server, logger);
+  const reloader = watchConfig(args, serving, server, logger);
+  handleSignals(server, serving, logger, admin, reloader);
 
   let url: string;
   try {
@@ -120,18 +125,19 @@ async function main(): Promise<void> {
   // Tooling (scripts, tests, the client examples) parses this line for the URL, so it is
   // written whatever the configured log level (a child logger with its own level).
   logger.child({}, { level: "info" }).info({ url }, "sluice listening");
-  if (admin !== undefined) await listenAdmin(admin, config, server, sluice, logger);
+  if (admin !== undefined) await listenAdmin(admin, config, server, serving.sluice, logger);
 }
 
 /** The admin listener (`admin.listen`): metrics with `expose: admin`, health details, profiling. Unset: none. */
-function createAdmin(config: SluiceConfig, sluice: Sluice, server: SluiceServer, logger: Logger): AdminServer | undefined {
+function createAdmin(config: SluiceConfig, serving: Serving, server: SluiceServer, logger: Logger): AdminServer | undefined {
   if (config.admin.listen === undefined) return undefined;
   const { expose, path } = config.telemetry.metrics;
   return createAdminServer({
     listen: config.admin.listen,
     health: server.health,
-    healthDetails: sluice.healthDetails,
-    metrics: expose === "admin" ? sluice.metrics : undefined,
+    healthDetails: () => serving.sluice.healthDetails(),
+    // One registry for every generation (create-sluice.ts).
+    metrics: expose === "admin" ? serving.sluice.metrics : undefined,
     metricsPath: path,
     logger,
   });
@@ -153,8 +159,74 @@ async function listenAdmin(admin: AdminServer, config: SluiceConfig, server: Slu
   logger.child({}, { level: "info" }).info({ url }, "sluice admin listening");
 }
 
+/** The generation serving now. */
+interface Serving {
+  sluice: Sluice;
+}
+
+/**
+ * Hot reload (`--config FILE` only: the embedded default has no file to watch): the file is
+ * watched and SIGHUP reloads it. A new configuration is validated completely and built
+ * (createSluice reusing what is unchanged) before the server's route table is swapped; the
+ * previous generation is retired once the calls it started have ended. An invalid one is
+ * rejected (config-reloader.ts) and the running one keeps serving.
+ */
+function watchConfig(args: CliArgs, serving: Serving, server: SluiceServer, logger: Logger): ConfigReloader | undefined {
+  const file = args.configFile;
+  if (file === undefined || file === "") {
+    process.on("SIGHUP", () => logger.warn({ signal: "SIGHUP" }, "no configuration file (--config): nothing to reload"));
+    return undefined;
+  }
+  // Retirements run one after another: a generation's providers close only after older ones' calls end.
+  let retiring = Promise.resolve();
+  const reloader = createConfigReloader({
+    file,
+    env: process.env,
+    logger,
+    running: () => serving.sluice.config,
+    prepare: (config) => (args.listen === undefined ? config : { ...config, listen: args.listen }),
+    apply(config) {
+      const problem = anonymousListenProblem(config, parseListenAddress(config.listen).host);
+      if (problem !== undefined) throw new ConfigError(problem);
+      const previous = serving.sluice;
+      const next = createSluice(config, { logger, env: process.env }, previous);
+      server.setRoutes(next.routes);
+      serving.sluice = next;
+      for (const warning of configWarnings(config)) logger.warn(warning);
+      logger.info({ file, ...changeSummary(configChanges(previous.config, config)) }, "configuration reloaded");
+      retiring = retiring
+        .then(() => previous.retire(next))
+        .catch((err: unknown) => logger.error({ err }, "closing what the previous configuration used failed"));
+    },
+    onResult: (result) => serving.sluice.metrics.configReloaded(result),
+  });
+  process.on("SIGHUP", () => {
+    logger.info({ signal: "SIGHUP", file }, "reloading configuration");
+    void reloader.reload();
+  });
+  return reloader;
+}
+
+/** The reload line's summary: names added, removed and changed, only the non-empty lists. */
+function changeSummary(changes: ConfigChanges): Record<string, unknown> {
+  const summary: Record<string, unknown> = {};
+  for (const section of ["models", "providers", "tenants"] as const) {
+    for (const [what, names] of Object.entries(changes[section])) {
+      if ((names as string[]).length > 0) summary[`${section}${what[0]!.toUpperCase()}${what.slice(1)}`] = names;
+    }
+  }
+  if (changes.sections.length > 0) summary["sectionsChanged"] = changes.sections;
+  return summary;
+}
+
 /** First SIGTERM / SIGINT: graceful drain, then exit 0. A second one: exit at once. */
-function handleSignals(server: SluiceServer, sluice: Sluice, logger: Logger, admin: AdminServer | undefined): void {
+function handleSignals(
+  server: SluiceServer,
+  serving: Serving,
+  logger: Logger,
+  admin: AdminServer | undefined,
+  reloader: ConfigReloader | undefined,
+): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -162,12 +234,13 @@ function handleSignals(server: SluiceServer, sluice: Sluice, logger: Logger, adm
       process.exit(signal === "SIGINT" ? 130 : 143);
     }
     stopping = true;
+    reloader?.close();
     logger.info({ signal }, "shutting down");
     void server
       .shutdown(signal)
       // The admin listener stays up through the drain: its metrics and health show it.
       .then(() => admin?.close())
-      .then(() => sluice.close())
+      .then(() => serving.sluice.close())
       .then(
         () => {
           process.exitCode = 0;

@@ -56,6 +56,11 @@ export interface Admission {
   admit(call: AdmissionCall): readonly Candidate[] | Promise<readonly Candidate[]>;
   /** Stops renewing leases. */
   close(): void;
+  /**
+   * A configuration reload replaced this admission: resolves once every call it admitted
+   * has ended (their leases renewed until then), then closes it.
+   */
+  closeWhenIdle(): Promise<void>;
 }
 
 /** What one admitted call holds, settled when it ends. */
@@ -101,6 +106,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
   /** Calls in progress holding slots or budget reservations: their leases are renewed until they end. */
   const live = new Map<string, Ticket>();
   let renewTimer: NodeJS.Timeout | undefined;
+  let onIdle: (() => void) | undefined;
 
   function renewLeases(): void {
     if (live.size === 0) {
@@ -309,6 +315,8 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       });
       if (recorded instanceof Promise) recorded.catch(() => observer?.stateFailed("usage", true));
     }
+    // After the settle and the usage record were sent: a reload closes an old state store only then.
+    if (ticket !== undefined && live.size === 0) onIdle?.();
   }
 
   function admitWithTokens(
@@ -400,6 +408,23 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     close() {
       clearInterval(renewTimer);
       renewTimer = undefined;
+    },
+    closeWhenIdle() {
+      const close = () => {
+        onIdle = undefined;
+        clearInterval(renewTimer);
+        renewTimer = undefined;
+      };
+      if (live.size === 0) {
+        close();
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        onIdle = () => {
+          close();
+          resolve();
+        };
+      });
     },
   };
 }

@@ -17,6 +17,11 @@ export interface BreakerRegistry {
   get(deploymentKey: string): DeploymentBreaker;
   /** State of every breaker created so far (metrics: breaker state). */
   states(): Record<string, BreakerState>;
+  /**
+   * A configuration reload: the breakers of deployments not in `keys` are shut down and
+   * dropped; the others keep their state.
+   */
+  retain(keys: ReadonlySet<string>): void;
   /** Shuts every breaker down (no timers left). Later `get()`s answer pass-through breakers. */
   shutdown(): void;
 }
@@ -42,6 +47,13 @@ export function createBreakerRegistry(options: DeploymentBreakerOptions, deps: D
       const states: Record<string, BreakerState> = {};
       for (const [key, breaker] of breakers) states[key] = breaker.state;
       return states;
+    },
+    retain(keys) {
+      for (const [key, breaker] of breakers) {
+        if (keys.has(key)) continue;
+        breaker.shutdown();
+        breakers.delete(key);
+      }
     },
     shutdown() {
       shut = true;

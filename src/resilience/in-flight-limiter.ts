@@ -13,6 +13,8 @@ export interface InFlightLimiter {
   release(key: string, limit: number | undefined): void;
   /** In-flight attempts per limited deployment (health and metrics). */
   counts(): Record<string, number>;
+  /** A configuration reload: drops idle counts of deployments not in `keys` (busy ones are released as usual). */
+  retain(keys: ReadonlySet<string>): void;
 }
 
 export function createInFlightLimiter(): InFlightLimiter {
@@ -34,6 +36,9 @@ export function createInFlightLimiter(): InFlightLimiter {
     },
     counts() {
       return Object.fromEntries(inFlight);
+    },
+    retain(keys) {
+      for (const [key, count] of inFlight) if (count === 0 && !keys.has(key)) inFlight.delete(key);
     },
   };
 }

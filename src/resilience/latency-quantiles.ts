@@ -20,6 +20,8 @@ export interface LatencyQuantiles {
   record(key: string, kind: LatencyKind, ms: number): void;
   /** The `percentile` (0–100) of recent samples in ms, or undefined while too few were seen. */
   quantile(key: string, kind: LatencyKind, percentile: number): number | undefined;
+  /** A configuration reload: forgets the samples of deployments not in `keys`; the others keep theirs. */
+  retain(keys: ReadonlySet<string>): void;
 }
 
 interface Ring {
@@ -64,6 +66,9 @@ export function createLatencyQuantiles(options: LatencyQuantilesOptions = {}): L
       const value = sorted[rank - 1]!;
       ring.cached.set(percentile, { value, at: ring.total });
       return value;
+    },
+    retain(keys) {
+      for (const rings of Object.values(ringsByKind)) for (const key of rings.keys()) if (!keys.has(key)) rings.delete(key);
     },
   };
 }

@@ -76,6 +76,13 @@ export interface SluiceServer {
   readonly inFlight: number;
   /** Calls waiting in the queue at `server.maxConcurrentCalls` (`server.queue`). */
   readonly queued: number;
+  /**
+   * A configuration reload: serves `routes` from now on, atomically — every lane and
+   * connect-node switch together. A request already dispatched keeps the table it got
+   * (in-flight calls finish under the configuration they started with). The RPC set (and
+   * so the health and reflection lists) is the same in every table Sluice builds.
+   */
+  setRoutes(routes: RouteTable, healthDetails?: HealthDetails): void;
 }
 
 /**
@@ -90,7 +97,8 @@ const cancelGraceMs = 1_000;
  * speaking gRPC, gRPC-Web and Connect over HTTP/1.1 and HTTP/2, with graceful drain.
  */
 export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
-  const { config, routes, logger } = options;
+  const { config, logger } = options;
+  const routes = options.routes;
   const fastLanes = options.fastLanes ?? true;
   // Every binary message the server writes encodes its strings through this (process-wide).
   useNodeTextEncoding();
@@ -113,25 +121,42 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   // Unknown JSON fields are an error, not silently dropped: a misspelt setting
   // ("temprature") must not quietly change nothing (README "The API").
   const jsonOptions = { ignoreUnknownFields: false };
-  // One preparation of the route table and one set of active calls for every lane.
-  const laneRoutes = prepareLaneRoutes(routes, jsonOptions);
+  // One set of active calls for every lane, whichever route table they serve.
   const active = createActiveCalls(shutdownController.signal);
   // A caller's deadline above this is clamped to it, never fired at once (timeout-clamp.ts).
   const maxDeadlineMs = Math.min(config.server.maxDeadlineMs, maxTimerMs);
-  const lane = {
-    routes: laneRoutes,
+  const laneOptions = {
     active,
     maxRequestBytes: config.server.maxRequestBytes,
     requestBytes: createRequestByteBudget(config.server.maxBufferedRequestBytes),
     maxDeadlineMs,
   };
-  const fastLane = createConnectUnaryFastLane({ ...lane, jsonOptions });
-  const connectStreamLane = createConnectStreamFastLane({ ...lane, jsonOptions });
-  const grpcLane = createGrpcFastLane(lane);
-  const grpcWebLane = createGrpcWebFastLane(lane);
-  // POST /v1/chat/completions and GET /v1/models, through the same routes and chain (openai-compat-lane.ts).
-  const openAiLane = createOpenAiCompatLane({ ...lane, heartbeatMs: config.server.sse.heartbeatMs });
-  const healthDetails = options.healthDetails;
+  /** Everything built from one route table: the lanes (one preparation of the table for all) and connect-node. */
+  function serving(table: RouteTable) {
+    const lane = { ...laneOptions, routes: prepareLaneRoutes(table, jsonOptions) };
+    return {
+      fastLane: createConnectUnaryFastLane({ ...lane, jsonOptions }),
+      connectStreamLane: createConnectStreamFastLane({ ...lane, jsonOptions }),
+      grpcLane: createGrpcFastLane(lane),
+      grpcWebLane: createGrpcWebFastLane(lane),
+      // POST /v1/chat/completions and GET /v1/models, through the same routes and chain (openai-compat-lane.ts).
+      openAiLane: createOpenAiCompatLane({ ...lane, heartbeatMs: config.server.sse.heartbeatMs }),
+      rpcHandler: createConnectNodeHandler({
+        jsonOptions,
+        routes(router) {
+          registerRouteTable(router, table);
+          health.register(router);
+          reflection.register(router);
+        },
+        readMaxBytes: config.server.maxRequestBytes,
+        shutdownSignal: shutdownController.signal,
+        maxDeadlineMs,
+      }),
+    };
+  }
+  // Read once per request: setRoutes swaps the whole set at once.
+  let current = serving(routes);
+  let healthDetails = options.healthDetails;
   const healthz = createHealthzRoute(
     () => ({
       ...healthDetails(),
@@ -157,17 +182,6 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
   const queue = createCallQueue(queueConfig);
   const serverLoad = options.metrics?.serverLoad;
   serverLoad?.observe(() => ({ inProgress: inFlight, queued: queue.length }));
-  const rpcHandler = createConnectNodeHandler({
-    jsonOptions,
-    routes(router) {
-      registerRouteTable(router, routes);
-      health.register(router);
-      reflection.register(router);
-    },
-    readMaxBytes: config.server.maxRequestBytes,
-    shutdownSignal: shutdownController.signal,
-    maxDeadlineMs,
-  });
 
   let inFlight = 0;
   let draining = false;
@@ -208,12 +222,13 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     // The fast lanes take the common calls (Connect unary and streaming, gRPC-Web;
     // gRPC binary is taken earlier, as a raw stream: handleStream) and decline everything
     // else before reading a byte; connect-node serves the rest.
+    const lanes = current;
     if (
-      !(fastLanes && (fastLane(req, res) || connectStreamLane(req, res) || grpcWebLane(req, res))) &&
-      !openAiLane(req, res) &&
+      !(fastLanes && (lanes.fastLane(req, res) || lanes.connectStreamLane(req, res) || lanes.grpcWebLane(req, res))) &&
+      !lanes.openAiLane(req, res) &&
       !plainRoute(req, res)
     ) {
-      rpcHandler(req, res);
+      lanes.rpcHandler(req, res);
     }
   }
 
@@ -284,7 +299,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
       if (!gone) serverLoad?.shed(reason);
       return true;
     }
-    if (!grpcLane(stream, headers)) return false;
+    if (!current.grpcLane(stream, headers)) return false;
     inFlight++;
     stream.once("close", onRequestDone);
     return true;
@@ -348,6 +363,11 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     },
     get queued() {
       return queue.length;
+    },
+
+    setRoutes(table, details) {
+      current = serving(table);
+      if (details !== undefined) healthDetails = details;
     },
 
     async listen() {

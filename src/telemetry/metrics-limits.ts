@@ -13,6 +13,8 @@ export interface LimitsMetrics {
   refused(tenant: string, limit: string): void;
   /** A state operation that failed (`admit`, `settle`, `renew`, `usage`); `admitted`: the fail mode let the call through. */
   stateFailed(operation: string, admitted: boolean): void;
+  /** Tenants a configuration reload added: they become `tenant` values too. */
+  addTenants?(tenants: readonly string[]): void;
 }
 
 /**
@@ -55,6 +57,9 @@ export function registerLimitsMetrics(registry: Registry, deps: LimitsMetricsDep
     },
     stateFailed(operation, admitted) {
       stateErrors.inc({ operation, outcome: admitted ? "admitted" : "refused" });
+    },
+    addTenants(added) {
+      for (const tenant of added) tenants.add(tenant);
     },
   };
 }

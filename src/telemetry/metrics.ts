@@ -1,5 +1,5 @@
 import type { ConnectError } from "@connectrpc/connect";
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { CallProtocol, CallRecord } from "./call-record.js";
 import type { EndedAttempt, MetricsBackend } from "./call-telemetry-hub.js";
 import type { AttemptOutcome, CallEvent } from "./call-telemetry.js";
@@ -17,6 +17,14 @@ export interface Metrics extends MetricsBackend {
   readonly limits: LimitsMetrics;
   /** Calls in progress, the call queue and load-shedding refusals (the server reports them here). */
   readonly serverLoad: ServerLoadMetrics;
+  /**
+   * A configuration reload: the new configuration's aliases, tenants and deployments become
+   * label values too (the sets stay bounded: only configured names). Series of names it
+   * dropped stay (counters do not go back), and `deployments` is what the breaker gauge lists.
+   */
+  extendLabels(labels: { aliases: readonly string[]; tenants: readonly string[]; deployments: readonly string[] }): void;
+  /** `sluice_config_reloads_total{result}` and, when applied, `sluice_config_last_reload_success_timestamp_seconds`. */
+  configReloaded(result: "applied" | "rejected"): void;
   /** The text exposition format (what GET /metrics answers). */
   exposition(): Promise<string>;
   /** Its content type. */
@@ -58,8 +66,29 @@ const outcomes: readonly AttemptOutcome[] = ["ok", "error", "cancelled", "supers
 export function createMetrics(deps: MetricsDeps): Metrics {
   const registry = new Registry();
   const families = createCallFamilies(registry);
-  registerStateGauges(registry, deps);
+  // Read at scrape time: a configuration reload replaces the list.
+  let configuredDeployments = deps.deployments;
+  registerStateGauges(registry, {
+    breakerStates: deps.breakerStates,
+    inFlight: deps.inFlight,
+    retryBudget: deps.retryBudget,
+    get deployments() {
+      return configuredDeployments;
+    },
+  });
   const limits = registerLimitsMetrics(registry, { tenants: deps.tenants ?? [], stateHealth: deps.stateHealth });
+  const reloads = new Counter({
+    name: "sluice_config_reloads_total",
+    help: 'Configuration reloads (file change or SIGHUP): "applied", or "rejected" (invalid; the running configuration kept serving).',
+    labelNames: ["result"],
+    registers: [registry],
+  });
+  const lastReload = new Gauge({
+    name: "sluice_config_last_reload_success_timestamp_seconds",
+    help: "When the configuration was last loaded successfully (startup or reload), in seconds since the epoch.",
+    registers: [registry],
+  });
+  lastReload.set(Date.now() / 1000);
   const serverLoad = registerServerLoadMetrics(registry);
   if (deps.processMetrics ?? true) {
     collectDefaultMetrics({ register: registry });
@@ -98,6 +127,21 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     limits,
     serverLoad,
     exposition: () => registry.metrics(),
+
+    extendLabels(labels) {
+      for (const deployment of labels.deployments) known.add(deployment);
+      configuredDeployments = labels.deployments;
+      for (const alias of labels.aliases) {
+        if (!aliases.has(alias)) aliases.set(alias, new AliasSeries(families, alias, known, maxResponseModels));
+      }
+      for (const tenant of labels.tenants) if (!tenants.has(tenant)) tenants.set(tenant, new TenantSeries(families, tenant));
+      limits.addTenants?.(labels.tenants);
+    },
+
+    configReloaded(result) {
+      reloads.inc({ result });
+      if (result === "applied") lastReload.set(Date.now() / 1000);
+    },
 
     callStarted(record) {
       rpcs.get(record.rpc).inFlight[protocolIndex(record.protocol)]!.value++;
