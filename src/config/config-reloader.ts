@@ -82,8 +82,9 @@ function changedPaths(path: string, was: unknown, now: unknown): string[] {
  * events do not arrive — and, debounced, read, validated completely (the loader's schema
  * and every cross-field check) and handed to `apply`. A file that does not read, parse or
  * validate, or that `apply` refuses, is rejected with one error line naming the file and
- * the problem; the running configuration keeps serving. Content equal to the last one
- * read is not reloaded (a touch, a save without changes); `reload()` (SIGHUP) always is.
+ * the problem; the running configuration keeps serving. Text equal to the last read, or a
+ * configuration equal to the running one, is not reloaded (a touch, a save without
+ * changes, a second event of one save); `reload()` (SIGHUP) always is.
  */
 export function createConfigReloader(options: ConfigReloaderOptions): ConfigReloader {
   const { file, logger } = options;
@@ -96,11 +97,6 @@ export function createConfigReloader(options: ConfigReloaderOptions): ConfigRelo
   let tail: Promise<unknown> = Promise.resolve();
   let waiting: { force: boolean; promise: Promise<ReloadResult> } | undefined;
 
-  // The text serving now, so that the first event of an unchanged file is not a reload.
-  void readFile(file, "utf8").then(
-    (text) => (lastText ??= text),
-    () => {},
-  );
   void statKey().then((key) => (lastStat ??= key));
 
   async function statKey(): Promise<string | undefined> {
@@ -134,7 +130,10 @@ export function createConfigReloader(options: ConfigReloaderOptions): ConfigRelo
     } catch (err) {
       return reject(err);
     }
-    const kept = keepRestartSettings(options.running(), config);
+    const current = options.running();
+    const kept = keepRestartSettings(current, config);
+    // A save that changed nothing (or only whitespace, comments): not a reload.
+    if (!force && kept.changed.length === 0 && isDeepStrictEqual(kept.config, current)) return "unchanged";
     try {
       await options.apply(kept.config);
     } catch (err) {
