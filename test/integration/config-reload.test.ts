@@ -1,5 +1,5 @@
 import { rename, writeFile } from "node:fs/promises";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../../gen/sluice/v1/chat_pb.js";
