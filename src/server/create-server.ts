@@ -17,6 +17,7 @@ import { createConnectStreamFastLane } from "./connect-stream-fast-lane.js";
 import { createGrpcFastLane } from "./grpc-fast-lane.js";
 import { createGrpcWebFastLane } from "./grpc-web-fast-lane.js";
 import { createOpenAiCompatLane } from "./openai-compat-lane.js";
+import { createAnthropicCompatLane } from "./anthropic-compat-lane.js";
 import { createConnectNodeHandler } from "./connect-node-handler.js";
 import { maxTimerMs } from "./timeout-clamp.js";
 import { createHealthzRoute, type HealthDetails } from "./healthz-route.js";
@@ -141,6 +142,8 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
       grpcWebLane: createGrpcWebFastLane(lane),
       // POST /v1/chat/completions and GET /v1/models, through the same routes and chain (openai-compat-lane.ts).
       openAiLane: createOpenAiCompatLane({ ...lane, heartbeatMs: config.server.sse.heartbeatMs }),
+      // POST /v1/messages and /v1/messages/count_tokens, the same way (anthropic-compat-lane.ts).
+      anthropicLane: createAnthropicCompatLane({ ...lane, heartbeatMs: config.server.sse.heartbeatMs }),
       rpcHandler: createConnectNodeHandler({
         jsonOptions,
         routes(router) {
@@ -226,6 +229,7 @@ export function createSluiceServer(options: SluiceServerOptions): SluiceServer {
     if (
       !(fastLanes && (lanes.fastLane(req, res) || lanes.connectStreamLane(req, res) || lanes.grpcWebLane(req, res))) &&
       !lanes.openAiLane(req, res) &&
+      !lanes.anthropicLane(req, res) &&
       !plainRoute(req, res)
     ) {
       lanes.rpcHandler(req, res);
