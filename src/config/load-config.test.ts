@@ -103,14 +103,19 @@ models:
       writeStallTimeoutMs: 30_000,
       maxConcurrentCalls: 10_000,
       maxHeaderBytes: 16 * 1024,
-      http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10 },
+      http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10, keepAlivePingMs: 30_000, keepAlivePingTimeoutMs: 20_000 },
       healthzDetails: false,
     };
     const providers = "providers: { demo: { type: demo } }\nmodels: {}\n";
     expect(parseConfigText(providers, {}).server).toMatchObject(defaults);
     expect(parseConfigText(`${providers}server: { drainTimeoutMs: 5 }`, {}).server).toMatchObject(defaults);
     const tuned = parseConfigText(`${providers}server: { http2: { maxConcurrentStreams: 250 }, healthzDetails: true }`, {});
-    expect(tuned.server.http2).toEqual({ maxConcurrentStreams: 250, maxSessionMemoryMb: 10 });
+    expect(tuned.server.http2).toEqual({
+      maxConcurrentStreams: 250,
+      maxSessionMemoryMb: 10,
+      keepAlivePingMs: 30_000,
+      keepAlivePingTimeoutMs: 20_000,
+    });
     expect(tuned.server.healthzDetails).toBe(true);
   });
 

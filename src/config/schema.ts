@@ -172,6 +172,14 @@ const http2Schema = z
       .default(100),
     /** Memory one HTTP/2 session may hold in node's HTTP/2 layer (node's maxSessionMemory); beyond it new streams are refused. */
     maxSessionMemoryMb: z.number().int().min(1).max(1024).default(10),
+    /**
+     * An HTTP/2 PING is sent on a connection with open streams after this long without one,
+     * so a long wait (a model thinking, a quiet stream) keeps the connection alive through
+     * proxies and load balancers that drop idle ones; 0: no pings.
+     */
+    keepAlivePingMs: z.number().int().min(0).max(2_147_483_647).default(30_000),
+    /** A connection whose peer does not answer a keep-alive PING within this is closed. */
+    keepAlivePingTimeoutMs: z.number().int().min(1).max(2_147_483_647).default(20_000),
   })
   .strict();
 
@@ -238,7 +246,12 @@ const serverSchema = z
       .min(1024)
       .max(1024 * 1024)
       .default(16 * 1024),
-    http2: http2Schema.default({ maxConcurrentStreams: 100, maxSessionMemoryMb: 10 }),
+    http2: http2Schema.default({
+      maxConcurrentStreams: 100,
+      maxSessionMemoryMb: 10,
+      keepAlivePingMs: 30_000,
+      keepAlivePingTimeoutMs: 20_000,
+    }),
     /** GET /healthz lists deployment breaker states and in-flight counts; off: only `status`. */
     healthzDetails: z.boolean().default(false),
     /** TLS with ALPN h2 + http/1.1. Unset: cleartext HTTP/1.1 and h2c on the same port. */
@@ -478,7 +491,7 @@ export const configSchema = z
       queue: { size: 128, maxWaitMs: 250 },
       maxBufferedRequestBytes: 256 * 1024 * 1024,
       maxHeaderBytes: 16 * 1024,
-      http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10 },
+      http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10, keepAlivePingMs: 30_000, keepAlivePingTimeoutMs: 20_000 },
       healthzDetails: false,
       maxDeadlineMs: 2_147_483_647,
     }),

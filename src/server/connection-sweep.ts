@@ -7,6 +7,10 @@ export interface ConnectionSweepOptions {
   readonly requestBodyTimeoutMs: number;
   /** Longest time bytes may stay queued for a caller that does not read them. */
   readonly writeStallTimeoutMs: number;
+  /** HTTP/2 PING on a session with open streams after this long without one; 0 (the default): none. */
+  readonly keepAlivePingMs?: number | undefined;
+  /** A session whose peer does not answer a keep-alive PING within this is destroyed. Default 20 s. */
+  readonly keepAlivePingTimeoutMs?: number | undefined;
   readonly logger?: Logger | undefined;
 }
 
@@ -31,6 +35,13 @@ export interface ConnectionSweepOptions {
  *   until the keep-alive timeout. Each session counts its reset streams in a token bucket
  *   as nghttp2 does (`resetBurst`, refilled at `resetsPerSecond`); an empty bucket closes
  *   the session (GOAWAY; open streams finish), then the linger rule above applies.
+ * - **Keep-alive pings** (`keepAlivePingMs`): a session with open streams is sent an HTTP/2
+ *   PING `keepAlivePingMs` after its last one (or after its streams opened), so a call that
+ *   moves no byte for minutes (a model thinking, a quiet stream) keeps its connection
+ *   through proxies and load balancers that drop idle ones; a peer that does not answer
+ *   within `keepAlivePingTimeoutMs` is gone (a dead network path): its connection is
+ *   destroyed, which cancels its calls. An idle session (no stream) is not pinged: the
+ *   keep-alive timeout closes it.
  *
  * A reset is RST_STREAM ENHANCE_YOUR_CALM ("the peer is generating excessive load"): gRPC
  * and Connect clients report RESOURCE_EXHAUSTED, as for the other server limits, where
@@ -98,10 +109,16 @@ class SessionWatch {
   idleClosingSince = -1;
   /** Resets this session may still have before it is closed (refilled by the sweep). */
   resetTokens = resetBurst;
+  /** When the last keep-alive PING was answered, or the session was last seen without streams. */
+  pingedAt: number;
+  /** When the unanswered keep-alive PING was sent; -1: none outstanding. */
+  pingSentAt = -1;
   constructor(
     readonly session: ServerHttp2Session,
     readonly socket: net.Socket,
-  ) {}
+  ) {
+    this.pingedAt = performance.now();
+  }
 }
 
 /** Where a watched stream or session keeps its watch: read back without a hash lookup. */
@@ -127,6 +144,8 @@ class StreamWatch extends WriteProgress {
 
 export function createConnectionSweep(options: ConnectionSweepOptions): ConnectionSweep {
   const { requestBodyTimeoutMs, writeStallTimeoutMs, logger } = options;
+  const keepAlivePingMs = options.keepAlivePingMs ?? 0;
+  const keepAlivePingTimeoutMs = options.keepAlivePingTimeoutMs ?? 20_000;
   const sessions = new Map<ServerHttp2Session, SessionWatch>();
   /** Open streams, newest first: a list rather than a Map, so a stream costs no hashing. */
   let streams: StreamWatch | undefined;
@@ -216,8 +235,13 @@ export function createConnectionSweep(options: ConnectionSweepOptions): Connecti
         stalls++;
       }
     }
+    let pingTimeouts = 0;
     for (const [session, watch] of sessions) {
       if (watch.resetTokens > 0) watch.resetTokens = Math.min(resetBurst, watch.resetTokens + refill);
+      if (keepAlivePingMs > 0 && keepAlive(session, watch, now)) {
+        pingTimeouts++;
+        continue;
+      }
       if (watch.open > 0 || !(session.closed || session.destroyed)) {
         watch.idleClosingSince = -1;
       } else if (watch.idleClosingSince < 0) {
@@ -227,13 +251,48 @@ export function createConnectionSweep(options: ConnectionSweepOptions): Connecti
         sessions.delete(session);
       }
     }
+    if (pingTimeouts > 0)
+      logger?.info({ pingTimeouts, keepAlivePingTimeoutMs }, "closed http2 connections: keep-alive ping unanswered");
     if (bodyTimeouts > 0 || stalls > 0) {
       // One line per sweep, not one per stream: a flood of slow streams is not a flood of lines.
       logger?.info({ bodyTimeouts, writeStalls: stalls, requestBodyTimeoutMs, writeStallTimeoutMs }, "reset stalled streams");
     }
   }
 
-  const intervalMs = Math.min(1_000, Math.max(10, Math.floor(Math.min(requestBodyTimeoutMs, writeStallTimeoutMs) / 8)));
+  /** Pings `session` when it is due; true when its unanswered ping timed out and the session was destroyed. */
+  function keepAlive(session: ServerHttp2Session, watch: SessionWatch, now: number): boolean {
+    if (session.closed || session.destroyed) return false;
+    if (watch.pingSentAt >= 0) {
+      if (now - watch.pingSentAt < keepAlivePingTimeoutMs) return false;
+      watch.socket.destroy();
+      session.destroy();
+      sessions.delete(session);
+      return true;
+    }
+    if (watch.open === 0) {
+      // Counted from when streams are open: an idle session is the keep-alive timeout's.
+      watch.pingedAt = now;
+      return false;
+    }
+    if (now - watch.pingedAt < keepAlivePingMs) return false;
+    watch.pingSentAt = now;
+    try {
+      const sent = session.ping((err) => {
+        if (err !== null) return;
+        watch.pingSentAt = -1;
+        watch.pingedAt = performance.now();
+      });
+      // node refuses a ping while too many are outstanding: count from now, try again later.
+      if (!sent) watch.pingSentAt = -1;
+    } catch {
+      watch.pingSentAt = -1;
+    }
+    return false;
+  }
+
+  const limits = [requestBodyTimeoutMs, writeStallTimeoutMs];
+  if (keepAlivePingMs > 0) limits.push(keepAlivePingMs, keepAlivePingTimeoutMs);
+  const intervalMs = Math.min(1_000, Math.max(10, Math.floor(Math.min(...limits) / 8)));
   const timer = setInterval(sweep, intervalMs);
   timer.unref();
 

@@ -50,8 +50,15 @@ export interface OnePortListenerOptions {
   readonly writeStallTimeoutMs?: number | undefined;
   /** Largest request header block: HTTP/1.1 header bytes, HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE. Default 16 KiB. */
   readonly maxHeaderBytes?: number | undefined;
-  /** HTTP/2 session limits. Defaults: 100 streams, 10 MB. */
-  readonly http2?: { readonly maxConcurrentStreams: number; readonly maxSessionMemoryMb: number } | undefined;
+  /** HTTP/2 session limits. Defaults: 100 streams, 10 MB; keep-alive pings (connection-sweep.ts) off unless set. */
+  readonly http2?:
+    | {
+        readonly maxConcurrentStreams: number;
+        readonly maxSessionMemoryMb: number;
+        readonly keepAlivePingMs?: number | undefined;
+        readonly keepAlivePingTimeoutMs?: number | undefined;
+      }
+    | undefined;
   /** How often HTTP/1.1 header/request timeouts are checked. Default headersTimeoutMs / 4, within 50 ms – 30 s. */
   readonly connectionsCheckingIntervalMs?: number | undefined;
   readonly logger?: Logger | undefined;
@@ -131,6 +138,7 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
   const writeStallTimeoutMs = options.writeStallTimeoutMs ?? listenerDefaults.writeStallTimeoutMs;
   const maxHeaderBytes = options.maxHeaderBytes ?? listenerDefaults.maxHeaderBytes;
   const { maxConcurrentStreams, maxSessionMemoryMb } = options.http2 ?? listenerDefaults.http2;
+  const { keepAlivePingMs, keepAlivePingTimeoutMs } = options.http2 ?? {};
   const checkingIntervalMs =
     options.connectionsCheckingIntervalMs ?? Math.min(30_000, Math.max(50, Math.floor(headersTimeoutMs / 4)));
 
@@ -138,7 +146,13 @@ export function createOnePortListener(options: OnePortListenerOptions): OnePortL
   /** Cleartext sockets whose first bytes are still being read. */
   const sniffing = new Map<net.Socket, () => void>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  const sweep = createConnectionSweep({ requestBodyTimeoutMs, writeStallTimeoutMs, logger });
+  const sweep = createConnectionSweep({
+    requestBodyTimeoutMs,
+    writeStallTimeoutMs,
+    keepAlivePingMs,
+    keepAlivePingTimeoutMs,
+    logger,
+  });
   /** The socket being handed to `h2`: its "session" event fires synchronously, with only a proxy of it. */
   let handingOff: net.Socket | undefined;
   let draining = false;
