@@ -15,6 +15,7 @@ const LAYERS = [
   "providers",
   "routing",
   "limits",
+  "cache",
   "resilience",
   "api",
   "interceptors",

@@ -5,6 +5,7 @@ import {
   type GetUsageRequest,
   type GetUsageResponse,
   GetUsageResponseSchema,
+  PurgeCacheResponseSchema,
   UsagePeriod,
 } from "../../gen/sluice/v1/admin_service_pb.js";
 import type { SluiceConfig } from "../config/schema.js";
@@ -14,12 +15,16 @@ import { identityKey } from "../identity/identity.js";
 import { StateUnavailableError, type StateStore, type UsagePeriod as LedgerPeriod } from "../state/state-store.js";
 import { usageBuckets } from "../state/usage-buckets.js";
 import { ViolationList } from "./violation-list.js";
+import type { AnswerCache } from "../state/answer-cache.js";
+import { userTag } from "../cache/request-key.js";
 
 export interface AdminServiceDeps {
   /** Where the usage ledger is read. */
   readonly state: StateStore;
   /** The configured tenants: a caller's tenant must set `admin: true`. */
   readonly tenants: SluiceConfig["tenants"];
+  /** The response cache and idempotency records (PurgeCache); absent: nothing to purge. */
+  readonly cache?: AnswerCache;
   /** Epoch ms; the day or month read when a request names none. Default: Date.now. */
   readonly now?: () => number;
 }
@@ -56,6 +61,24 @@ export function createAdminService(deps: AdminServiceDeps): ServiceImpl<typeof A
         throw err;
       }
       return usageResponse(period, bucket, ledgerRows);
+    },
+    async purgeCache(request, context) {
+      const identity = context.values.get(identityKey);
+      if (identity.tenant === "" || !admins.has(identity.tenant)) throw adminOnly();
+      const v = new ViolationList();
+      if (request.tenant === "") v.add("tenant", "required: the tenant whose entries to delete");
+      else if (!(request.tenant in tenants)) v.add("tenant", "not a configured tenant");
+      const error = v.toError();
+      if (error !== undefined) throw error;
+      if (deps.cache === undefined) return create(PurgeCacheResponseSchema, {});
+      let count;
+      try {
+        count = await deps.cache.purge(request.tenant, request.endUser === "" ? undefined : userTag(request.endUser));
+      } catch (err) {
+        if (err instanceof StateUnavailableError) throw stateUnavailable(err, "response cache");
+        throw err;
+      }
+      return create(PurgeCacheResponseSchema, { cacheEntries: BigInt(count.entries), idempotencyRecords: BigInt(count.records) });
     },
   };
 }
@@ -162,9 +185,9 @@ function adminOnly(): ConnectError {
 }
 
 /** UNAVAILABLE with a RetryInfo of one second: the state store (Redis) did not answer. */
-function stateUnavailable(err: StateUnavailableError): ConnectError {
+function stateUnavailable(err: StateUnavailableError, what = "usage ledger"): ConnectError {
   return new ConnectError(
-    "usage ledger unavailable: the state store did not answer; retry shortly",
+    `${what} unavailable: the state store did not answer; retry shortly`,
     Code.Unavailable,
     undefined,
     [errorInfo(reasons.stateUnavailable), retryInfo(stateRetryMs)],

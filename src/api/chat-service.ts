@@ -15,6 +15,7 @@ import { identityKey } from "../identity/identity.js";
 import { modelNotAllowed } from "./access-errors.js";
 import type { Admission } from "../limits/admission.js";
 import type { Candidate } from "../routing/candidate.js";
+import type { CallCache } from "../cache/call-cache.js";
 
 export interface ChatServiceDeps {
   readonly catalog: ModelCatalog;
@@ -22,6 +23,8 @@ export interface ChatServiceDeps {
   readonly runner: CallRunner;
   /** Context-window check, limits and budgets; absent: none (tests of the services alone). */
   readonly admission?: Admission;
+  /** The response cache, coalescing and idempotency keys; absent: none (tests of the services alone). */
+  readonly cache?: CallCache;
 }
 
 /**
@@ -30,7 +33,7 @@ export interface ChatServiceDeps {
  * deadline ∧ shutdown), so an abort reaches the upstream socket at once.
  */
 export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof ChatService> {
-  const { catalog, planner, runner, admission } = deps;
+  const { catalog, planner, runner, admission, cache } = deps;
 
   function prepare(request: CompleteRequest, context: HandlerContext) {
     const record = context.values.get(callRecordKey);
@@ -49,23 +52,40 @@ export function createChatService(deps: ChatServiceDeps): ServiceImpl<typeof Cha
       (name) => context.requestHeader.get(name) ?? undefined,
       identity.tenant === "" ? undefined : identity.tenant,
     );
-    if (admission === undefined) return { route, candidates };
-    // Admission last: only a valid call for an allowed, resolved alias counts against limits.
-    const admitted = admission.admit({ request, route, candidates, identity, record, responseHeader: context.responseHeader });
-    return { route, candidates: admitted };
+    // Admission: only a valid call for an allowed, resolved alias counts against limits (a cache hit too).
+    const admitted =
+      admission === undefined
+        ? candidates
+        : admission.admit({ request, route, candidates, identity, record, responseHeader: context.responseHeader });
+    // Last: the cache key is hashed only for a call admitted.
+    const cachePlan = cache?.plan(request, route.alias, identity.tenant, context);
+    return { route, candidates: admitted, cachePlan };
   }
 
   return {
     async complete(request, context): Promise<CompleteResponse> {
-      const { route, candidates } = prepare(request, context);
-      return runner.complete(request, route, candidates instanceof Promise ? await candidates : candidates, context);
+      const { route, candidates, cachePlan } = prepare(request, context);
+      if (cachePlan === undefined) {
+        return runner.complete(request, route, candidates instanceof Promise ? await candidates : candidates, context);
+      }
+      const admitted = candidates instanceof Promise ? await candidates : candidates;
+      return cache!.complete(cachePlan, context, (flight) => runner.complete(request, route, admitted, flight));
     },
 
     // One generator per stream, not a wrapper around another: each layer is held for the
     // stream's life and costs a promise hop per event.
     streamComplete(request, context): AsyncIterable<StreamCompleteResponse> {
       return enforceStreamShape(() => {
-        const { route, candidates } = prepare(request, context);
+        const { route, candidates, cachePlan } = prepare(request, context);
+        if (cachePlan !== undefined) {
+          const plan = cachePlan;
+          const run = (admitted: readonly Candidate[]) =>
+            cache!.stream(plan, context, (flight) => runner.stream(request, route, admitted, flight));
+          return {
+            events: candidates instanceof Promise ? admittedStream(candidates, run) : run(candidates),
+            provider: route.alias,
+          };
+        }
         const events =
           candidates instanceof Promise
             ? admittedStream(candidates, (admitted) => runner.stream(request, route, admitted, context))

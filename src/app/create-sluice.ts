@@ -26,6 +26,8 @@ import { createAdmission, type Admission } from "../limits/admission.js";
 import type { Authenticator } from "../identity/authenticator.js";
 import { planReload } from "./reload-plan.js";
 import { createTokenEstimator } from "../limits/token-estimator.js";
+import { createCallCache } from "../cache/call-cache.js";
+import { answerStoreFor, closeAnswerStore } from "../cache/answer-store.js";
 
 export interface SluiceDeps {
   readonly logger: Logger;
@@ -195,9 +197,17 @@ function assemble(
     logger: deps.logger,
     observer: metrics.limits,
   });
-  const chat = createChatService({ catalog, planner, runner, admission });
+  const answers = answerStoreFor(state, config, deps.logger);
+  const cache = createCallCache({
+    config: config.cache,
+    idempotency: config.idempotency,
+    store: answers,
+    failOpen: config.state.redis?.failMode !== "closed",
+    observer: metrics.cache,
+  });
+  const chat = createChatService({ catalog, planner, runner, admission, cache });
   const models = createModelService(catalog);
-  const admin = createAdminService({ state, tenants: config.tenants });
+  const admin = createAdminService({ state, tenants: config.tenants, cache: answers });
 
   // Nothing below throws: the new generation becomes the shared one's newest.
   if (before !== undefined) {
@@ -236,7 +246,7 @@ function assemble(
       latencies.retain(shared.deploymentKeys);
       limiter.retain(shared.deploymentKeys);
       if (next !== undefined && tracing !== next.tracing) await tracing.shutdown();
-      if (state !== successor.state) await state.close();
+      if (state !== successor.state) await Promise.all([state.close(), closeAnswerStore(state)]);
     },
     async close() {
       breakers.shutdown();
@@ -244,7 +254,7 @@ function assemble(
       authenticator.close();
       await Promise.all([...providers.values()].map((provider) => provider.close()));
       await tracing.shutdown();
-      await state.close();
+      await Promise.all([state.close(), closeAnswerStore(state)]);
     },
   };
   partsOf.set(sluice, { tracing, retryBudget, latencies, admission, authenticator, shared });

@@ -26,6 +26,7 @@ export function createRouteTable(deps: RouteTableDeps): RouteTable {
       createMethodImplSpec(ChatService.method.streamComplete, chat.streamComplete),
       createMethodImplSpec(ModelService.method.listModels, models.listModels),
       createMethodImplSpec(AdminService.method.getUsage, admin.getUsage),
+      createMethodImplSpec(AdminService.method.purgeCache, admin.purgeCache),
     ],
     interceptors: deps.interceptors,
   };

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { positiveMs, providerSchema } from "./provider-schema.js";
 import { parseCidr } from "./cidr.js";
 import { admissionSchema, budgetSchema, rateLimitsSchema, stateSchema } from "./limits-schema.js";
+import { cacheSchema, idempotencySchema } from "./cache-schema.js";
 
 /**
  * The configuration file's schema. Validated once at load: a bad file fails
@@ -508,6 +509,10 @@ export const configSchema = z
     state: stateSchema.default({ leaseMs: 30_000 }),
     /** How admission estimates calls (context-window check, reservations). */
     limits: admissionSchema.default({ contextMargin: 0.1, defaultMaxOutputTokens: 4_096 }),
+    /** The response cache and coalescing of identical calls; absent: off. */
+    cache: cacheSchema.optional(),
+    /** Idempotency keys (always on): how long their records live. */
+    idempotency: idempotencySchema.default({ ttlSeconds: 86_400, pendingSeconds: 600, maxEntries: 100_000 }),
     resilience: resilienceSchema.default({
       retryBudget: { ratio: 0.2, minRetriesPerSecond: 5, windowMs: 10_000 },
       breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, rollingWindowMs: 10_000, resetTimeoutMs: 30_000 },

@@ -49,6 +49,12 @@ export const reasons = {
   /** The shared state (Redis) could not answer and `state.redis.failMode` is `closed` (UNAVAILABLE). */
   stateUnavailable: "STATE_UNAVAILABLE",
 
+  // The response cache and idempotency keys (issue 16).
+  /** The same idempotency key with a different request (INVALID_ARGUMENT; HTTP 422 on the compatible routes). */
+  idempotencyKeyReused: "IDEMPOTENCY_KEY_REUSED",
+  /** A coalesced stream's caller fell too far behind the shared upstream stream (RESOURCE_EXHAUSTED). */
+  coalescedStreamLagging: "COALESCED_STREAM_LAGGING",
+
   // Callers: no valid credentials (UNAUTHENTICATED); a model outside the tenant's list (PERMISSION_DENIED).
   unauthenticated: "UNAUTHENTICATED",
   modelNotAllowed: "MODEL_NOT_ALLOWED",

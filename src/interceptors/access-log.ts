@@ -143,6 +143,7 @@ function accessFields(
   if (record.fallback !== "") fields["fallback"] = record.fallback;
   if (record.hedged) fields["hedged"] = true;
   if (record.degraded) fields["degraded"] = true;
+  if (record.cacheStatus !== "") fields["cache"] = record.cacheStatus;
   if (record.inputTokens !== 0 || record.outputTokens !== 0) {
     fields["inputTokens"] = record.inputTokens;
     fields["outputTokens"] = record.outputTokens;

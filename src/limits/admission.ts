@@ -307,7 +307,11 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         tenant: identity.tenant,
         keyId: identity.keyId,
         alias: record.alias,
-        deployment: record.deployment,
+        // A cache hit or a coalesced call made no upstream call: its ledger row is "cache", at no cost.
+        deployment:
+          record.deployment === "" && (record.cacheStatus === "hit" || record.cacheStatus === "coalesced")
+            ? "cache"
+            : record.deployment,
         inputTokens: input,
         outputTokens: output,
         costMicroUsd: cost,

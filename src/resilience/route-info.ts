@@ -1,4 +1,4 @@
-import type { RouteInfo } from "../../gen/sluice/v1/chat_service_pb.js";
+import { CacheStatus, type RouteInfo } from "../../gen/sluice/v1/chat_service_pb.js";
 import type { Candidate } from "../routing/candidate.js";
 import type { ModelRoute } from "../routing/model-catalog.js";
 
@@ -12,6 +12,7 @@ export function routeInfo(candidate: Candidate, requested: ModelRoute, attempts:
     fallbackModel: candidate.route === requested ? "" : candidate.route.alias,
     degraded: false,
     hedged,
+    cacheStatus: CacheStatus.UNSPECIFIED,
   };
 }
 
@@ -26,6 +27,7 @@ export function degradedRoute(requested: ModelRoute, attempts: number): RouteInf
     fallbackModel: "",
     degraded: true,
     hedged: false,
+    cacheStatus: CacheStatus.UNSPECIFIED,
   };
 }
 

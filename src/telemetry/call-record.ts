@@ -54,6 +54,8 @@ export class CallRecord {
   fallback = "";
   hedged = false;
   degraded = false;
+  /** How the response cache served the call: "hit", "miss", "coalesced", "bypass"; "" when not involved. */
+  cacheStatus = "";
 
   finishReason = "";
   inputTokens = 0;

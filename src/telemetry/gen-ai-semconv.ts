@@ -96,6 +96,8 @@ export const sluice = {
   fallbackModel: "sluice.fallback_model",
   hedged: "sluice.hedged",
   degraded: "sluice.degraded",
+  /** How the response cache served the call: hit, miss, coalesced, bypass. */
+  cache: "sluice.cache",
   /** The deployment key ("provider/model": the configured provider name and the upstream model) of an attempt or the answer. */
   deployment: "sluice.deployment",
   /** How an attempt ended, when not ok: error, cancelled (the caller left), superseded (lost a hedge race). */

@@ -8,6 +8,25 @@ export interface LimitsMetricsDeps {
   readonly stateHealth?: (() => { readonly backend: string; readonly status: string }) | undefined;
 }
 
+/** `sluice_cache_requests_total{alias,result}`: how the response cache served calls. */
+export interface CacheMetrics {
+  result(alias: string, result: string): void;
+}
+
+export function registerCacheMetrics(registry: Registry): CacheMetrics {
+  const requests = new Counter({
+    name: "sluice_cache_requests_total",
+    help: "Calls that went through the response cache or carried an idempotency key, by alias and result (hit, miss, coalesced, bypass).",
+    labelNames: ["alias", "result"],
+    registers: [registry],
+  });
+  return {
+    result(alias, result) {
+      requests.inc({ alias, result });
+    },
+  };
+}
+
 export interface LimitsMetrics {
   /** A call refused by a limit (`requests_per_minute`, `usd_per_day`, `context_window`…). */
   refused(tenant: string, limit: string): void;

@@ -7,7 +7,13 @@ import { codeNames, errorType } from "./error-type.js";
 import { CappedSeries } from "./metrics-capped.js";
 import { type CallFamilies, createCallFamilies } from "./metrics-families.js";
 import type { HistogramSeries, LabelSet, ValueSeries } from "./metrics-series.js";
-import { type LimitsMetrics, type LimitsMetricsDeps, registerLimitsMetrics } from "./metrics-limits.js";
+import {
+  type CacheMetrics,
+  type LimitsMetrics,
+  type LimitsMetricsDeps,
+  registerCacheMetrics,
+  registerLimitsMetrics,
+} from "./metrics-limits.js";
 import { type GatewayState, registerStateGauges } from "./metrics-state.js";
 import { registerServerLoadMetrics, type ServerLoadMetrics } from "./metrics-server.js";
 
@@ -15,6 +21,8 @@ import { registerServerLoadMetrics, type ServerLoadMetrics } from "./metrics-ser
 export interface Metrics extends MetricsBackend {
   /** Limit refusals and state failures (admission reports them here). */
   readonly limits: LimitsMetrics;
+  /** Response cache results (the cache layer reports them here). */
+  readonly cache: CacheMetrics;
   /** Calls in progress, the call queue and load-shedding refusals (the server reports them here). */
   readonly serverLoad: ServerLoadMetrics;
   /**
@@ -77,6 +85,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
   });
   const limits = registerLimitsMetrics(registry, { tenants: deps.tenants ?? [], stateHealth: deps.stateHealth });
+  const cache = registerCacheMetrics(registry);
   const reloads = new Counter({
     name: "sluice_config_reloads_total",
     help: 'Configuration reloads (file change or SIGHUP): "applied", or "rejected" (invalid; the running configuration kept serving).',
@@ -125,6 +134,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   return {
     contentType: registry.contentType,
     limits,
+    cache,
     serverLoad,
     exposition: () => registry.metrics(),
 

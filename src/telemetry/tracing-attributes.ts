@@ -108,6 +108,7 @@ export function setRecordAttributes(span: Span, record: CallRecord): void {
   if (record.fallback !== "") span.setAttribute(sluice.fallbackModel, record.fallback);
   if (record.hedged) span.setAttribute(sluice.hedged, true);
   if (record.degraded) span.setAttribute(sluice.degraded, true);
+  if (record.cacheStatus !== "") span.setAttribute(sluice.cache, record.cacheStatus);
   if (record.ttftMs !== undefined) span.setAttribute(genAi.responseTimeToFirstChunk, record.ttftMs / 1000);
   if (record.provider === "") return;
   span.setAttribute(sluice.deployment, record.deployment);

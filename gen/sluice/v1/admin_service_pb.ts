@@ -10,7 +10,63 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/admin_service.proto.
  */
 export const file_sluice_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zbHVpY2UvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJc2x1aWNlLnYxIlcKD0dldFVzYWdlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSJgoGcGVyaW9kGAIgASgOMhYuc2x1aWNlLnYxLlVzYWdlUGVyaW9kEgwKBGRhdGUYAyABKAkikwEKEEdldFVzYWdlUmVzcG9uc2USJgoGcGVyaW9kGAEgASgOMhYuc2x1aWNlLnYxLlVzYWdlUGVyaW9kEgwKBGRhdGUYAiABKAkSIQoEcm93cxgDIAMoCzITLnNsdWljZS52MS5Vc2FnZVJvdxImCgZ0b3RhbHMYBCABKAsyFi5zbHVpY2UudjEuVXNhZ2VUb3RhbHMingEKCFVzYWdlUm93Eg4KBnRlbmFudBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSDQoFbW9kZWwYAyABKAkSEgoKZGVwbG95bWVudBgEIAEoCRIQCghyZXF1ZXN0cxgFIAEoAxIUCgxpbnB1dF90b2tlbnMYBiABKAMSFQoNb3V0cHV0X3Rva2VucxgHIAEoAxIQCghjb3N0X3VzZBgIIAEoASJeCgtVc2FnZVRvdGFscxIQCghyZXF1ZXN0cxgBIAEoAxIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAxIQCghjb3N0X3VzZBgEIAEoASpZCgtVc2FnZVBlcmlvZBIcChhVU0FHRV9QRVJJT0RfVU5TUEVDSUZJRUQQABIUChBVU0FHRV9QRVJJT0RfREFZEAESFgoSVVNBR0VfUEVSSU9EX01PTlRIEAIyUwoMQWRtaW5TZXJ2aWNlEkMKCEdldFVzYWdlEhouc2x1aWNlLnYxLkdldFVzYWdlUmVxdWVzdBobLnNsdWljZS52MS5HZXRVc2FnZVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch1zbHVpY2UvdjEvYWRtaW5fc2VydmljZS5wcm90bxIJc2x1aWNlLnYxIjUKEVB1cmdlQ2FjaGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIQCghlbmRfdXNlchgCIAEoCSJIChJQdXJnZUNhY2hlUmVzcG9uc2USFQoNY2FjaGVfZW50cmllcxgBIAEoAxIbChNpZGVtcG90ZW5jeV9yZWNvcmRzGAIgASgDIlcKD0dldFVzYWdlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSJgoGcGVyaW9kGAIgASgOMhYuc2x1aWNlLnYxLlVzYWdlUGVyaW9kEgwKBGRhdGUYAyABKAkikwEKEEdldFVzYWdlUmVzcG9uc2USJgoGcGVyaW9kGAEgASgOMhYuc2x1aWNlLnYxLlVzYWdlUGVyaW9kEgwKBGRhdGUYAiABKAkSIQoEcm93cxgDIAMoCzITLnNsdWljZS52MS5Vc2FnZVJvdxImCgZ0b3RhbHMYBCABKAsyFi5zbHVpY2UudjEuVXNhZ2VUb3RhbHMingEKCFVzYWdlUm93Eg4KBnRlbmFudBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSDQoFbW9kZWwYAyABKAkSEgoKZGVwbG95bWVudBgEIAEoCRIQCghyZXF1ZXN0cxgFIAEoAxIUCgxpbnB1dF90b2tlbnMYBiABKAMSFQoNb3V0cHV0X3Rva2VucxgHIAEoAxIQCghjb3N0X3VzZBgIIAEoASJeCgtVc2FnZVRvdGFscxIQCghyZXF1ZXN0cxgBIAEoAxIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAxIQCghjb3N0X3VzZBgEIAEoASpZCgtVc2FnZVBlcmlvZBIcChhVU0FHRV9QRVJJT0RfVU5TUEVDSUZJRUQQABIUChBVU0FHRV9QRVJJT0RfREFZEAESFgoSVVNBR0VfUEVSSU9EX01PTlRIEAIyngEKDEFkbWluU2VydmljZRJDCghHZXRVc2FnZRIaLnNsdWljZS52MS5HZXRVc2FnZVJlcXVlc3QaGy5zbHVpY2UudjEuR2V0VXNhZ2VSZXNwb25zZRJJCgpQdXJnZUNhY2hlEhwuc2x1aWNlLnYxLlB1cmdlQ2FjaGVSZXF1ZXN0Gh0uc2x1aWNlLnYxLlB1cmdlQ2FjaGVSZXNwb25zZWIGcHJvdG8z");
+
+/**
+ * What to purge.
+ *
+ * @generated from message sluice.v1.PurgeCacheRequest
+ */
+export type PurgeCacheRequest = Message<"sluice.v1.PurgeCacheRequest"> & {
+  /**
+   * Required. A configured tenant name.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Only this end user's entries; empty: the whole tenant's.
+   *
+   * @generated from field: string end_user = 2;
+   */
+  endUser: string;
+};
+
+/**
+ * Describes the message sluice.v1.PurgeCacheRequest.
+ * Use `create(PurgeCacheRequestSchema)` to create a new message.
+ */
+export const PurgeCacheRequestSchema: GenMessage<PurgeCacheRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_admin_service, 0);
+
+/**
+ * What a purge deleted.
+ *
+ * @generated from message sluice.v1.PurgeCacheResponse
+ */
+export type PurgeCacheResponse = Message<"sluice.v1.PurgeCacheResponse"> & {
+  /**
+   * Cached answers deleted.
+   *
+   * @generated from field: int64 cache_entries = 1;
+   */
+  cacheEntries: bigint;
+
+  /**
+   * Idempotency records deleted.
+   *
+   * @generated from field: int64 idempotency_records = 2;
+   */
+  idempotencyRecords: bigint;
+};
+
+/**
+ * Describes the message sluice.v1.PurgeCacheResponse.
+ * Use `create(PurgeCacheResponseSchema)` to create a new message.
+ */
+export const PurgeCacheResponseSchema: GenMessage<PurgeCacheResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_admin_service, 1);
 
 /**
  * Which usage to read.
@@ -46,7 +102,7 @@ export type GetUsageRequest = Message<"sluice.v1.GetUsageRequest"> & {
  * Use `create(GetUsageRequestSchema)` to create a new message.
  */
 export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin_service, 0);
+  messageDesc(file_sluice_v1_admin_service, 2);
 
 /**
  * Usage of one period.
@@ -90,7 +146,7 @@ export type GetUsageResponse = Message<"sluice.v1.GetUsageResponse"> & {
  * Use `create(GetUsageResponseSchema)` to create a new message.
  */
 export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin_service, 1);
+  messageDesc(file_sluice_v1_admin_service, 3);
 
 /**
  * Usage of one tenant's key on one model's deployment within the period.
@@ -160,7 +216,7 @@ export type UsageRow = Message<"sluice.v1.UsageRow"> & {
  * Use `create(UsageRowSchema)` to create a new message.
  */
 export const UsageRowSchema: GenMessage<UsageRow> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin_service, 2);
+  messageDesc(file_sluice_v1_admin_service, 4);
 
 /**
  * The sums of the rows of a readout.
@@ -202,7 +258,7 @@ export type UsageTotals = Message<"sluice.v1.UsageTotals"> & {
  * Use `create(UsageTotalsSchema)` to create a new message.
  */
 export const UsageTotalsSchema: GenMessage<UsageTotals> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin_service, 3);
+  messageDesc(file_sluice_v1_admin_service, 5);
 
 /**
  * The period of a usage readout.
@@ -263,6 +319,19 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageRequestSchema;
     output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * Deletes a tenant's cached answers and idempotency records (all of them, or those of
+   * one end user: `metadata["end_user"]`, or `metadata["user"]` as the OpenAI `user` field
+   * maps) in the response cache (memory or Redis, shared by replicas). A call still in
+   * flight when the purge runs may store its answer afterwards.
+   *
+   * @generated from rpc sluice.v1.AdminService.PurgeCache
+   */
+  purgeCache: {
+    methodKind: "unary";
+    input: typeof PurgeCacheRequestSchema;
+    output: typeof PurgeCacheResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sluice_v1_admin_service, 0);

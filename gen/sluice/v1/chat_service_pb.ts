@@ -2,8 +2,8 @@
 // @generated from file sluice/v1/chat_service.proto (package sluice.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FinishReason, Message as Message$1, ResponseFormat, Tool, ToolChoice, Usage } from "./chat_pb.js";
 import { file_sluice_v1_chat } from "./chat_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/chat_service.proto.
  */
 export const file_sluice_v1_chat_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxzbHVpY2UvdjEvY2hhdF9zZXJ2aWNlLnByb3RvEglzbHVpY2UudjEinQUKD0NvbXBsZXRlUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLnNsdWljZS52MS5NZXNzYWdlEhgKC3RlbXBlcmF0dXJlGAMgASgBSACIAQESEgoFdG9wX3AYBCABKAFIAYgBARIeChFtYXhfb3V0cHV0X3Rva2VucxgFIAEoDUgCiAEBEgwKBHN0b3AYBiADKAkSEQoEc2VlZBgHIAEoA0gDiAEBEh0KEHByZXNlbmNlX3BlbmFsdHkYCCABKAFIBIgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgJIAEoAUgFiAEBEhIKBXRvcF9rGAogASgNSAaIAQESHgoFdG9vbHMYCyADKAsyDy5zbHVpY2UudjEuVG9vbBIqCgt0b29sX2Nob2ljZRgMIAEoCzIVLnNsdWljZS52MS5Ub29sQ2hvaWNlEiAKE3BhcmFsbGVsX3Rvb2xfY2FsbHMYDSABKAhIB4gBARIyCg9yZXNwb25zZV9mb3JtYXQYDiABKAsyGS5zbHVpY2UudjEuUmVzcG9uc2VGb3JtYXQSOgoIbWV0YWRhdGEYDyADKAsyKC5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCFAoSX21heF9vdXRwdXRfdG9rZW5zQgcKBV9zZWVkQhMKEV9wcmVzZW5jZV9wZW5hbHR5QhQKEl9mcmVxdWVuY3lfcGVuYWx0eUIICgZfdG9wX2tCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMi2gEKEENvbXBsZXRlUmVzcG9uc2USCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSIwoHbWVzc2FnZRgEIAEoCzISLnNsdWljZS52MS5NZXNzYWdlEi4KDWZpbmlzaF9yZWFzb24YBSABKA4yFy5zbHVpY2UudjEuRmluaXNoUmVhc29uEh8KBXVzYWdlGAYgASgLMhAuc2x1aWNlLnYxLlVzYWdlEiMKBXJvdXRlGAcgASgLMhQuc2x1aWNlLnYxLlJvdXRlSW5mbyKBAQoJUm91dGVJbmZvEhAKCHByb3ZpZGVyGAEgASgJEhYKDnVwc3RyZWFtX21vZGVsGAIgASgJEhAKCGF0dGVtcHRzGAMgASgNEhYKDmZhbGxiYWNrX21vZGVsGAQgASgJEhAKCGRlZ3JhZGVkGAUgASgIEg4KBmhlZGdlZBgGIAEoCCKGAgoWU3RyZWFtQ29tcGxldGVSZXNwb25zZRInCgVzdGFydBgBIAEoCzIWLnNsdWljZS52MS5TdHJlYW1TdGFydEgAEigKBWRlbHRhGAIgASgLMhcuc2x1aWNlLnYxLkNvbnRlbnREZWx0YUgAEjMKD3Rvb2xfY2FsbF9kZWx0YRgDIAEoCzIYLnNsdWljZS52MS5Ub29sQ2FsbERlbHRhSAASNAoPcmVhc29uaW5nX2RlbHRhGAQgASgLMhkuc2x1aWNlLnYxLlJlYXNvbmluZ0RlbHRhSAASJQoEZG9uZRgFIAEoCzIVLnNsdWljZS52MS5TdHJlYW1Eb25lSABCBwoFZXZlbnQiOgoLU3RyZWFtU3RhcnQSCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkiHAoMQ29udGVudERlbHRhEgwKBHRleHQYASABKAkiSwoNVG9vbENhbGxEZWx0YRINCgVpbmRleBgBIAEoDRIKCgJpZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWFyZ3VtZW50cxgEIAEoCSIeCg5SZWFzb25pbmdEZWx0YRIMCgR0ZXh0GAEgASgJIoIBCgpTdHJlYW1Eb25lEi4KDWZpbmlzaF9yZWFzb24YASABKA4yFy5zbHVpY2UudjEuRmluaXNoUmVhc29uEh8KBXVzYWdlGAIgASgLMhAuc2x1aWNlLnYxLlVzYWdlEiMKBXJvdXRlGAMgASgLMhQuc2x1aWNlLnYxLlJvdXRlSW5mbzKlAQoLQ2hhdFNlcnZpY2USQwoIQ29tcGxldGUSGi5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0Ghsuc2x1aWNlLnYxLkNvbXBsZXRlUmVzcG9uc2USUQoOU3RyZWFtQ29tcGxldGUSGi5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0GiEuc2x1aWNlLnYxLlN0cmVhbUNvbXBsZXRlUmVzcG9uc2UwAWIGcHJvdG8z", [file_sluice_v1_chat]);
+  fileDesc("ChxzbHVpY2UvdjEvY2hhdF9zZXJ2aWNlLnByb3RvEglzbHVpY2UudjEi3gUKD0NvbXBsZXRlUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLnNsdWljZS52MS5NZXNzYWdlEhgKC3RlbXBlcmF0dXJlGAMgASgBSACIAQESEgoFdG9wX3AYBCABKAFIAYgBARIeChFtYXhfb3V0cHV0X3Rva2VucxgFIAEoDUgCiAEBEgwKBHN0b3AYBiADKAkSEQoEc2VlZBgHIAEoA0gDiAEBEh0KEHByZXNlbmNlX3BlbmFsdHkYCCABKAFIBIgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgJIAEoAUgFiAEBEhIKBXRvcF9rGAogASgNSAaIAQESHgoFdG9vbHMYCyADKAsyDy5zbHVpY2UudjEuVG9vbBIqCgt0b29sX2Nob2ljZRgMIAEoCzIVLnNsdWljZS52MS5Ub29sQ2hvaWNlEiAKE3BhcmFsbGVsX3Rvb2xfY2FsbHMYDSABKAhIB4gBARIyCg9yZXNwb25zZV9mb3JtYXQYDiABKAsyGS5zbHVpY2UudjEuUmVzcG9uc2VGb3JtYXQSOgoIbWV0YWRhdGEYDyADKAsyKC5zbHVpY2UudjEuQ29tcGxldGVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSJgoFY2FjaGUYECABKAsyFy5zbHVpY2UudjEuQ2FjaGVDb250cm9sEhcKD2lkZW1wb3RlbmN5X2tleRgRIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEIUChJfbWF4X291dHB1dF90b2tlbnNCBwoFX3NlZWRCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QggKBl90b3Bfa0IWChRfcGFyYWxsZWxfdG9vbF9jYWxscyJaCgxDYWNoZUNvbnRyb2wSDgoGYnlwYXNzGAEgASgIEhAKCG5vX3N0b3JlGAIgASgIEhcKD21heF9hZ2Vfc2Vjb25kcxgDIAEoDRIPCgdlbmFibGVkGAQgASgIItoBChBDb21wbGV0ZVJlc3BvbnNlEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEhAKCHByb3ZpZGVyGAMgASgJEiMKB21lc3NhZ2UYBCABKAsyEi5zbHVpY2UudjEuTWVzc2FnZRIuCg1maW5pc2hfcmVhc29uGAUgASgOMhcuc2x1aWNlLnYxLkZpbmlzaFJlYXNvbhIfCgV1c2FnZRgGIAEoCzIQLnNsdWljZS52MS5Vc2FnZRIjCgVyb3V0ZRgHIAEoCzIULnNsdWljZS52MS5Sb3V0ZUluZm8irwEKCVJvdXRlSW5mbxIQCghwcm92aWRlchgBIAEoCRIWCg51cHN0cmVhbV9tb2RlbBgCIAEoCRIQCghhdHRlbXB0cxgDIAEoDRIWCg5mYWxsYmFja19tb2RlbBgEIAEoCRIQCghkZWdyYWRlZBgFIAEoCBIOCgZoZWRnZWQYBiABKAgSLAoMY2FjaGVfc3RhdHVzGAcgASgOMhYuc2x1aWNlLnYxLkNhY2hlU3RhdHVzIoYCChZTdHJlYW1Db21wbGV0ZVJlc3BvbnNlEicKBXN0YXJ0GAEgASgLMhYuc2x1aWNlLnYxLlN0cmVhbVN0YXJ0SAASKAoFZGVsdGEYAiABKAsyFy5zbHVpY2UudjEuQ29udGVudERlbHRhSAASMwoPdG9vbF9jYWxsX2RlbHRhGAMgASgLMhguc2x1aWNlLnYxLlRvb2xDYWxsRGVsdGFIABI0Cg9yZWFzb25pbmdfZGVsdGEYBCABKAsyGS5zbHVpY2UudjEuUmVhc29uaW5nRGVsdGFIABIlCgRkb25lGAUgASgLMhUuc2x1aWNlLnYxLlN0cmVhbURvbmVIAEIHCgVldmVudCI6CgtTdHJlYW1TdGFydBIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIQCghwcm92aWRlchgDIAEoCSIcCgxDb250ZW50RGVsdGESDAoEdGV4dBgBIAEoCSJLCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgNEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJYXJndW1lbnRzGAQgASgJIh4KDlJlYXNvbmluZ0RlbHRhEgwKBHRleHQYASABKAkiggEKClN0cmVhbURvbmUSLgoNZmluaXNoX3JlYXNvbhgBIAEoDjIXLnNsdWljZS52MS5GaW5pc2hSZWFzb24SHwoFdXNhZ2UYAiABKAsyEC5zbHVpY2UudjEuVXNhZ2USIwoFcm91dGUYAyABKAsyFC5zbHVpY2UudjEuUm91dGVJbmZvKo0BCgtDYWNoZVN0YXR1cxIcChhDQUNIRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFDQUNIRV9TVEFUVVNfTUlTUxABEhQKEENBQ0hFX1NUQVRVU19ISVQQAhIaChZDQUNIRV9TVEFUVVNfQ09BTEVTQ0VEEAMSFwoTQ0FDSEVfU1RBVFVTX0JZUEFTUxAEMqUBCgtDaGF0U2VydmljZRJDCghDb21wbGV0ZRIaLnNsdWljZS52MS5Db21wbGV0ZVJlcXVlc3QaGy5zbHVpY2UudjEuQ29tcGxldGVSZXNwb25zZRJRCg5TdHJlYW1Db21wbGV0ZRIaLnNsdWljZS52MS5Db21wbGV0ZVJlcXVlc3QaIS5zbHVpY2UudjEuU3RyZWFtQ29tcGxldGVSZXNwb25zZTABYgZwcm90bzM", [file_sluice_v1_chat]);
 
 /**
  * A chat completion request.
@@ -145,6 +145,26 @@ export type CompleteRequest = Message<"sluice.v1.CompleteRequest"> & {
    * @generated from field: map<string, string> metadata = 15;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * Response cache control for this call (config `cache`). Unset: a deterministic request
+   * (temperature 0 or a seed) is served from the cache and coalesced with identical calls
+   * in flight when the gateway has a cache; others are not.
+   *
+   * @generated from field: sluice.v1.CacheControl cache = 16;
+   */
+  cache?: CacheControl | undefined;
+
+  /**
+   * Idempotency key, as the `idempotency-key` header (the header wins when both are set):
+   * a repeated call with the same key from the same tenant within the idempotency TTL gets
+   * the first call's answer (or joins it while it runs) and never makes a second upstream
+   * call; the same key with a different request is INVALID_ARGUMENT, reason
+   * IDEMPOTENCY_KEY_REUSED. At most 256 characters.
+   *
+   * @generated from field: string idempotency_key = 17;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -153,6 +173,49 @@ export type CompleteRequest = Message<"sluice.v1.CompleteRequest"> & {
  */
 export const CompleteRequestSchema: GenMessage<CompleteRequest> = /*@__PURE__*/
   messageDesc(file_sluice_v1_chat_service, 0);
+
+/**
+ * Per-call control of the response cache. Not part of the cache key.
+ *
+ * @generated from message sluice.v1.CacheControl
+ */
+export type CacheControl = Message<"sluice.v1.CacheControl"> & {
+  /**
+   * Do not answer from the cache nor join an identical call in flight: always call upstream
+   * (the answer is still stored unless `no_store`).
+   *
+   * @generated from field: bool bypass = 1;
+   */
+  bypass: boolean;
+
+  /**
+   * Do not store this call's answer.
+   *
+   * @generated from field: bool no_store = 2;
+   */
+  noStore: boolean;
+
+  /**
+   * Accept a cached answer at most this many seconds old (0: any age within the TTL).
+   *
+   * @generated from field: uint32 max_age_seconds = 3;
+   */
+  maxAgeSeconds: number;
+
+  /**
+   * Cache and coalesce this call even though it is not deterministic (temperature > 0, no seed).
+   *
+   * @generated from field: bool enabled = 4;
+   */
+  enabled: boolean;
+};
+
+/**
+ * Describes the message sluice.v1.CacheControl.
+ * Use `create(CacheControlSchema)` to create a new message.
+ */
+export const CacheControlSchema: GenMessage<CacheControl> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_chat_service, 1);
 
 /**
  * A whole completion.
@@ -215,7 +278,7 @@ export type CompleteResponse = Message<"sluice.v1.CompleteResponse"> & {
  * Use `create(CompleteResponseSchema)` to create a new message.
  */
 export const CompleteResponseSchema: GenMessage<CompleteResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 1);
+  messageDesc(file_sluice_v1_chat_service, 2);
 
 /**
  * How the gateway served a call. Also sent as response headers (unary) or trailers
@@ -269,6 +332,15 @@ export type RouteInfo = Message<"sluice.v1.RouteInfo"> & {
    * @generated from field: bool hedged = 6;
    */
   hedged: boolean;
+
+  /**
+   * Hit, miss or coalesced when the response cache or an idempotency key was involved
+   * (also the `sluice-cache` header or trailer: hit, miss, coalesced, bypass).
+   * On a hit or a coalesced call, the fields above describe the call that produced the answer.
+   *
+   * @generated from field: sluice.v1.CacheStatus cache_status = 7;
+   */
+  cacheStatus: CacheStatus;
 };
 
 /**
@@ -276,7 +348,7 @@ export type RouteInfo = Message<"sluice.v1.RouteInfo"> & {
  * Use `create(RouteInfoSchema)` to create a new message.
  */
 export const RouteInfoSchema: GenMessage<RouteInfo> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 2);
+  messageDesc(file_sluice_v1_chat_service, 3);
 
 /**
  * One event of a streamed completion.
@@ -335,7 +407,7 @@ export type StreamCompleteResponse = Message<"sluice.v1.StreamCompleteResponse">
  * Use `create(StreamCompleteResponseSchema)` to create a new message.
  */
 export const StreamCompleteResponseSchema: GenMessage<StreamCompleteResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 3);
+  messageDesc(file_sluice_v1_chat_service, 4);
 
 /**
  * The first event of a stream.
@@ -370,7 +442,7 @@ export type StreamStart = Message<"sluice.v1.StreamStart"> & {
  * Use `create(StreamStartSchema)` to create a new message.
  */
 export const StreamStartSchema: GenMessage<StreamStart> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 4);
+  messageDesc(file_sluice_v1_chat_service, 5);
 
 /**
  * A text fragment. Concatenate all fragments, in order, to get the answer.
@@ -389,7 +461,7 @@ export type ContentDelta = Message<"sluice.v1.ContentDelta"> & {
  * Use `create(ContentDeltaSchema)` to create a new message.
  */
 export const ContentDeltaSchema: GenMessage<ContentDelta> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 5);
+  messageDesc(file_sluice_v1_chat_service, 6);
 
 /**
  * A fragment of a tool call. The first fragment of each call carries `id` and `name`;
@@ -433,7 +505,7 @@ export type ToolCallDelta = Message<"sluice.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 6);
+  messageDesc(file_sluice_v1_chat_service, 7);
 
 /**
  * A fragment of the model's reasoning text.
@@ -452,7 +524,7 @@ export type ReasoningDelta = Message<"sluice.v1.ReasoningDelta"> & {
  * Use `create(ReasoningDeltaSchema)` to create a new message.
  */
 export const ReasoningDeltaSchema: GenMessage<ReasoningDelta> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 7);
+  messageDesc(file_sluice_v1_chat_service, 8);
 
 /**
  * The last event of a successful stream.
@@ -487,7 +559,55 @@ export type StreamDone = Message<"sluice.v1.StreamDone"> & {
  * Use `create(StreamDoneSchema)` to create a new message.
  */
 export const StreamDoneSchema: GenMessage<StreamDone> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_chat_service, 8);
+  messageDesc(file_sluice_v1_chat_service, 9);
+
+/**
+ * How the response cache served a call.
+ *
+ * @generated from enum sluice.v1.CacheStatus
+ */
+export enum CacheStatus {
+  /**
+   * The cache was not consulted (no `cache` configured, or the request is not cacheable).
+   *
+   * @generated from enum value: CACHE_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not in the cache: the call went upstream (its answer is stored).
+   *
+   * @generated from enum value: CACHE_STATUS_MISS = 1;
+   */
+  MISS = 1,
+
+  /**
+   * Answered from the cache (or an idempotency record): no upstream call.
+   *
+   * @generated from enum value: CACHE_STATUS_HIT = 2;
+   */
+  HIT = 2,
+
+  /**
+   * Joined an identical call in flight: its one upstream call answered both.
+   *
+   * @generated from enum value: CACHE_STATUS_COALESCED = 3;
+   */
+  COALESCED = 3,
+
+  /**
+   * The caller asked to bypass the cache: the call went upstream.
+   *
+   * @generated from enum value: CACHE_STATUS_BYPASS = 4;
+   */
+  BYPASS = 4,
+}
+
+/**
+ * Describes the enum sluice.v1.CacheStatus.
+ */
+export const CacheStatusSchema: GenEnum<CacheStatus> = /*@__PURE__*/
+  enumDesc(file_sluice_v1_chat_service, 0);
 
 /**
  * Chat completions through the gateway. The caller names a model alias from Sluice's

@@ -241,6 +241,8 @@ describe("buildChatRequest", () => {
       "parallel_tool_calls",
       "response_format",
       "metadata",
+      "cache",
+      "idempotency_key",
     ]);
   });
 });

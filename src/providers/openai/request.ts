@@ -134,7 +134,8 @@ export function buildChatRequest(request: CompleteRequest, options: ChatRequestO
     body.stream_options = { include_usage: true };
   }
   // Not sent: `n` (OpenAI's default is 1, the only value Sluice supports: the contract has
-  // one message per response) and `metadata` (the caller's labels stay in the gateway).
+  // one message per response), `metadata` (the caller's labels stay in the gateway), `cache` and
+  // `idempotency_key` (how the gateway serves the call).
 
   if (violations.length > 0) throw invalidArgument(violations);
   return body;
