@@ -7,15 +7,17 @@ describe("command line", () => {
       configFile: "a.yaml",
       listen: "127.0.0.1:0",
       help: false,
+      version: false,
+      check: false,
     });
     expect(parseCliArgs(["--listen=[::1]:9000"], {}).listen).toBe("[::1]:9000");
   });
 
   it("falls back to SLUICE_CONFIG and SLUICE_LISTEN; flags win", () => {
     const env = { SLUICE_CONFIG: "env.yaml", SLUICE_LISTEN: "0.0.0.0:9" };
-    expect(parseCliArgs([], env)).toEqual({ configFile: "env.yaml", listen: "0.0.0.0:9", help: false });
+    expect(parseCliArgs([], env)).toMatchObject({ configFile: "env.yaml", listen: "0.0.0.0:9", help: false });
     expect(parseCliArgs(["--listen", "127.0.0.1:1"], env).listen).toBe("127.0.0.1:1");
-    expect(parseCliArgs([], { SLUICE_CONFIG: "", SLUICE_LISTEN: "" })).toEqual({
+    expect(parseCliArgs([], { SLUICE_CONFIG: "", SLUICE_LISTEN: "" })).toMatchObject({
       configFile: undefined,
       listen: undefined,
       help: false,
@@ -29,8 +31,12 @@ describe("command line", () => {
     expect(() => parseCliArgs([], { SLUICE_LISTEN: "nope" })).toThrow(UsageError);
   });
 
-  it("--help / -h", () => {
+  it("--help / -h, --version / -v, --check", () => {
     expect(parseCliArgs(["-h"], {}).help).toBe(true);
     expect(parseCliArgs(["--help"], {}).help).toBe(true);
+    expect(parseCliArgs(["-v"], {}).version).toBe(true);
+    expect(parseCliArgs(["--version"], {}).version).toBe(true);
+    expect(parseCliArgs(["--check", "--config", "x.yaml"], {})).toMatchObject({ check: true, configFile: "x.yaml" });
+    expect(parseCliArgs([], {})).toMatchObject({ version: false, check: false });
   });
 });

@@ -8,6 +8,10 @@ export interface CliArgs {
   /** Overrides the configuration's `listen`. */
   readonly listen: string | undefined;
   readonly help: boolean;
+  /** `--version`: print the version and exit. */
+  readonly version: boolean;
+  /** `--check`: load and validate the configuration (and the files it names), report, exit. */
+  readonly check: boolean;
   /** `--mint-key TENANT`: print a new API key for the tenant and its config line, then exit. */
   readonly mintKey: string | undefined;
   /** `--key-id ID` with `--mint-key`: the key's id in logs and metrics. */
@@ -22,7 +26,8 @@ export class UsageError extends Error {
   }
 }
 
-export const usage = `Usage: sluice [--config FILE] [--listen HOST:PORT]
+export const usage = `Usage: sluice [--config FILE] [--listen HOST:PORT] [--check]
+       npm start -- [options]    (npm needs the -- before options meant for Sluice)
 
 Sluice: an LLM API gateway — gRPC, gRPC-Web and Connect on one port.
 
@@ -34,11 +39,14 @@ Options:
   --mint-key TENANT    Print a new API key for TENANT (once: store it now) and the line
                        to add under tenants.TENANT.apiKeys in the configuration; exit.
   --key-id ID          With --mint-key: the key's id, named in logs and metrics.
+  --check              Validate the configuration and every file it names (provider key
+                       files, TLS files), print a summary and exit: 0 valid, 2 not.
+  -v, --version        Print the version and exit.
   -h, --help           Show this help.
 
 On start one JSON log line with "msg":"sluice listening" carries the "url" served.
 SIGTERM / SIGINT drain in-flight calls (server.drainTimeoutMs) and exit 0; a second
-signal exits at once.
+signal exits at once. SIGHUP (or saving the --config file) reloads the configuration.
 `;
 
 /**
@@ -54,6 +62,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
         config: { type: "string" },
         listen: { type: "string" },
         help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+        check: { type: "boolean" },
         "mint-key": { type: "string" },
         "key-id": { type: "string" },
       },
@@ -83,6 +93,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
     configFile: values.config ?? (env["SLUICE_CONFIG"] || undefined),
     listen,
     help: values.help === true,
+    version: values.version === true,
+    check: values.check === true,
     mintKey,
     keyId,
   };

@@ -5,8 +5,9 @@ import { parseAllDocuments } from "yaml";
 import { parseConfigText } from "../../src/config/load-config.js";
 import type { SluiceConfig } from "../../src/config/schema.js";
 import { parseListenAddress } from "../../src/server/listen-address.js";
+import { execFormOf, type Instruction, lastOf, readDockerfile } from "../helpers/dockerfile.js";
 
-// deploy/Containerfile and deploy/kubernetes/ as an operator uses them, checked without a container
+// Dockerfile and deploy/kubernetes/ as an operator uses them, checked without a container
 // engine or a cluster: the image runs node with `npm start`'s flags as a non-root user, the
 // manifests agree with each other (ports, names, labels, the config's path), the shutdown timings
 // fit the drain, and the ConfigMap's sluice.yaml is a configuration Sluice accepts.
@@ -206,58 +207,25 @@ function containerEnv(): Record<string, string> {
   return env;
 }
 
-// --- deploy/Containerfile --------------------------------------------------------------------------
+// --- Dockerfile --------------------------------------------------------------------------
 
-interface Instruction {
-  readonly keyword: string;
-  readonly args: string;
-}
-
-/** Instructions by stage (comments dropped, continuation lines joined). */
-function readContainerfile(): Instruction[][] {
-  const text = readFileSync(repoFile("deploy/Containerfile"), "utf8");
-  const lines = text
-    .replace(/\\\r?\n/g, " ")
-    .split(/\r?\n/)
-    .map((line) => line.trim())
-    .filter((line) => line !== "" && !line.startsWith("#"));
-  const stages: Instruction[][] = [];
-  for (const line of lines) {
-    const [, keyword = "", args = ""] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
-    const instruction = { keyword: keyword.toUpperCase(), args };
-    if (instruction.keyword === "FROM") stages.push([instruction]);
-    else if (stages.length === 0) {
-      if (instruction.keyword !== "ARG") throw new Error(`${keyword} before FROM`);
-    } else stages.at(-1)!.push(instruction);
-  }
-  return stages;
-}
-
-const stages = readContainerfile();
+const stages = readDockerfile();
 const finalStage = stages.at(-1) ?? [];
-const last = (keyword: string): string | undefined => finalStage.filter((i) => i.keyword === keyword).at(-1)?.args;
+const last = (keyword: string): string | undefined => lastOf(finalStage, keyword);
 const runs = (stage: Instruction[]): string[] => stage.filter((i) => i.keyword === "RUN").map((i) => i.args);
+const execForm = (keyword: string): string[] => execFormOf(finalStage, keyword);
 
-/** An exec-form instruction (`["a", "b"]`); shell form fails here. */
-function execForm(keyword: string): string[] {
-  const args = last(keyword);
-  if (args === undefined) throw new Error(`no ${keyword} in the final stage`);
-  const parsed: unknown = JSON.parse(args);
-  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === "string")) throw new Error(`${keyword} not exec form`);
-  return parsed;
-}
-
-/** package.json's start script: `node FLAGS… dist/src/main.js`. */
+/** package.json's start script: `node FLAGS… bin/sluice.mjs`. */
 function startScript(): { flags: string[]; script: string } {
   const pkg = JSON.parse(readFileSync(repoFile("package.json"), "utf8")) as { scripts: Record<string, string> };
   const words = pkg.scripts["start"]!.trim().split(/\s+/);
   expect(words[0]).toBe("node");
-  const scriptAt = words.findIndex((word) => word.endsWith(".js"));
+  const scriptAt = words.findIndex((word) => /\.m?js$/.test(word));
   expect(scriptAt).toBeGreaterThan(0);
   return { flags: words.slice(1, scriptAt), script: words[scriptAt]! };
 }
 
-describe("deploy/Containerfile", () => {
+describe("Dockerfile", () => {
   it("builds in one node:20-bookworm-slim stage (npm ci, npm run build) and runs from another with production dependencies only", () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     for (const stage of stages) expect(stage[0]!.args).toMatch(/^node:20-bookworm-slim(\s+AS\s+\S+)?$/i);
@@ -272,7 +240,7 @@ describe("deploy/Containerfile", () => {
     expect(fromBuild.map((i) => i.args.split(/\s+/).at(-2))).toContain("/app/dist");
   });
 
-  it("runs node itself (exec form) with package.json's start flags on dist/src/main.js; no npm; config at /etc/sluice/sluice.yaml", () => {
+  it("runs node itself (exec form) with package.json's start flags and launcher; no npm; config at /etc/sluice/sluice.yaml", () => {
     const { flags, script } = startScript();
     const entrypoint = execForm("ENTRYPOINT");
     expect(entrypoint[0]).toBe("node");

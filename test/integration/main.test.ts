@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -171,6 +171,41 @@ describe("main (the sluice command)", () => {
     expect(help.lines.join("\n")).toContain("--listen HOST:PORT");
     expect(await bad.exited).toEqual({ code: 2, signal: null });
     expect(bad.stderr()).toContain("--nope");
+  });
+
+  it("--version prints the package's version; --check validates a configuration and exits (0 valid, 2 not)", async () => {
+    const version = run(["--version"]);
+    expect(await version.exited).toEqual({ code: 0, signal: null });
+    if (!version.child.stdout!.readableEnded) await once(version.child.stdout!, "end");
+    const manifest = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string };
+    expect(version.lines.join("\n")).toContain(`sluice ${manifest.version}`);
+
+    const ok = run(["--check"]);
+    expect(await ok.exited).toEqual({ code: 0, signal: null });
+    if (!ok.child.stdout!.readableEnded) await once(ok.child.stdout!, "end");
+    expect(ok.lines.join("\n")).toContain("configuration OK (embedded default)");
+    expect(ok.lines.filter(isListening)).toHaveLength(0);
+
+    const dir = mkdtempSync(join(tmpdir(), "sluice-main-"));
+    dirs.push(dir);
+    const file = join(dir, "bad.yaml");
+    writeFileSync(file, "providers: {}\nmodels:\n  m:\n    deployments: [{ provider: ghost, model: x }]\n");
+    const bad = run(["--check", "--config", file]);
+    expect(await bad.exited).toEqual({ code: 2, signal: null });
+    expect(bad.stderr()).toContain("models.m.deployments.0.provider");
+  });
+
+  it("an address already in use: a sentence naming it and --listen, no stack trace, exit 1", async () => {
+    const first = run(["--listen", "127.0.0.1:0"]);
+    const { url } = JSON.parse(await first.waitForLine(isListening)) as { url: string };
+    const address = url.replace("http://", "");
+    const second = run(["--listen", address]);
+    expect(await second.exited).toEqual({ code: 1, signal: null });
+    expect(second.stderr()).toContain(`cannot listen on ${address}: the address is already in use`);
+    expect(second.stderr()).toContain("--listen");
+    expect(second.stderr()).not.toContain("    at ");
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toEqual({ code: 0, signal: null });
   });
 
   it("a second signal during drain exits at once", async () => {
