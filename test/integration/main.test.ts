@@ -195,6 +195,14 @@ describe("main (the sluice command)", () => {
     expect(bad.stderr()).toContain("models.m.deployments.0.provider");
   });
 
+  it("sluice.example.yaml (every provider kind) passes --check with its variables set", async () => {
+    const env = { OPENAI_API_KEY: "x", ANTHROPIC_API_KEY: "y", AZURE_OPENAI_API_KEY: "z", DEEPSEEK_API_KEY: "w" };
+    const check = run(["--check", "--config", join(repoRoot, "sluice.example.yaml")], env);
+    expect(await check.exited, check.stderr()).toEqual({ code: 0, signal: null });
+    if (!check.child.stdout!.readableEnded) await once(check.child.stdout!, "end");
+    expect(check.lines.join("\n")).toMatch(/configuration OK: .*sluice\.example\.yaml — \d+ models, 6 providers/);
+  });
+
   it("an address already in use: a sentence naming it and --listen, no stack trace, exit 1", async () => {
     const first = run(["--listen", "127.0.0.1:0"]);
     const { url } = JSON.parse(await first.waitForLine(isListening)) as { url: string };
