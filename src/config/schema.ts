@@ -255,6 +255,11 @@ const serverSchema = z
     }),
     /** GET /healthz lists deployment breaker states and in-flight counts; off: only `status`. */
     healthzDetails: z.boolean().default(false),
+    /** Server-sent events (the OpenAI-compatible API): a `: keep-alive` comment after `heartbeatMs` without a write; 0: none. */
+    sse: z
+      .object({ heartbeatMs: z.number().int().min(0).max(2_147_483_647).default(15_000) })
+      .strict()
+      .default({ heartbeatMs: 15_000 }),
     /** TLS with ALPN h2 + http/1.1. Unset: cleartext HTTP/1.1 and h2c on the same port. */
     tls: tlsSchema.optional(),
   })
@@ -494,6 +499,7 @@ export const configSchema = z
       maxHeaderBytes: 16 * 1024,
       http2: { maxConcurrentStreams: 100, maxSessionMemoryMb: 10, keepAlivePingMs: 30_000, keepAlivePingTimeoutMs: 20_000 },
       healthzDetails: false,
+      sse: { heartbeatMs: 15_000 },
       maxDeadlineMs: 2_147_483_647,
     }),
     log: logSchema.default({ level: "info" }),
