@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// Four tiers (README, Tests): `vitest run --project unit|integration|hardening|interop`; plain `vitest run` runs all four.
+// Four tiers (docs/development.md): `vitest run --project unit|integration|hardening|interop`; plain `vitest run` runs all four.
 export default defineConfig({
   test: {
     // Files run in parallel processes.
