@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../../../gen/google/rpc/error_details_pb.js";
+import { reasons } from "../../../errors/reasons.js";
 
 /**
  * A request field the Anthropic-compatible API refuses (unknown, unsupported, missing or of
@@ -45,6 +46,7 @@ export function anthropicErrorType(status: number): AnthropicErrorType {
     case 409:
     case 413:
     case 415:
+    case 422:
       return "invalid_request_error";
     case 401:
       return "authentication_error";
@@ -79,14 +81,14 @@ const sdkMaxRetryAfterSeconds = 60;
 
 /**
  * A ConnectError in Anthropic's terms: the HTTP status Connect gives its code (400, 401,
- * 403, 404, 409, 429, 499, 500, 501, 503, 504), `error.type` by status — `overloaded_error`
+ * 403, 404, 409, 429, 499, 500, 501, 503, 504; 422 for IDEMPOTENCY_KEY_REUSED), `error.type` by status — `overloaded_error`
  * when the ErrorInfo reason says overloaded —, `retry-after` from the error's metadata or
  * its RetryInfo, and `x-should-retry` (which the Anthropic SDKs obey) false where retrying
  * cannot help: a 500/501, a wait longer than the SDK honours, a 429 without a delay (one
  * call larger than a limit).
  */
 export function toAnthropicError(error: ConnectError): AnthropicErrorAnswer {
-  const status = codeToHttpStatus(error.code);
+  let status = codeToHttpStatus(error.code);
   const headers: Record<string, string> = {};
   error.metadata.forEach((value, key) => {
     headers[key] = value;
@@ -98,6 +100,8 @@ export function toAnthropicError(error: ConnectError): AnthropicErrorAnswer {
   let retryAfterSeconds: number | undefined;
   if (error.details.length > 0) {
     reason = error.findDetails(ErrorInfoSchema)[0]?.reason.toLowerCase() ?? "";
+    // An idempotency key reused with another body: 422, as the usual HTTP idempotency-key convention.
+    if (reason === reasons.idempotencyKeyReused.toLowerCase()) status = 422;
     const delay = error.findDetails(RetryInfoSchema)[0]?.retryDelay;
     if (delay !== undefined) retryAfterSeconds = Math.max(1, Math.ceil(Number(delay.seconds) + delay.nanos / 1e9));
   }

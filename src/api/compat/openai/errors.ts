@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../../../gen/google/rpc/error_details_pb.js";
+import { reasons } from "../../../errors/reasons.js";
 
 /**
  * A request field the OpenAI-compatible API refuses (unknown, unsupported or of the wrong
@@ -47,6 +48,7 @@ export function errorType(status: number): string {
     case 400:
     case 413:
     case 415:
+    case 422:
       return "invalid_request_error";
     case 401:
       return "authentication_error";
@@ -77,7 +79,8 @@ const sdkMaxRetryAfterSeconds = 60;
 
 /**
  * A ConnectError (from the interceptor chain, the service or the lane) in OpenAI's shape:
- * the status Connect gives its code (400, 401, 403, 404, 409, 429, 499, 500, 501, 503, 504),
+ * the status Connect gives its code (400, 401, 403, 404, 409, 429, 499, 500, 501, 503, 504;
+ * 422 for IDEMPOTENCY_KEY_REUSED),
  * `type` by status, `code` the ErrorInfo reason in lower case (`model_not_found`,
  * `rate_limited`, `upstream_unavailable`…) — or the OpenAiParamError's own code —, `param`
  * the first BadRequest field. Headers: the error's metadata (`retry-after` of a limit),
@@ -86,7 +89,7 @@ const sdkMaxRetryAfterSeconds = 60;
  * provider credentials) and for a wait longer than the SDK would honour (a spent budget).
  */
 export function toOpenAiError(error: ConnectError): OpenAiErrorAnswer {
-  const status = codeToHttpStatus(error.code);
+  let status = codeToHttpStatus(error.code);
   const headers: Record<string, string> = {};
   error.metadata.forEach((value, key) => {
     headers[key] = value;
@@ -100,6 +103,8 @@ export function toOpenAiError(error: ConnectError): OpenAiErrorAnswer {
   if (error.details.length > 0) {
     const info = error.findDetails(ErrorInfoSchema)[0];
     if (info !== undefined && info.reason !== "") code = info.reason.toLowerCase();
+    // An idempotency key reused with another body: 422, as the usual HTTP idempotency-key convention.
+    if (info?.reason === reasons.idempotencyKeyReused) status = 422;
     const field = error.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field;
     if (field !== undefined && field !== "") param = openAiParam(field);
     const delay = error.findDetails(RetryInfoSchema)[0]?.retryDelay;
