@@ -12,7 +12,6 @@ import {
   here,
   jar,
   javaRunJars,
-  localProtoRoot,
   protoRoot,
   repoRoot,
   run,
@@ -48,14 +47,13 @@ async function listFiles(dir: string): Promise<string[]> {
 }
 
 /**
- * The cache key of a client's build: the content of every input (proto/, the local
- * status.proto, the client's sources, this file and toolchains.ts, which hold the build commands) and the
+ * The cache key of a client's build: the content of every input (proto/, the client's sources, this file and toolchains.ts, which hold the build commands) and the
  * identity (path, size, mtime) of every tool and library it builds with, so a package
  * upgrade also rebuilds.
  */
 async function buildKey(name: ClientName, tools: readonly string[]): Promise<string> {
   const hash = createHash("sha256").update(`${name}\n`);
-  const dirs = [protoRoot, localProtoRoot, join(here, name)];
+  const dirs = [protoRoot, join(here, name)];
   for (const dir of dirs) {
     for (const file of await listFiles(dir)) {
       hash.update(`${relative(repoRoot, join(dir, file))}\n`).update(await readFile(join(dir, file)));
@@ -151,7 +149,7 @@ interface Recipe {
 const protocArgs = (...includes: string[]): string[] => includes.map((dir) => `-I${dir}`);
 const sluiceProtoPaths = (): string[] => [...sluiceProtos, errorDetailsProto].map((p) => join(protoRoot, p));
 
-/** GOPATH import paths of the generated Go packages (protos carry no go_package option). */
+/** GOPATH import paths of the generated Go packages (M flags override the protos' go_package: this client builds standalone). */
 const goImport = { sluice: "sluiceclient/gen/sluicev1", rpc: "sluiceclient/gen/googlerpc" };
 const goMappings = [
   ...sluiceProtos.map((p) => `M${p}=${goImport.sluice};sluicev1`),
@@ -213,12 +211,12 @@ const recipes: Record<ClientName, Recipe> = {
       await mkdir(gen, { recursive: true });
       await mkdir(classes, { recursive: true });
       await step("protoc", [
-        ...protocArgs(protoRoot, localProtoRoot),
+        ...protocArgs(protoRoot),
         "--plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin",
         `--java_out=${gen}`,
         `--grpc-java_out=${gen}`,
         ...sluiceProtoPaths(),
-        join(localProtoRoot, statusProto),
+        join(protoRoot, statusProto),
       ]);
       const sources = [
         ...(await listFiles(gen)).filter((f) => f.endsWith(".java")).map((f) => join(gen, f)),
@@ -249,12 +247,12 @@ const recipes: Record<ClientName, Recipe> = {
       const gen = join(out, "gen");
       await mkdir(gen, { recursive: true });
       await step("protoc", [
-        ...protocArgs(protoRoot, localProtoRoot),
+        ...protocArgs(protoRoot),
         "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
         `--python_out=${gen}`,
         `--grpc_python_out=${gen}`,
         ...sluiceProtoPaths(),
-        join(localProtoRoot, statusProto),
+        join(protoRoot, statusProto),
       ]);
     },
     command(dir, targets) {

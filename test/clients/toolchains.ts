@@ -19,8 +19,6 @@ export const clientNames: readonly ClientName[] = ["go", "java", "python"];
 export const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, "../..");
 export const protoRoot = join(repoRoot, "proto");
-/** google/rpc/status.proto, which Debian ships for no language but C++ (see that file). */
-export const localProtoRoot = join(here, "proto");
 export const buildRoot = join(here, ".build");
 const sharedJava = "/usr/share/java";
 export const gocode = "/usr/share/gocode";

@@ -28,8 +28,7 @@
 
 import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
-import google.rpc.ErrorDetails.ErrorInfo;
-import google.rpc.StatusOuterClass;
+import com.google.rpc.ErrorInfo;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
@@ -63,17 +62,17 @@ import javax.crypto.spec.SecretKeySpec;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLSessionContext;
-import sluice.v1.Chat.ContentPart;
-import sluice.v1.Chat.FinishReason;
-import sluice.v1.Chat.Message;
-import sluice.v1.Chat.Role;
-import sluice.v1.ChatServiceGrpc;
-import sluice.v1.ChatServiceOuterClass.CompleteRequest;
-import sluice.v1.ChatServiceOuterClass.CompleteResponse;
-import sluice.v1.ChatServiceOuterClass.StreamCompleteResponse;
-import sluice.v1.ModelServiceGrpc;
-import sluice.v1.ModelServiceOuterClass.ListModelsRequest;
-import sluice.v1.ModelServiceOuterClass.ListModelsResponse;
+import io.sluice.v1.ContentPart;
+import io.sluice.v1.FinishReason;
+import io.sluice.v1.Message;
+import io.sluice.v1.Role;
+import io.sluice.v1.ChatServiceGrpc;
+import io.sluice.v1.CompleteRequest;
+import io.sluice.v1.CompleteResponse;
+import io.sluice.v1.StreamCompleteResponse;
+import io.sluice.v1.ModelServiceGrpc;
+import io.sluice.v1.ListModelsRequest;
+import io.sluice.v1.ListModelsResponse;
 
 public final class SluiceJavaClient {
   private static final String PROMPT = "Hello from Java";
@@ -183,7 +182,7 @@ public final class SluiceJavaClient {
     Metadata trailers = error.getTrailers();
     byte[] raw = trailers == null ? null : trailers.get(STATUS_DETAILS);
     check(raw != null, what + ": no grpc-status-details-bin trailer");
-    StatusOuterClass.Status details = StatusOuterClass.Status.parseFrom(raw);
+    com.google.rpc.Status details = com.google.rpc.Status.parseFrom(raw);
     int code = error.getStatus().getCode().value();
     check(
         details.getCode() == code,
