@@ -174,6 +174,28 @@ export function createCallCache(deps: CallCacheDeps): CallCache {
     if (plan.idempotencyKey !== undefined) void store.release(plan.scope, plan.idempotencyKey, plan.key);
   }
 
+  /**
+   * The flight's upstream call reports its route and usage into its first caller's call
+   * record (the flight's context is that caller's), and that record's `onEnd` is where
+   * admission settles the reservations and writes the usage ledger. A first caller may
+   * leave while the others still wait for the upstream call: its `onEnd` then waits for the
+   * upstream call to end, so the call's usage and cost are recorded once, in full — not cut
+   * to what the first caller had received when it left.
+   */
+  function settleWhenOver(record: CallRecord | undefined, over: Promise<unknown>): void {
+    const onEnd = record?.onEnd;
+    if (record === undefined || onEnd === undefined) return;
+    let ended = false;
+    const settled = over.then(
+      () => (ended = true),
+      () => (ended = true),
+    );
+    record.onEnd = (ending, failed) => {
+      if (ended) onEnd(ending, failed);
+      else void settled.then(() => onEnd(ending, failed));
+    };
+  }
+
   function served(plan: CachePlan, result: CacheResult, record: CallRecord | undefined, header: Headers): void {
     header.set("sluice-cache", result);
     if (record !== undefined) record.cacheStatus = result;
@@ -240,6 +262,7 @@ export function createCallCache(deps: CallCacheDeps): CallCache {
           }
         });
         flight = created;
+        settleWhenOver(record, created.result);
         if (!plan.bypass || plan.idempotencyKey !== undefined) {
           unaryFlights.set(key, created);
           created.result.then(
@@ -299,6 +322,7 @@ export function createCallCache(deps: CallCacheDeps): CallCache {
           })(),
         );
         entry = { flight, context };
+        settleWhenOver(record, flight.done);
         flightPlans.set(flight, plan);
         if (!plan.bypass || plan.idempotencyKey !== undefined) streamFlights.set(key, entry);
         const current = entry;

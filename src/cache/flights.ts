@@ -67,12 +67,14 @@ export class StreamFlight {
   private resumePump: (() => void) | undefined = undefined;
   /** Set by the source before its first event: how the flight is served. */
   source: FlightSource = "miss";
+  /** Resolves once the source has ended (finished, failed or aborted) and was closed: the upstream call is over. */
+  readonly done: Promise<void>;
 
   constructor(
     private readonly lagEvents: number,
     produce: (signal: AbortSignal) => AsyncIterable<StreamCompleteResponse>,
   ) {
-    void this.pump(produce(this.controller.signal));
+    this.done = this.pump(produce(this.controller.signal));
   }
 
   get finished(): boolean {
