@@ -110,6 +110,8 @@ export function createMemoryAnswerCache(options: MemoryAnswerCacheOptions): Answ
       return { kind: "done", fingerprint: found.fingerprint, response: found.response };
     },
     complete(scope, key, fingerprint, response, ttlMs) {
+      // Only while the claim is still this call's, as in Redis: a purge (or the pending TTL) may have removed it.
+      if (records.peek(recordKey(scope, key))?.fingerprint !== fingerprint) return;
       records.set(recordKey(scope, key), { tenant: scope.tenant, user: scope.user, fingerprint, response }, { ttl: ttlMs });
     },
     release(scope, key, fingerprint) {

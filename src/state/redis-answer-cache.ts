@@ -126,6 +126,9 @@ export function createRedisAnswerCache(config: RedisStateConfig, deps: { readonl
     },
     async set(scope, key, response, _size, ttlMs, now) {
       try {
+        // Without the offline queue a command sent before the connection is ready fails: wait for it (a bypass
+        // call's first write on a fresh connection has no read before it that would have waited).
+        await connected();
         const value = Buffer.concat([Buffer.from(`${now}:`, "latin1"), toBinary(CompleteResponseSchema, response)]);
         await redis.set(answerKey(scope, key), value, "PX", ttlMs);
       } catch (err) {
@@ -153,6 +156,7 @@ export function createRedisAnswerCache(config: RedisStateConfig, deps: { readonl
     },
     async complete(scope, key, fingerprint, response, ttlMs) {
       try {
+        await connected();
         await commands["sluiceCacheComplete"]!(
           1,
           recordKey(scope, key),
@@ -166,6 +170,7 @@ export function createRedisAnswerCache(config: RedisStateConfig, deps: { readonl
     },
     async release(scope, key, fingerprint) {
       try {
+        await connected();
         await commands["sluiceCacheRelease"]!(1, recordKey(scope, key), fingerprint);
       } catch (err) {
         warn("release", err);
