@@ -38,7 +38,7 @@ async function step(file: string, args: readonly string[], options: { cwd?: stri
 }
 
 /** Every regular file under dir, sorted, relative to dir. */
-async function listFiles(dir: string): Promise<string[]> {
+export async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries
     .filter((entry) => entry.isFile())
