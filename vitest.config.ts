@@ -42,7 +42,8 @@ export default defineConfig({
       {
         extends: true,
         test: {
-          // The Go, Java and Python gRPC clients against a real server.
+          // The Go, Java and Python gRPC clients, and examples/ (Go, Java, Python, TypeScript, curl) built and run
+          // as their READMEs say, against a real server.
           name: "interop",
           include: ["test/clients/**/*.test.ts"],
         },
