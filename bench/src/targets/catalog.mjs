@@ -19,10 +19,10 @@ const SLUICE_AUTH = { authorization: `Bearer ${BENCH_API_KEY}` };
  * @param {(json: object) => Buffer} encodeGrpc  CompleteRequest JSON → binary protobuf
  */
 export function buildTargets(servers, work, encodeGrpc) {
-  const { fake, passThrough, sluice, sluiceTraced, portkey } = servers;
-  /** Sluice's Connect JSON request for a workload, to the Sluice at `base`. */
-  const connectJson = (base) => (name) => {
-    const json = Buffer.from(JSON.stringify(sluiceRequestJson(work[name])));
+  const { fake, passThrough, sluice, sluiceTraced, sluiceCached, portkey } = servers;
+  /** Sluice's Connect JSON request for a workload, to the Sluice at `base` (`extra`: more request fields). */
+  const connectJson = (base, extra = {}) => (name) => {
+    const json = Buffer.from(JSON.stringify({ ...sluiceRequestJson(work[name]), ...extra }));
     return work[name].stream
       ? {
           url: `${base}/sluice.v1.ChatService/StreamComplete`,
@@ -106,6 +106,17 @@ export function buildTargets(servers, work, encodeGrpc) {
       floor: "direct",
       server: sluiceTraced,
       request: sluiceTraced && connectJson(sluiceTraced.url),
+    },
+    {
+      // The production defaults plus the response cache, asked with temperature 0 (deterministic):
+      // after the first call every request is a hit — what a hit costs against a pass-through.
+      id: "sluice-connect-cached",
+      label: "Sluice Connect JSON (h1), cache hits",
+      role: "sluice",
+      proto: "h1",
+      floor: "direct",
+      server: sluiceCached,
+      request: sluiceCached && connectJson(sluiceCached.url, { temperature: 0 }),
     },
     {
       id: "sluice-grpc",

@@ -33,6 +33,7 @@ const SERVER_OF = {
   "sluice-grpc": "sluice",
   "sluice-openai": "sluice",
   "sluice-connect-traced": "sluiceTraced",
+  "sluice-connect-cached": "sluiceCached",
   portkey: "portkey",
 };
 
@@ -41,6 +42,16 @@ export async function startFleet(ctx) {
   const work = workloads(settings);
   const fake = await startFake({ cpu: settings.cpus.load });
   const configFile = writeSluiceConfig(ctx.dir, fake.url, Object.values(work), settings.sluiceLog, settings.sluiceAuth);
+  // The same configuration with the response cache on: deterministic requests are answered from it.
+  const cachedConfigFile = writeSluiceConfig(
+    ctx.dir,
+    fake.url,
+    Object.values(work),
+    settings.sluiceLog,
+    settings.sluiceAuth,
+    { cache: { ttlSeconds: 300 } },
+    "sluice-cached.yaml",
+  );
   let otlpSink;
   const starters = {
     passThrough: (nodeArgs) => startPassThrough({ cpu: settings.cpus.proxy, upstreamUrl: fake.url, nodeArgs }),
@@ -50,6 +61,7 @@ export async function startFleet(ctx) {
       otlpSink ??= await startOtlpSink({ cpu: settings.cpus.load });
       return startSluice({ cpu: settings.cpus.proxy, configFile, nodeArgs, env: tracedSluiceEnv(otlpSink.url) });
     },
+    sluiceCached: (nodeArgs) => startSluice({ cpu: settings.cpus.proxy, configFile: cachedConfigFile, nodeArgs }),
     portkey: (nodeArgs) => startPortkey({ cpu: settings.cpus.proxy, nodeArgs }),
   };
   const wanted = (id) => !settings.targetFilter || settings.targetFilter.has(id) || id.startsWith("direct");

@@ -107,7 +107,7 @@ export async function startPortkey({ cpu, nodeArgs = [] }) {
 export const BENCH_API_KEY = `sk-sluice-bench-${"0".repeat(43)}`;
 
 /** Sluice's configuration for a run: one OpenAI provider (the fake), one alias per workload, and the bench tenant. */
-export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel, auth = "key") {
+export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel, auth = "key", extra = {}, name = "sluice.yaml") {
   const models = {};
   for (const workload of workloadList) {
     models[workload.alias] = { deployments: [{ provider: "fake", model: workload.model }] };
@@ -121,6 +121,7 @@ export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel, auth = "
       fake: { type: "openai", baseUrl: `${fakeUrl}/v1`, apiKey: "bench", connections: 16384 },
     },
     models,
+    ...extra,
     ...(auth === "key"
       ? {
           tenants: {
@@ -132,7 +133,7 @@ export function writeSluiceConfig(dir, fakeUrl, workloadList, logLevel, auth = "
         }
       : {}),
   };
-  const path = join(dir, "sluice.yaml");
+  const path = join(dir, name);
   // JSON is valid YAML: no YAML writer needed.
   writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
   return path;
