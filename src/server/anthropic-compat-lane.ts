@@ -1,4 +1,3 @@
-import type { Writable } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { CompleteRequest, CompleteResponse, StreamCompleteResponse } from "../../gen/sluice/v1/chat_service_pb.js";
@@ -15,16 +14,24 @@ import {
 import { parseCountTokensRequest, parseMessagesRequest } from "../api/compat/anthropic/request.js";
 import { messageJson } from "../api/compat/anthropic/response.js";
 import { MessageStreamEncoder, ssePing } from "../api/compat/anthropic/stream.js";
-import { boundError } from "../errors/bounded-error.js";
 import { createTokenEstimator, forProvider, type TokenEstimator } from "../limits/token-estimator.js";
-import { decodeUtf8Strict } from "../wire/strict-utf8.js";
 import type { ActiveCalls } from "./active-calls.js";
-import { answerJson, collectHeaders, jsonContentType, pathOf, rpcPathOf, sseHeaders } from "./compat-http.js";
-import { abandonCall, startFastCall, type FastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
-import { requestCompression } from "./lane-decompress.js";
+import {
+  answerJson,
+  answerUnary,
+  asConnectError,
+  collectHeaders,
+  type CompatFormat,
+  type JsonBody,
+  methodAllowed,
+  pathOf,
+  readJsonBody,
+  rpcPathOf,
+  serveSseStream,
+  startCompatCall,
+} from "./compat-http.js";
+import { abandonCall, type FastCall, type FastLane, type NodeRequest, type NodeResponse } from "./fast-call.js";
 import type { LaneRoutes, StreamLaneRoute, UnaryLaneRoute } from "./lane-routes.js";
-import { drained } from "./read-envelope.js";
-import { readRequestBody } from "./read-body.js";
 import type { RequestByteBudget } from "./request-byte-budget.js";
 
 export interface AnthropicCompatLaneOptions {
@@ -44,6 +51,20 @@ export const messagesPath = "/v1/messages";
 export const countTokensPath = "/v1/messages/count_tokens";
 
 let sharedEstimator: TokenEstimator | undefined;
+
+/** Anthropic's wire format for the shared helpers (compat-http.ts). */
+const anthropicFormat: CompatFormat = {
+  protocol: "anthropic",
+  isParamError: isAnthropicParamError,
+  invalidJson: () => new AnthropicParamError(undefined, "the request body is not valid JSON (UTF-8)"),
+  answerRefusal(res, status, headers, message) {
+    answerJson(res, status, headers, anthropicErrorBody(anthropicErrorType(status), message));
+  },
+  answerError,
+  callHeaders,
+  heartbeat: ssePing,
+  sseErrorEvent: (error, call) => sseErrorEvent(error, requestIdOf(call)),
+};
 
 /**
  * The Anthropic-compatible HTTP surface on the serving port: `POST /v1/messages` (unary
@@ -66,7 +87,7 @@ let sharedEstimator: TokenEstimator | undefined;
  * `message_stop`.
  */
 export function createAnthropicCompatLane(options: AnthropicCompatLaneOptions): FastLane {
-  const { routes, active, maxRequestBytes, requestBytes, heartbeatMs } = options;
+  const { routes, active, heartbeatMs } = options;
   const completeRoute = routes.get(rpcPathOf(ChatService.method.complete)) as UnaryLaneRoute | undefined;
   const streamRoute = routes.get(rpcPathOf(ChatService.method.streamComplete)) as StreamLaneRoute | undefined;
   const modelsRoute = routes.get(rpcPathOf(ModelService.method.listModels)) as UnaryLaneRoute | undefined;
@@ -80,73 +101,29 @@ export function createAnthropicCompatLane(options: AnthropicCompatLaneOptions): 
     } else {
       return false;
     }
-    if (req.method !== "POST") {
-      answerJson(res, 405, { allow: "POST" }, anthropicErrorBody(anthropicErrorType(405), "method not allowed: use POST"));
-      return true;
-    }
-    void serve(req, res, path);
+    if (methodAllowed(anthropicFormat, req, res, "POST")) void serve(req, res, path);
     return true;
   };
 
   async function serve(req: NodeRequest, res: NodeResponse, path: string): Promise<void> {
     try {
-      const body = await readJson(req, res);
+      const body = await readJsonBody(anthropicFormat, options, req, res);
       if (body === undefined) return;
       if (path === countTokensPath) return await countTokens(modelsRoute!, req, res, path, body);
       let parsed: ReturnType<typeof parseMessagesRequest>;
       try {
         parsed = parseMessagesRequest(body.json);
       } catch (err) {
-        return answerError(res, undefined, asConnectError(err));
+        return answerError(res, undefined, asConnectError(anthropicFormat, err));
       }
-      const route = parsed.stream ? streamRoute! : completeRoute!;
-      const call = startFastCall(route.method, "anthropic", path, req.headers, res, undefined, active);
-      // The raw body, for a signed request's digest (signed-request.ts): read before the call existed.
-      call.bodyDigest()?.update(body.bytes);
+      const call = startCompatCall(anthropicFormat, parsed.stream ? streamRoute! : completeRoute!, req, res, path, active, body);
       if (parsed.stream) return await serveStream(streamRoute!, call, parsed.request, res);
-      let text: string;
-      try {
+      await answerUnary(anthropicFormat, call, res, async () => {
         const response = await completeRoute!.invoke(call, parsed.request);
-        text = messageJson(response.message as CompleteResponse);
-      } catch (err) {
-        call.end();
-        return answerError(res, call, asConnectError(err));
-      }
-      call.end();
-      answerJson(res, 200, callHeaders(call), text);
+        return messageJson(response.message as CompleteResponse);
+      });
     } catch {
       abandonCall(res);
-    }
-  }
-
-  /** The body as JSON, or undefined when an error was answered (415, 413, 400). */
-  async function readJson(req: NodeRequest, res: NodeResponse): Promise<{ bytes: Uint8Array; json: unknown } | undefined> {
-    const contentType = req.headers["content-type"];
-    if (contentType === undefined || !jsonContentType.test(contentType)) {
-      answerJson(res, 415, {}, anthropicErrorBody("invalid_request_error", "content-type must be application/json"));
-      return undefined;
-    }
-    const compression = requestCompression(req.headers["content-encoding"]);
-    if (compression === null) {
-      answerJson(res, 415, {}, anthropicErrorBody("invalid_request_error", "content-encoding must be gzip, br or identity"));
-      return undefined;
-    }
-    try {
-      const bytes = await readRequestBody(req, maxRequestBytes, requestBytes);
-      const plain = compression === undefined ? bytes : await compression.decompress(bytes, maxRequestBytes);
-      try {
-        return { bytes, json: JSON.parse(decodeUtf8Strict(plain)) };
-      } catch {
-        throw new AnthropicParamError(undefined, "the request body is not valid JSON (UTF-8)");
-      }
-    } catch (err) {
-      if (err instanceof ConnectError && err.code === Code.ResourceExhausted && err.details.length === 0) {
-        // Over server.maxRequestBytes: 413 (RESOURCE_EXHAUSTED would be a 429 an SDK retries).
-        answerJson(res, 413, {}, anthropicErrorBody("invalid_request_error", err.rawMessage));
-      } else {
-        answerError(res, undefined, asConnectError(err));
-      }
-      return undefined;
     }
   }
 
@@ -155,18 +132,16 @@ export function createAnthropicCompatLane(options: AnthropicCompatLaneOptions): 
     req: NodeRequest,
     res: NodeResponse,
     path: string,
-    body: { bytes: Uint8Array; json: unknown },
+    body: JsonBody,
   ): Promise<void> {
     let request: CompleteRequest;
     try {
       request = parseCountTokensRequest(body.json);
     } catch (err) {
-      return answerError(res, undefined, asConnectError(err));
+      return answerError(res, undefined, asConnectError(anthropicFormat, err));
     }
-    const call = startFastCall(route.method, "anthropic", path, req.headers, res, undefined, active);
-    call.bodyDigest()?.update(body.bytes);
-    let text: string;
-    try {
+    const call = startCompatCall(anthropicFormat, route, req, res, path, active, body);
+    await answerUnary(anthropicFormat, call, res, async () => {
       const response = (await route.invoke(call, create(ListModelsRequestSchema))).message as ListModelsResponse;
       const model = response.models.find((m) => m.alias === request.model);
       if (model === undefined) {
@@ -174,72 +149,30 @@ export function createAnthropicCompatLane(options: AnthropicCompatLaneOptions): 
       }
       const estimator = options.estimator ?? (sharedEstimator ??= createTokenEstimator());
       const tokens = await estimator.promptTokens(request);
-      text = JSON.stringify({ input_tokens: forProvider(tokens, model.deployments[0]?.providerType ?? "") });
-    } catch (err) {
-      call.end();
-      return answerError(res, call, asConnectError(err));
-    }
-    call.end();
-    answerJson(res, 200, callHeaders(call), text);
+      return JSON.stringify({ input_tokens: forProvider(tokens, model.deployments[0]?.providerType ?? "") });
+    });
   }
 
   async function serveStream(route: StreamLaneRoute, call: FastCall, request: CompleteRequest, res: NodeResponse): Promise<void> {
-    let started = false;
-    /** Commits the stream: 200 and the call's headers, with the first event or heartbeat. */
-    const start = (): void => {
-      if (started) return;
-      started = true;
-      res.writeHead(200, sseHeaders(callHeaders(call)));
-    };
-    let timer: NodeJS.Timeout | undefined;
-    if (heartbeatMs > 0) {
-      timer = setTimeout(function beat() {
-        if (res.destroyed || res.writableEnded) return;
-        start();
-        (res as Writable).write(ssePing);
-        timer!.refresh();
-      }, heartbeatMs);
-    }
-    let error: ConnectError | undefined;
+    const encoder = new MessageStreamEncoder();
     let done = false;
-    try {
-      const response = await route.invoke(call, request);
-      const encoder = new MessageStreamEncoder();
-      for await (const message of response.message) {
-        if (res.destroyed) break;
+    await serveSseStream({
+      format: anthropicFormat,
+      route,
+      call,
+      request,
+      res,
+      heartbeatMs,
+      encode(message) {
         const event = message as StreamCompleteResponse;
         if (event.event.case === "done") done = true;
-        const text = encoder.encode(event);
-        if (text === "") continue;
-        start();
-        timer?.refresh();
-        if (!(res as Writable).write(text)) await drained(res, call.signal);
-      }
-      if (!done && !res.destroyed) throw new ConnectError("the stream ended without its last event", Code.Internal);
-    } catch (err) {
-      error = asConnectError(err);
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
-      call.end();
-    }
-    if (res.destroyed) return;
-    if (error === undefined) {
-      start();
-      res.end();
-    } else if (!started) {
-      answerError(res, call, error);
-    } else {
-      res.end(sseErrorEvent(error, requestIdOf(call)));
-    }
+        return encoder.encode(event);
+      },
+      ended() {
+        if (!done) throw new ConnectError("the stream ended without its last event", Code.Internal);
+      },
+    });
   }
-}
-
-function asConnectError(err: unknown): ConnectError {
-  // A refused field's error is bounded already (it names the field, cut to 64 characters).
-  if (isAnthropicParamError(err)) return err;
-  return boundError(
-    err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err),
-  );
 }
 
 function requestIdOf(call: FastCall | undefined): string | undefined {
