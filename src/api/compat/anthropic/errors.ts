@@ -1,7 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
-import { ErrorInfoSchema, RetryInfoSchema } from "../../../../gen/google/rpc/error_details_pb.js";
-import { reasons } from "../../../errors/reasons.js";
+import { hasBrand, httpError, plainHttpError } from "../shared/errors.js";
 
 /**
  * A request field the Anthropic-compatible API refuses (unknown, unsupported, missing or of
@@ -25,7 +23,7 @@ export class AnthropicParamError extends ConnectError {
 }
 
 export function isAnthropicParamError(err: unknown): err is AnthropicParamError {
-  return typeof err === "object" && err !== null && (err as { [paramErrorBrand]?: boolean })[paramErrorBrand] === true;
+  return hasBrand(err, paramErrorBrand);
 }
 
 /** Anthropic's `error.type`s (https://docs.claude.com/en/api/errors). */
@@ -76,9 +74,6 @@ export interface AnthropicErrorAnswer {
   readonly message: string;
 }
 
-/** Waits an Anthropic SDK honours from `retry-after` (it falls back to its own backoff above). */
-const sdkMaxRetryAfterSeconds = 60;
-
 /**
  * A ConnectError in Anthropic's terms: the HTTP status Connect gives its code (400, 401,
  * 403, 404, 409, 429, 499, 500, 501, 503, 504; 422 for IDEMPOTENCY_KEY_REUSED), `error.type` by status — `overloaded_error`
@@ -88,32 +83,12 @@ const sdkMaxRetryAfterSeconds = 60;
  * call larger than a limit).
  */
 export function toAnthropicError(error: ConnectError): AnthropicErrorAnswer {
-  let status = codeToHttpStatus(error.code);
-  const headers: Record<string, string> = {};
-  error.metadata.forEach((value, key) => {
-    headers[key] = value;
-  });
   if (isAnthropicParamError(error)) {
+    const { status, headers } = plainHttpError(error);
     return { status, headers, type: "invalid_request_error", message: error.rawMessage };
   }
-  let reason = "";
-  let retryAfterSeconds: number | undefined;
-  if (error.details.length > 0) {
-    reason = error.findDetails(ErrorInfoSchema)[0]?.reason.toLowerCase() ?? "";
-    // An idempotency key reused with another body: 422, as the usual HTTP idempotency-key convention.
-    if (reason === reasons.idempotencyKeyReused.toLowerCase()) status = 422;
-    const delay = error.findDetails(RetryInfoSchema)[0]?.retryDelay;
-    if (delay !== undefined) retryAfterSeconds = Math.max(1, Math.ceil(Number(delay.seconds) + delay.nanos / 1e9));
-  }
-  const given = headers["retry-after"];
-  if (given !== undefined) retryAfterSeconds = Number(given);
-  else if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
-  if (status === 500 || status === 501 || (retryAfterSeconds !== undefined && retryAfterSeconds > sdkMaxRetryAfterSeconds)) {
-    headers["x-should-retry"] = "false";
-  } else if (status === 429 && retryAfterSeconds === undefined) {
-    headers["x-should-retry"] = "false";
-  }
-  const type = reason.endsWith("overloaded") ? "overloaded_error" : anthropicErrorType(status);
+  const { status, headers, reason } = httpError(error);
+  const type = reason.toLowerCase().endsWith("overloaded") ? "overloaded_error" : anthropicErrorType(status);
   return { status, headers, type, message: error.rawMessage };
 }
 

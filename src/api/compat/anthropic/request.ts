@@ -9,7 +9,11 @@ import {
   type ToolCall,
   type ToolChoice,
 } from "../../../../gen/sluice/v1/chat_pb.js";
+import { cut, fieldReaders, isObject, type Json } from "../shared/json-fields.js";
 import { AnthropicParamError } from "./errors.js";
+
+/** The shared field readers, refusing in this format's words (unsupported, typeError below). */
+const { onlyKeys, optionalNumber, optionalBoolean } = fieldReaders({ unsupported, typeError });
 
 /**
  * An Anthropic Messages request body (`POST /v1/messages`, or `/v1/messages/count_tokens`),
@@ -28,8 +32,6 @@ export interface AnthropicMessagesRequest {
   /** `stream: true`: answer with server-sent events. */
   readonly stream: boolean;
 }
-
-type Json = Record<string, unknown>;
 
 const messagesFields = new Set([
   "model",
@@ -357,25 +359,10 @@ function unsupportedBlock(block: Json, at: string): AnthropicParamError {
     : new AnthropicParamError(`${at}.type`, `${at}.type: field required`);
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function onlyKeys(value: Json, at: string, ...keys: string[]): void {
-  for (const key in value) if (!keys.includes(key)) throw unsupported(`${at}.${key}`);
-}
-
 function requiredString(value: Json, key: string, at: string): string {
   const found = value[key];
   if (typeof found !== "string") throw typeError(`${at}.${key}`, "a string");
   return found;
-}
-
-function optionalNumber(body: Json, key: string): number | undefined {
-  const value = body[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "number" || !Number.isFinite(value)) throw typeError(key, "a number");
-  return value;
 }
 
 function optionalUint(body: Json, key: string): number | undefined {
@@ -384,18 +371,6 @@ function optionalUint(body: Json, key: string): number | undefined {
     throw typeError(key, "a non-negative integer");
   }
   return value;
-}
-
-function optionalBoolean(body: Json, key: string, prefix = ""): boolean | undefined {
-  const value = body[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "boolean") throw typeError(`${prefix}${key}`, "a boolean");
-  return value;
-}
-
-/** A caller's key, quoted at most 64 characters long (errors stay bounded). */
-function cut(text: string): string {
-  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 function unsupported(param: string, why?: string): AnthropicParamError {

@@ -1,7 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
-import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../../../gen/google/rpc/error_details_pb.js";
-import { reasons } from "../../../errors/reasons.js";
+import { BadRequestSchema } from "../../../../gen/google/rpc/error_details_pb.js";
+import { hasBrand, httpError, plainHttpError } from "../shared/errors.js";
 
 /**
  * A request field the OpenAI-compatible API refuses (unknown, unsupported or of the wrong
@@ -31,7 +30,7 @@ export class OpenAiParamError extends ConnectError {
 
 /** Whether `err` is an OpenAiParamError (see its brand). */
 export function isParamError(err: unknown): err is OpenAiParamError {
-  return typeof err === "object" && err !== null && (err as { [paramErrorBrand]?: boolean })[paramErrorBrand] === true;
+  return hasBrand(err, paramErrorBrand);
 }
 
 /** An error as an OpenAI caller receives it: HTTP status, headers to add, and the JSON body. */
@@ -74,9 +73,6 @@ export function errorBody(message: string, type: string, param: string | null, c
   return JSON.stringify({ error: { message, type, param, code } });
 }
 
-/** Waits an OpenAI SDK honours from `retry-after`; longer ones it replaces with its own short backoff. */
-const sdkMaxRetryAfterSeconds = 60;
-
 /**
  * A ConnectError (from the interceptor chain, the service or the lane) in OpenAI's shape:
  * the status Connect gives its code (400, 401, 403, 404, 409, 429, 499, 500, 501, 503, 504;
@@ -89,36 +85,14 @@ const sdkMaxRetryAfterSeconds = 60;
  * provider credentials) and for a wait longer than the SDK would honour (a spent budget).
  */
 export function toOpenAiError(error: ConnectError): OpenAiErrorAnswer {
-  let status = codeToHttpStatus(error.code);
-  const headers: Record<string, string> = {};
-  error.metadata.forEach((value, key) => {
-    headers[key] = value;
-  });
   if (isParamError(error)) {
+    const { status, headers } = plainHttpError(error);
     return { status, headers, body: errorBody(error.rawMessage, errorType(status), error.param ?? null, error.openaiCode) };
   }
-  let code: string | null = null;
-  let param: string | null = null;
-  let retryAfterSeconds: number | undefined;
-  if (error.details.length > 0) {
-    const info = error.findDetails(ErrorInfoSchema)[0];
-    if (info !== undefined && info.reason !== "") code = info.reason.toLowerCase();
-    // An idempotency key reused with another body: 422, as the usual HTTP idempotency-key convention.
-    if (info?.reason === reasons.idempotencyKeyReused) status = 422;
-    const field = error.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field;
-    if (field !== undefined && field !== "") param = openAiParam(field);
-    const delay = error.findDetails(RetryInfoSchema)[0]?.retryDelay;
-    if (delay !== undefined) retryAfterSeconds = Math.max(1, Math.ceil(Number(delay.seconds) + delay.nanos / 1e9));
-  }
-  const given = headers["retry-after"];
-  if (given !== undefined) retryAfterSeconds = Number(given);
-  else if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
-  if (status === 500 || status === 501 || (retryAfterSeconds !== undefined && retryAfterSeconds > sdkMaxRetryAfterSeconds)) {
-    headers["x-should-retry"] = "false";
-  } else if (status === 429 && retryAfterSeconds === undefined) {
-    // RESOURCE_EXHAUSTED without RetryInfo (one call larger than a limit): waiting does not help.
-    headers["x-should-retry"] = "false";
-  }
+  const { status, headers, reason } = httpError(error);
+  const code = reason === "" ? null : reason.toLowerCase();
+  const field = error.details.length > 0 ? error.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field : undefined;
+  const param = field !== undefined && field !== "" ? openAiParam(field) : null;
   let type = errorType(status);
   if (code?.endsWith("overloaded")) type = "overloaded_error";
   return { status, headers, body: errorBody(error.rawMessage, type, param, code) };

@@ -11,7 +11,11 @@ import {
   type ToolCall,
   type ToolChoice,
 } from "../../../../gen/sluice/v1/chat_pb.js";
+import { cut, fieldReaders, isObject, type Json } from "../shared/json-fields.js";
 import { OpenAiParamError } from "./errors.js";
+
+/** The shared field readers, refusing in this format's words (unsupported, typeError below). */
+const { onlyKeys, optionalNumber, optionalBoolean } = fieldReaders({ unsupported, typeError });
 
 /**
  * An OpenAI Chat Completions request body (`POST /v1/chat/completions`), as JSON.parse gave
@@ -31,8 +35,6 @@ export interface OpenAiChatRequest {
   /** `stream_options.include_usage`: a last chunk with `usage` before `[DONE]`. */
   readonly includeUsage: boolean;
 }
-
-type Json = Record<string, unknown>;
 
 /** Top-level fields and what reads them; anything else is refused by name. */
 const topLevel = new Set([
@@ -380,37 +382,10 @@ function translateMetadata(metadata: unknown): Record<string, string> {
   return out;
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function onlyKeys(value: Json, at: string, ...keys: string[]): void {
-  for (const key in value) if (!keys.includes(key)) throw unsupported(`${at}.${key}`);
-}
-
-function optionalNumber(body: Json, key: string): number | undefined {
-  const value = body[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "number" || !Number.isFinite(value)) throw typeError(key, "a number");
-  return value;
-}
-
 function optionalInteger(body: Json, key: string): number | undefined {
   const value = optionalNumber(body, key);
   if (value !== undefined && !Number.isSafeInteger(value)) throw typeError(key, "an integer");
   return value;
-}
-
-function optionalBoolean(body: Json, key: string, prefix = ""): boolean | undefined {
-  const value = body[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "boolean") throw typeError(`${prefix}${key}`, "a boolean");
-  return value;
-}
-
-/** A caller's key, quoted at most 64 characters long (errors stay bounded). */
-function cut(text: string): string {
-  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 function unsupported(param: string, why?: string): OpenAiParamError {
