@@ -1,9 +1,8 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Redis } from "ioredis";
 import { CompleteResponseSchema } from "../../gen/sluice/v1/chat_service_pb.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { AnswerCache, CacheScope, IdempotencyClaim } from "./answer-cache.js";
-import { type RedisStateConfig, redactRedisUrl, redisKeyBase } from "./redis-state.js";
+import { connectRedis, errorMessage, type RedisStateConfig } from "./redis-connection.js";
 import { StateUnavailableError } from "./state-store.js";
 
 /** Claims an idempotency key: {0} claimed, {1, fingerprint} pending, {2, fingerprint, answer} done. */
@@ -51,31 +50,16 @@ const globEscape = (text: string) => text.replace(/[*?[\]\\]/g, "\\$&");
  * claim that fails rejects with StateUnavailableError.
  */
 export function createRedisAnswerCache(config: RedisStateConfig, deps: { readonly logger: Logger }): AnswerCache {
-  const base = redisKeyBase(config.keyPrefix);
-  const where = redactRedisUrl(config.url);
-  const redis = new Redis(config.url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: config.timeoutMs,
-    connectTimeout: Math.max(1_000, 4 * config.timeoutMs),
-    retryStrategy: (attempt: number) => Math.min(50 * 2 ** Math.max(0, attempt - 1), 2_000),
-    enableAutoPipelining: true,
-  });
+  const connection = connectRedis(config);
+  const { redis, base, where } = connection;
   redis.defineCommand("sluiceCacheClaim", { lua: claimScript });
   redis.defineCommand("sluiceCacheComplete", { lua: completeScript });
   redis.defineCommand("sluiceCacheRelease", { lua: releaseScript });
   const commands = redis as unknown as Record<string, Runner>;
-  let ready = false;
   let warned = false;
-  let resolveReady: () => void = () => {};
-  const firstReady = new Promise<void>((resolve) => (resolveReady = resolve));
   redis.on("ready", () => {
-    ready = true;
     warned = false;
-    resolveReady();
   });
-  redis.on("error", () => {});
-  redis.on("close", () => (ready = false));
 
   function warn(operation: string, err: unknown): void {
     if (warned) return;
@@ -86,12 +70,7 @@ export function createRedisAnswerCache(config: RedisStateConfig, deps: { readonl
     );
   }
 
-  async function connected(): Promise<void> {
-    if (ready) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([firstReady, new Promise<void>((resolve) => (timer = setTimeout(resolve, config.timeoutMs)))]);
-    clearTimeout(timer);
-  }
+  const connected = connection.firstConnection;
 
   const answerKey = (scope: CacheScope, key: string) => `${base}rc:${scope.tenant}:${scope.user}:${key}`;
   const recordKey = (scope: CacheScope, key: string) => `${base}ri:${scope.tenant}:${key}`;
@@ -191,20 +170,7 @@ export function createRedisAnswerCache(config: RedisStateConfig, deps: { readonl
       }
     },
     async close() {
-      resolveReady();
-      try {
-        if (redis.status === "ready") {
-          await redis.quit();
-          return;
-        }
-      } catch {
-        // fall through
-      }
-      redis.disconnect();
+      await connection.close();
     },
   };
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,6 +1,5 @@
-import { Redis } from "ioredis";
-import type { StateConfig } from "../config/limits-schema.js";
 import type { Logger } from "../telemetry/logger.js";
+import { connectRedis, errorMessage, type RedisStateConfig } from "./redis-connection.js";
 import { admitScript, recordUsageScript, rememberOnceScript, renewScript, settleScript } from "./redis-scripts.js";
 import { slotRetryMs } from "./memory-state.js";
 import {
@@ -17,7 +16,7 @@ import {
 } from "./state-store.js";
 import { periodEnd } from "./usage-buckets.js";
 
-export type RedisStateConfig = NonNullable<StateConfig["redis"]>;
+export type { RedisStateConfig } from "./redis-connection.js";
 
 export interface RedisStateDeps {
   readonly logger: Logger;
@@ -28,26 +27,6 @@ export interface RedisStateDeps {
 /** Usage buckets live this long after their period ends (as in-process: 62 days, 2 years). */
 const dayKeptMs = 62 * 86_400_000;
 const monthKeptMs = 730 * 86_400_000;
-
-/** Reconnection backoff: 50 ms, doubling, at most 2 s between attempts. */
-const reconnectDelay = (attempt: number): number => Math.min(50 * 2 ** Math.max(0, attempt - 1), 2_000);
-
-/** `redis://user:secret@host` → `redis://***@host`: a URL fit for a log line. */
-export function redactRedisUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/)[^@/]*@/, "$1***@");
-}
-
-/**
- * The key base: the configured prefix as a Redis Cluster hash tag (`sluice:` → `{sluice:}`),
- * so every key of this store hashes to one slot and a multi-key script runs on a cluster too.
- * A prefix that already holds a non-empty `{tag}` is used as it is; an empty one becomes `{}`'s
- * stand-in `{sluice}` (an empty tag would hash each whole key).
- */
-export function redisKeyBase(keyPrefix: string): string {
-  const open = keyPrefix.indexOf("{");
-  if (open >= 0 && keyPrefix.indexOf("}", open) > open + 1) return keyPrefix;
-  return `{${keyPrefix === "" ? "sluice" : keyPrefix}}`;
-}
 
 type ScriptRunner = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
 
@@ -78,26 +57,14 @@ const usageMetrics = { n: "requests", i: "inputTokens", o: "outputTokens", c: "c
  */
 export function createRedisState(config: RedisStateConfig, deps: RedisStateDeps): StateStore {
   const { logger } = deps;
-  const base = redisKeyBase(config.keyPrefix);
-  const where = redactRedisUrl(config.url);
-  const redis = new Redis(config.url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: config.timeoutMs,
-    connectTimeout: Math.max(1_000, 4 * config.timeoutMs),
-    retryStrategy: reconnectDelay,
-    lazyConnect: false,
-    // Commands issued in the same tick (concurrent calls' admissions, settlements, ledger
-    // lines) go out as one write and come back as one read: fewer syscalls per call under load.
-    enableAutoPipelining: true,
-  });
+  const connection = connectRedis(config);
+  const { redis, base, where } = connection;
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua });
   const run = (name: keyof typeof scripts, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> =>
     (redis as unknown as Record<string, ScriptRunner>)[name]!(keys.length, ...keys, ...args);
 
   let up = false;
   let closing = false;
-  let everReady = false;
   /** Why Redis is unreachable (the last connection error), for health and logs. */
   let lastError = "connecting";
   /** A failed settle/renew/recordUsage was logged in this stretch of failures. */
@@ -105,14 +72,9 @@ export function createRedisState(config: RedisStateConfig, deps: RedisStateDeps)
   /** The loss of the connection (or the first failure to connect) was logged. */
   let lossLogged = false;
 
-  let resolveFirstReady: () => void = () => {};
-  const firstReady = new Promise<void>((resolve) => (resolveFirstReady = resolve));
-
   redis.on("ready", () => {
     up = true;
-    everReady = true;
     failureLogged = false;
-    resolveFirstReady();
     if (lossLogged) logger.info({ backend: "redis", redis: where }, "state store: redis reachable again");
     lossLogged = false;
   });
@@ -162,13 +124,7 @@ export function createRedisState(config: RedisStateConfig, deps: RedisStateDeps)
     }
   }
 
-  /** Right after start-up, waits (at most timeoutMs) for the first connection instead of failing at once. */
-  async function firstConnection(): Promise<void> {
-    if (everReady || closing) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([firstReady, new Promise<void>((resolve) => (timer = setTimeout(resolve, config.timeoutMs)))]);
-    clearTimeout(timer);
-  }
+  const firstConnection = connection.firstConnection;
 
   function unavailable(operation: string, err: unknown): StateUnavailableError {
     return new StateUnavailableError(`redis ${where} did not answer ${operation}: ${errorMessage(err)}`, { cause: err });
@@ -320,26 +276,15 @@ export function createRedisState(config: RedisStateConfig, deps: RedisStateDeps)
       return {
         status: "degraded",
         backend: "redis",
-        detail: everReady ? `redis ${where} unreachable: ${lastError}` : `redis ${where} not connected yet: ${lastError}`,
+        detail: connection.everReady()
+          ? `redis ${where} unreachable: ${lastError}`
+          : `redis ${where} not connected yet: ${lastError}`,
       };
     },
 
     async close(): Promise<void> {
       closing = true;
-      resolveFirstReady();
-      if (redis.status === "ready") {
-        try {
-          await redis.quit();
-          return;
-        } catch {
-          // Fall through: drop the connection.
-        }
-      }
-      redis.disconnect();
+      await connection.close();
     },
   };
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
