@@ -3,10 +3,10 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSseFixture } from "../fixtures/providers/openai/fixtures.js";
 import { sseTranscript } from "../fixtures/providers/anthropic/fixtures.js";
-import { jsonResponse, splitEvery, sseResponse, startFakeUpstream, type FakeUpstream } from "../helpers/fake-upstream.js";
+import { jsonResponse, splitEvery, sseResponse, type FakeUpstream } from "../helpers/fake-upstream.js";
 import { completion, streamOf } from "../helpers/openai-wire.js";
-import { startSluice, type StartedSluice } from "../helpers/start-sluice.js";
-import { apiKeyHash } from "../../src/identity/api-keys.js";
+import { startCompatGateway, type CompatGateway } from "../helpers/compat-gateway.js";
+import type { StartedSluice } from "../helpers/start-sluice.js";
 
 // The OpenAI-compatible API (README "OpenAI-compatible API") driven by the official openai
 // SDK against a real Sluice whose upstreams are a fake OpenAI and a fake Anthropic on
@@ -20,37 +20,15 @@ let anthropicUp: FakeUpstream;
 let gateway: StartedSluice;
 let client: OpenAI;
 
+let setup: CompatGateway;
+
 beforeAll(async () => {
-  openaiUp = await startFakeUpstream();
-  anthropicUp = await startFakeUpstream();
-  gateway = await startSluice(
-    {
-      providers: {
-        oai: { type: "openai", baseUrl: `${openaiUp.origin}/v1`, apiKey: "sk-upstream-test-0123456789" },
-        claude: { type: "anthropic", baseUrl: anthropicUp.origin, apiKey: "sk-ant-upstream-test-0123456789" },
-        slow: { type: "demo", wordDelayMs: 0, responseDelayMs: 5_000 },
-      },
-      models: {
-        gpt: { deployments: [{ provider: "oai", model: "gpt-4o" }], retry: { maxAttempts: 1 } },
-        sonnet: {
-          deployments: [{ provider: "claude", model: "claude-sonnet-4-5", maxOutputTokens: 1024 }],
-          retry: { maxAttempts: 1 },
-        },
-        slow: { deployments: [{ provider: "slow", model: "slow-1" }] },
-      },
-      tenants: {
-        main: { apiKeys: [{ sha256: apiKeyHash(key), id: "main" }], models: ["*"] },
-        conc: { apiKeys: [{ sha256: apiKeyHash(limitedKey), id: "conc" }], models: ["*"], limits: { concurrentRequests: 1 } },
-      },
-      resilience: { breaker: { volumeThreshold: 1_000_000 } },
-    },
-    { server: { sse: { heartbeatMs: 50 } } as never },
-  );
+  setup = await startCompatGateway(key, limitedKey);
+  ({ openaiUp, anthropicUp, gateway } = setup);
   client = new OpenAI({ apiKey: key, baseURL: `${gateway.url}/v1`, maxRetries: 0 });
 });
 afterAll(async () => {
-  await gateway?.close();
-  await Promise.all([openaiUp?.close(), anthropicUp?.close()]);
+  await setup?.close();
 });
 
 const anthropicMessage = (text: string) =>
