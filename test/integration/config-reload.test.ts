@@ -312,6 +312,8 @@ describe("hot configuration reload under load", () => {
       const beforeRestart = reloads();
       await writeFile(config.file, JSON.stringify(restart));
       await waitUntil(() => reloads() > beforeRestart, "reloaded with a restart-only change");
+      // The warning is its own log line: it may arrive after the reload line.
+      await waitUntil(() => sluice.lines.some((line) => line.includes("needs a restart")), "the restart warning");
       const warning = sluice.lines.find((line) => line.includes("needs a restart"));
       expect(JSON.parse(warning!)).toMatchObject({ key: "server.drainTimeoutMs", level: 40 });
       await expect(callers[2]!.complete(keys.added)).rejects.toMatchObject({ code: Code.Unauthenticated });
