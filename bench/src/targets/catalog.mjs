@@ -21,21 +21,23 @@ const SLUICE_AUTH = { authorization: `Bearer ${BENCH_API_KEY}` };
 export function buildTargets(servers, work, encodeGrpc) {
   const { fake, passThrough, sluice, sluiceTraced, sluiceCached, portkey } = servers;
   /** Sluice's Connect JSON request for a workload, to the Sluice at `base` (`extra`: more request fields). */
-  const connectJson = (base, extra = {}) => (name) => {
-    const json = Buffer.from(JSON.stringify({ ...sluiceRequestJson(work[name]), ...extra }));
-    return work[name].stream
-      ? {
-          url: `${base}/sluice.v1.ChatService/StreamComplete`,
-          headers: { "content-type": "application/connect+json", "connect-protocol-version": "1", ...SLUICE_AUTH },
-          body: envelope(json),
-          streamMode: "connect",
-        }
-      : {
-          url: `${base}/sluice.v1.ChatService/Complete`,
-          headers: { ...JSON_HEADERS, "connect-protocol-version": "1", ...SLUICE_AUTH },
-          body: json,
-        };
-  };
+  const connectJson =
+    (base, extra = {}) =>
+    (name) => {
+      const json = Buffer.from(JSON.stringify({ ...sluiceRequestJson(work[name]), ...extra }));
+      return work[name].stream
+        ? {
+            url: `${base}/sluice.v1.ChatService/StreamComplete`,
+            headers: { "content-type": "application/connect+json", "connect-protocol-version": "1", ...SLUICE_AUTH },
+            body: envelope(json),
+            streamMode: "connect",
+          }
+        : {
+            url: `${base}/sluice.v1.ChatService/Complete`,
+            headers: { ...JSON_HEADERS, "connect-protocol-version": "1", ...SLUICE_AUTH },
+            body: json,
+          };
+    };
   const openai = (base, extraHeaders) => (name) => ({
     url: `${base}/v1/chat/completions`,
     headers: { ...JSON_HEADERS, authorization: "Bearer bench", ...extraHeaders },
