@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { hasBrand, httpError, plainHttpError } from "../shared/errors.js";
+import { hasBrand, httpError, plainHttpError } from "../common/errors.js";
 
 /**
  * A request field the Anthropic-compatible API refuses (unknown, unsupported, missing or of

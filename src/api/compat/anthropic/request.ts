@@ -9,7 +9,7 @@ import {
   type ToolCall,
   type ToolChoice,
 } from "../../../../gen/sluice/v1/chat_pb.js";
-import { cut, fieldReaders, isObject, type Json } from "../shared/json-fields.js";
+import { cut, fieldReaders, isObject, type Json } from "../common/json-fields.js";
 import { AnthropicParamError } from "./errors.js";
 
 /** The shared field readers, refusing in this format's words (unsupported, typeError below). */

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../../../gen/google/rpc/error_details_pb.js";
-import { hasBrand, httpError, plainHttpError } from "../shared/errors.js";
+import { hasBrand, httpError, plainHttpError } from "../common/errors.js";
 
 /**
  * A request field the OpenAI-compatible API refuses (unknown, unsupported or of the wrong
