@@ -220,13 +220,13 @@ export function createCallCache(deps: CallCacheDeps): CallCache {
       const idempotencyKey = idempotencyKeyOf(request, context);
       const control = request.cache;
       let cached = false;
+      // Read once: it decides here and again below (bypass, no-store).
+      const header = config === undefined ? null : context.requestHeader.get("x-sluice-cache");
       if (config !== undefined) {
-        const header = context.requestHeader.get("x-sluice-cache");
         cached = isDeterministic(request) || control?.enabled === true || header === "on";
         if (header === "off") cached = false;
       }
       if (!cached && idempotencyKey === undefined) return undefined;
-      const header = config === undefined ? null : context.requestHeader.get("x-sluice-cache");
       const maxAge = control?.maxAgeSeconds || Number(context.requestHeader.get("x-sluice-cache-max-age") ?? 0) || 0;
       return {
         tenant,

@@ -10,7 +10,7 @@ import type {
   UsageRow,
   WindowState,
 } from "./state-store.js";
-import { usageBuckets } from "./usage-buckets.js";
+import { type UsageBuckets, usageBuckets } from "./usage-buckets.js";
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -43,6 +43,14 @@ export function createMemoryState(): StateStore {
   const ledger = new Map<string, Map<string, Mutable<UsageRow>>>();
   const seen = new Map<string, number>();
   let sweptAt = 0;
+  /** The ledger's bucket names of the last day a call ended in (nearly every call ends in the same day as the last). */
+  let bucketsOf: { readonly buckets: UsageBuckets; readonly names: readonly [string, string] } | undefined;
+
+  function ledgerBuckets(at: number): readonly [string, string] {
+    const buckets = usageBuckets(at);
+    if (bucketsOf?.buckets !== buckets) bucketsOf = { buckets, names: [`day:${buckets.day}`, `month:${buckets.month}`] };
+    return bucketsOf.names;
+  }
 
   function slotHolders(key: string, now: number): Map<string, number> {
     let holders = slots.get(key);
@@ -186,9 +194,8 @@ export function createMemoryState(): StateStore {
     },
 
     recordUsage(entry: UsageEntry): void {
-      const { day, month } = usageBuckets(entry.at);
       const rowKey = `${entry.tenant}\0${entry.keyId}\0${entry.alias}\0${entry.deployment}`;
-      for (const bucket of [`day:${day}`, `month:${month}`]) {
+      for (const bucket of ledgerBuckets(entry.at)) {
         let rows = ledger.get(bucket);
         if (rows === undefined) {
           rows = new Map();
